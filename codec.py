@@ -99,14 +99,20 @@ def pad1d(x, left, right, mode):
     return F.pad(x, (left, right), mode)
 
 
-def weight_norm(weight_g, weight_v):
+def weight_norm(conv):
     """w = g * v / ||v||, the norm taken over all dims but the first (torch weight_norm dim=0).
 
     Computed by the kernel torch.nn.utils.weight_norm itself calls, so our latents are bit-identical
     to the official models' (a hand-written v * g / v.norm() differs by ~1e-7, enough to flip a
-    near-tie between two codes).
+    near-tie between two codes). At inference the result is cached, keyed on the parameters'
+    version counters and storage, so a training step, load_state_dict or .to() recomputes it.
     """
-    return torch._weight_norm(weight_v, weight_g, 0)
+    if conv.training or torch.is_grad_enabled():
+        return torch._weight_norm(conv.weight_v, conv.weight_g, 0)
+    key = (conv.weight_v._version, conv.weight_g._version, conv.weight_v.data_ptr(), conv.weight_g.data_ptr())
+    if conv._cache_key != key:
+        conv._cache, conv._cache_key = torch._weight_norm(conv.weight_v, conv.weight_g, 0), key
+    return conv._cache
 
 
 # -----------------------------------------------------------------------------
@@ -128,6 +134,7 @@ class Conv1d(nn.Module):
         self.bias = nn.Parameter(conv.bias.detach().clone())  # [out]
         self.stride, self.dilation, self.causal, self.pad_mode = stride, dilation, causal, pad_mode
         self.kernel_size = (kernel_size - 1) * dilation + 1  # effective kernel size
+        self._cache_key = None  # see weight_norm()
 
     def forward(self, x):  # [B, in, L] -> [B, out, ceil(L / stride)]
         padding_total = self.kernel_size - self.stride
@@ -137,7 +144,7 @@ class Conv1d(nn.Module):
         else:  # split evenly, the odd sample on the left
             right = padding_total // 2
             x = pad1d(x, padding_total - right, right + extra, self.pad_mode)
-        w = weight_norm(self.weight_g, self.weight_v)
+        w = weight_norm(self)
         return F.conv1d(x, w, self.bias, self.stride, dilation=self.dilation)
 
 
@@ -156,9 +163,10 @@ class ConvTranspose1d(nn.Module):
         self.bias = nn.Parameter(conv.bias.detach().clone())  # [out]
         self.kernel_size, self.stride = kernel_size, stride
         self.causal, self.trim_right_ratio = causal, trim_right_ratio
+        self._cache_key = None  # see weight_norm()
 
     def forward(self, x):  # [B, in, L] -> [B, out, L * stride] (kernel = 2 * stride)
-        w = weight_norm(self.weight_g, self.weight_v)
+        w = weight_norm(self)
         y = F.conv_transpose1d(x, w, self.bias, self.stride)  # [B, out, (L-1)*s + k]
         # trim k - s samples; the causal model trims on the right (trim_right_ratio 1.0)
         padding_total = self.kernel_size - self.stride
