@@ -1,0 +1,528 @@
+"""
+Conditioners: what turns a prompt (and, for MusicGen-melody, a reference tune) into the tensors the LM attends to.
+Text: sentencepiece tokenizer -> T5 encoder -> Linear to the LM width, padded positions zeroed (cross-attention).
+Melody: waveform -> 12-bin chromagram -> argmax one-hot -> Linear to the LM width (prepended to the sequence).
+CFG: the null condition (no text, no melody) and the condition dropout that teaches the LM to use it.
+
+References:
+1) T5: Raffel et al. 2019, "Exploring the Limits of Transfer Learning ...", arXiv:1910.10683
+   https://github.com/huggingface/transformers/blob/main/src/transformers/models/t5/modeling_t5.py
+2) Classifier-free guidance: Ho & Salimans 2022, arXiv:2207.12598
+3) MusicGen: Copet et al. 2023, arXiv:2306.05284 (text and chroma conditioning, condition dropout)
+   https://github.com/facebookresearch/audiocraft/blob/main/audiocraft/modules/conditioners.py and modules/chroma.py
+4) AudioGen: Kreuk et al. 2022, arXiv:2209.15352 (text normalisation: stop words, lemmas)
+5) SentencePiece: Kudo & Richardson 2018, arXiv:1808.06226; unigram LM: Kudo 2018, arXiv:1804.10959
+6) Chroma filterbank: librosa.filters.chroma (after D. Ellis' chromagram_E), https://github.com/librosa/librosa
+
+Deviations from the official code (also listed in the README):
+- No stem separation: AudioCraft runs demucs (htdemucs) and keeps vocals + other before the chroma; we use the mix.
+- normalize_text is rule-based (stop-word list + suffix rules) instead of spaCy's lemmatizer; digits stay digits.
+  AudioCraft's released configs leave normalize_text off; the default model here turns it on.
+- The tokenizer truncates prompts to max_length (512, T5's limit) with a warning; AudioCraft does not truncate.
+- Melodies of different lengths are each tiled to chroma_len on their own (AudioCraft first zero-pads the batch).
+- Chroma stays at its own 7.8125 Hz frame rate (235 frames for 30 s): with the official 'prepend' fuser
+  it is never resampled to the LM's 50 Hz.
+"""
+import io
+import json
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass, fields
+
+import numpy as np
+import sentencepiece as spm
+import soundfile as sf
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+@dataclass
+class T5Config:
+    # field names are those of Hugging Face's config.json, so load_t5 reads it directly; defaults = t5-small
+    vocab_size: int = 32128  # 32000 sentencepiece pieces + 100 sentinels, rounded up to a multiple of 128
+    d_model: int = 512
+    d_kv: int = 64  # width of one head; num_heads * d_kv need not equal d_model
+    d_ff: int = 2048
+    num_layers: int = 6
+    num_heads: int = 8
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    dropout_rate: float = 0.1
+    layer_norm_epsilon: float = 1e-6
+    feed_forward_proj: str = "relu"  # "relu" (T5 v1.0: t5-small/base/large) or "gated-gelu" (v1.1, flan-t5)
+
+    def __post_init__(self):
+        if self.feed_forward_proj not in ("relu", "gated-gelu"):
+            raise ValueError(f"feed_forward_proj={self.feed_forward_proj!r}: use 'relu' or 'gated-gelu'")
+
+
+T5_PRESETS = {  # copy with dataclasses.replace() before editing one
+    "t5-small": T5Config(),
+    "t5-base": T5Config(d_model=768, d_ff=3072, num_layers=12, num_heads=12),  # MusicGen
+    "t5-large": T5Config(d_model=1024, d_ff=4096, num_layers=24, num_heads=16),  # AudioGen (text2sound.yaml)
+    "tiny": T5Config(vocab_size=1000, d_model=128, d_kv=32, d_ff=512, num_layers=2, num_heads=4),  # trained here
+}
+
+# -----------------------------------------------------------------------------
+# text helpers
+
+# function words only: a subset of spaCy's English stop words (AudioCraft's normaliser drops token.is_stop)
+_STOP_WORDS = frozenset("""
+a about above after again against all almost along already also although always am among an and another any anyone
+anything are around as at be became because become been before being below beside between beyond both but by can
+cannot could did do does doing done down during each either else enough even ever every everything few for from
+further had has have having he her here hers herself him himself his how however i if in into is it its itself just
+least less many may me might more most much must my myself neither never no nobody none nor not nothing now of off
+often on once one only onto or other others our ours ourselves out over own per perhaps quite rather really same she
+should since so some someone something sometimes still such than that the their theirs them themselves then there
+therefore these they this those though through throughout thus to together too toward towards under until up upon us
+very via was we were what whatever when whenever where whereas wherever whether which while who whole whom whose why
+will with within without would yet you your yours yourself yourselves
+""".split())
+
+
+def _lemma(word):
+    """Undo simple English inflections (plural -s/-es/-ies, -ing, -ed): a rule-based stand-in for spaCy's lemmas."""
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("shes", "sh"), ("ches", "ch"), ("xes", "x"), ("zzes", "zz")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 2:
+            return word[: -len(suffix)] + repl  # babies -> baby, boxes -> box, buzzes -> buzz
+    if word.endswith(("ing", "ed")) and not word.endswith("eed"):  # but speed, bleed stay
+        stem = word[:-3] if word.endswith("ing") else word[:-2]
+        if len(stem) >= 3 and any(c in "aeiouy" for c in stem):  # string, thing, bring stay
+            if stem[-1] == stem[-2] and stem[-1] not in "lsz":
+                stem = stem[:-1]  # running -> run, stopped -> stop; but falling -> fall, passing -> pass
+            elif stem[-1] == "v" or (stem[-1] == "l" and stem[-2] in "bcdfgkptz"):
+                stem += "e"  # driving -> drive, crackling -> crackle, whistled -> whistle
+            return stem
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) >= 4:
+        return word[:-1]  # dogs -> dog; glass, chorus, bus stay
+    return word
+
+
+def normalize_text(text):
+    """AudioGen-style prompt normalisation: lower-case, strip punctuation, drop stop words, reduce inflections.
+    "A dog is barking at the park." -> "dog bark park". Possessive 's is stripped ("dog's" -> "dog"); other
+    contractions ("isn't", "we're") are stop words and dropped. Numbers are kept as digits (AudioCraft spells
+    them out with num2words, after which spaCy drops most of them as stop words)."""
+    words = re.findall(r"[^\W_]+(?:'[^\W_]+)?", text.lower().replace("\u2019", "'"))  # letters/digits, any script
+    out = []
+    for w in words:
+        w = w[:-2] if w.endswith("'s") else w
+        if "'" not in w and w not in _STOP_WORDS:
+            out.append(_lemma(w))
+    return " ".join(out)
+
+
+class Tokenizer:
+    """Sentencepiece tokenizer with T5's conventions: pad 0, eos 1 (appended to every prompt), unk 2, no bos.
+    Loads any sentencepiece model, including T5's official spiece.model."""
+
+    def __init__(self, path, max_length=512):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no tokenizer at {path}: train one with Tokenizer.train(captions, size, path)")
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=str(path))
+        except Exception as e:  # sentencepiece raises RuntimeError/OSError on a corrupt file
+            raise ValueError(f"{path} is not a sentencepiece model ({e}); retrain or re-download it") from None
+        self.path, self.max_length = str(path), max_length  # 512 = model_max_length of HF's T5 tokenizer
+        self.pad_id, self.eos_id, self.unk_id = max(self.sp.pad_id(), 0), self.sp.eos_id(), self.sp.unk_id()
+        if self.eos_id < 0:
+            raise ValueError(f"{path} has no </s> piece, which T5 appends to each prompt: retrain with Tokenizer.train")
+        self.vocab_size = self.sp.get_piece_size()
+
+    @classmethod
+    def train(cls, captions, vocab_size, path):
+        """Train a unigram sentencepiece model in memory on a list of captions and write it (atomically) to path.
+        vocab_size is an upper bound (hard_vocab_limit off): a few captions support only a small vocabulary."""
+        buf = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(captions), model_writer=buf, vocab_size=vocab_size, model_type="unigram",
+            pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, hard_vocab_limit=False, minloglevel=2)
+        with open(f"{path}.tmp", "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(f"{path}.tmp", path)
+        return cls(path)
+
+    def encode(self, texts):
+        """list of B strings -> ids [B, L] long, mask [B, L] bool (True = real token), padded to the longest.
+        Each row is the sentencepiece ids + eos, truncated to max_length (keeping eos) as HF's T5 tokenizer does."""
+        if not texts or isinstance(texts, str):
+            raise ValueError(f"encode() takes a non-empty list of strings, got {texts!r}")
+        rows = []
+        for text, ids in zip(texts, self.sp.encode(list(texts))):
+            if self.unk_id in ids:  # never drop a word silently: characters unseen in training become <unk>
+                unknown = [w for w in text.split() if self.unk_id in self.sp.encode(w)]
+                warnings.warn(f"unknown words {unknown} in {text!r} map to <unk>; retrain the tokenizer with them")
+            if len(ids) + 1 > self.max_length:
+                warnings.warn(f"prompt of {len(ids) + 1} tokens truncated to max_length={self.max_length}: {text!r}")
+                ids = ids[: self.max_length - 1]
+            rows.append(ids + [self.eos_id])
+        ids = torch.full((len(rows), max(map(len, rows))), self.pad_id, dtype=torch.long)  # [B, L]
+        mask = torch.zeros(ids.shape, dtype=torch.bool)  # [B, L]
+        for i, row in enumerate(rows):
+            ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), True
+        return ids, mask
+
+    def decode(self, ids):
+        """ids [B, L] -> list of B strings, without pad and eos."""
+        return [self.sp.decode([i for i in row if i not in (self.pad_id, self.eos_id)]) for row in ids.tolist()]
+
+
+def relative_position_bucket(rel, num_buckets=32, max_distance=128):
+    """Map offsets rel = key position - query position to T5's bidirectional buckets (1910.10683 §2.1).
+    Half the buckets are for keys after the query, half for keys before. In each half of n = num_buckets // 2,
+    offsets d = |rel| below e = n // 2 get a bucket each; larger ones share log-spaced buckets up to max_distance:
+        bucket = n * [rel > 0] + (d                                                     if d < e
+                                  min(n - 1, e + floor(log(d / e) / log(max_distance / e) * (n - e)))  otherwise)
+    Defaults (32, 128): d = 0..7 exact, 8..127 in 8 log buckets, >= 128 all in bucket 15 (31 for keys after)."""
+    n = num_buckets // 2
+    e = n // 2
+    d = rel.abs()
+    log_bucket = e + (torch.log(d.float().clamp(min=1) / e) / math.log(max_distance / e) * (n - e)).long()
+    return n * (rel > 0).long() + torch.where(d < e, d, log_bucket.clamp(max=n - 1))
+
+
+# -----------------------------------------------------------------------------
+# melody and CFG helpers
+
+
+def chroma_filterbank(sample_rate, n_fft, n_chroma=12):
+    """Gaussian chroma filterbank [n_chroma, n_fft // 2 + 1] from STFT bins to pitch classes (rows C, C#, ..., B),
+    equal to librosa.filters.chroma(sr, n_fft, tuning=0, n_chroma) with its defaults, as AudioCraft uses. For bin k
+    (f_k = k * sr / n_fft), p_k = n_chroma * log2(f_k / 27.5) is its pitch in chroma steps above A0 (27.5 Hz):
+        w[c, k] = exp(-0.5 * (2 * dist(p_k, c) / max(p_k - p_{k-1}, 1))^2)   dist: circular, in [-n/2, n/2)
+    then each column is L2-normalised and weighted by exp(-0.5 * ((p_k / n_chroma - 5) / 2)^2), a Gaussian over
+    octaves centred on A5 = 880 Hz with a 2-octave s.d.; the DC bin gets a made-up pitch 1.5 octaves below bin 1."""
+    p = n_chroma * np.log2(np.arange(1, n_fft) * sample_rate / n_fft / 27.5)  # [n_fft - 1], all non-DC bins
+    p = np.concatenate([[p[0] - 1.5 * n_chroma], p])  # [n_fft]
+    width = np.concatenate([np.maximum(np.diff(p), 1.0), [1.0]])  # bin width in chroma steps, at least 1
+    half = np.round(n_chroma / 2)
+    dist = (p[None] - np.arange(n_chroma)[:, None] + half + 10 * n_chroma) % n_chroma - half  # [n_chroma, n_fft]
+    w = np.exp(-0.5 * (2 * dist / width) ** 2)
+    w = w / np.linalg.norm(w, axis=0, keepdims=True) * np.exp(-0.5 * ((p / n_chroma - 5.0) / 2.0) ** 2)
+    w = np.roll(w, -3 * (n_chroma // 12), axis=0)  # row 0 = A -> row 0 = C (librosa's base_c)
+    return torch.from_numpy(w[:, : n_fft // 2 + 1]).float()  # drop the mirrored negative frequencies
+
+
+def chromagram(wav, sample_rate, n_fft=16384, n_chroma=12, argmax=True):
+    """Chroma of mono waveforms [B, T] -> [B, frames, n_chroma], frames = 1 + T // (n_fft // 4), as AudioCraft's
+    ChromaExtractor (MusicGen §2.3: the melody is a chromagram quantised to its dominant bin per frame):
+    1. zero-pad to n_fft if shorter (centred), so even a 1-sample null wav gives frames;
+    2. power spectrogram |STFT|^2 / sum(window^2): periodic Hann of n_fft, hop n_fft // 4, centred, reflect-padded;
+    3. chroma = filterbank @ power; 4. divide each frame by its max (inf-norm, eps 1e-6);
+    5. argmax: each frame becomes the one-hot of its loudest pitch class. 32 kHz, n_fft 16384: 7.8125 frames/s."""
+    if wav.shape[-1] < n_fft:
+        pad = n_fft - wav.shape[-1]
+        wav = F.pad(wav, (pad // 2, pad - pad // 2))
+    window = torch.hann_window(n_fft, device=wav.device)
+    spec = torch.stft(wav, n_fft, n_fft // 4, window=window, center=True, pad_mode="reflect", return_complex=True)
+    power = spec.abs().pow(2) / window.pow(2).sum()  # [B, n_fft // 2 + 1, frames]; torchaudio's normalized=True
+    raw = torch.einsum("cf,bft->btc", chroma_filterbank(sample_rate, n_fft, n_chroma).to(wav), power)  # [B, frames, C]
+    chroma = raw / raw.amax(dim=-1, keepdim=True).clamp(min=1e-6)  # raw >= 0, so inf-norm = max
+    return F.one_hot(chroma.argmax(-1), n_chroma).to(chroma) if argmax else chroma  # ties -> first bin (C)
+
+
+def _resample(wav, sr_in, sr_out, zeros=16, rolloff=0.99):
+    """Band-limited resampling [..., T] -> [..., ceil(T * sr_out / sr_in)] by a Hann-windowed sinc, polyphase.
+    With up/down = sr_out/sr_in in lowest terms, output sample q*up + j sits at input time q*down + j*down/up, so
+        y[q*up + j] = sum_k x[q*down + k] h(j*down/up - k),   h(t) = c sinc(c t) cos^2(pi t / (2 W)) for |t| < W
+    c = rolloff * min(1, sr_out/sr_in) is the cutoff in units of the input Nyquist and W = zeros / c the half-width.
+    That is a conv1d with stride down and one output channel per phase j. Same method as julius/torchaudio,
+    not bit-exact with either. (The lead may move this to data.py.)"""
+    if sr_in == sr_out:
+        return wav
+    g = math.gcd(sr_in, sr_out)
+    up, down = sr_out // g, sr_in // g
+    c = rolloff * min(1.0, up / down)
+    W = math.ceil(zeros / c)
+    if up * (down + 2 * W) > 2**24:
+        raise ValueError(f"cannot resample {sr_in} -> {sr_out} Hz (ratio {up}/{down} too fine): convert the file first")
+    t = torch.arange(up, dtype=torch.float64)[:, None] * down / up - torch.arange(-W, down + W + 1)  # [up, K]
+    h = c * torch.sinc(c * t) * torch.cos(math.pi * t / (2 * W)).pow(2) * (t.abs() < W)
+    shape, T = wav.shape, wav.shape[-1]
+    n_out = math.ceil(T * up / down)
+    n_q = math.ceil(n_out / up)  # conv output frames
+    x = F.pad(wav.reshape(-1, 1, T), (W, max(0, (n_q - 1) * down + h.shape[1] - T - W)))  # [N, 1, W + T + ...]
+    y = F.conv1d(x, h[:, None].to(wav), stride=down)  # [N, up, n_q]; tap i of phase j weighs x[q*down + i - W]
+    return y.transpose(1, 2).reshape(*shape[:-1], -1)[..., :n_out]  # interleave phases -> [..., n_out]
+
+
+def load_melody(path, sample_rate=32000):
+    """Read an audio file -> mono waveform [1, T] at sample_rate (down-mixed by averaging, resampled if needed)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"melody file not found: {path}")
+    try:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)  # [T, C]
+    except Exception as e:  # soundfile.LibsndfileError for unknown formats, truncated files, ...
+        raise ValueError(f"cannot read melody file {path} ({e}); convert it to wav or flac") from None
+    wav = _resample(torch.from_numpy(data.T).mean(0, keepdim=True), sr, sample_rate)  # [1, T]
+    if wav.numel() == 0 or wav.abs().max() < 1e-4:  # -80 dBFS: its chroma would be the "no melody" one-hot
+        raise ValueError(f"melody file {path} is silent; pass melody=None to generate without a melody")
+    return wav
+
+
+def null_conditions(texts, melodies=None):
+    """CFG's unconditional input: no text and no melody (None) for every sample. At sampling the LM runs
+    [conditions; null conditions] as one 2B batch and mixes the logits (2207.12598)."""
+    return [None] * len(texts), (None if melodies is None else [None] * len(melodies))
+
+
+def cfg_dropout(texts, melodies=None, p=0.3, generator=None):
+    """Condition dropout for classifier-free guidance, with AudioCraft's semantics: ONE Bernoulli(p) draw for the
+    whole batch, not one per sample; if it fires, every attribute of every sample is nulled (see null_conditions):
+    text -> None (empty string, mask all zeros: zero embeddings in TextConditioner), melody -> None (the chroma of
+    silence: see MelodyConditioner). Call it in training only. p: 0.3 MusicGen, 0.2 melody, 0.1 AudioGen.
+    (The melody model also drops the melody alone with p 0.5, one draw per batch: AudioCraft's AttributeDropout.)"""
+    if torch.rand(1, generator=generator).item() < p:
+        return null_conditions(texts, melodies)
+    return texts, melodies
+
+# -----------------------------------------------------------------------------
+# T5 encoder: leaf modules. Names follow HF's keys, e.g. encoder.block.0.layer.0.SelfAttention.q.weight
+
+
+class T5LayerNorm(nn.Module):
+    """T5's layer norm: y = w * x / sqrt(mean(x^2) + eps), no mean subtraction and no bias (an RMSNorm)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(config.d_model))
+        self.eps = config.layer_norm_epsilon
+
+    def forward(self, x):
+        return self.weight * (x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
+
+
+class T5Attention(nn.Module):
+    """Multi-head self-attention without biases, with T5's learned relative position bias (block 0 owns it)."""
+
+    def __init__(self, config, has_relative_attention_bias=False):
+        super().__init__()
+        self.config = config
+        d, inner = config.d_model, config.num_heads * config.d_kv
+        self.q, self.k, self.v = (nn.Linear(d, inner, bias=False) for _ in range(3))
+        self.o = nn.Linear(inner, d, bias=False)
+        # T5's init: q is sqrt(d_kv) smaller than k, v; that replaces the usual 1/sqrt(d_kv) in the softmax
+        nn.init.normal_(self.q.weight, std=(d * config.d_kv) ** -0.5)
+        nn.init.normal_(self.k.weight, std=d**-0.5)
+        nn.init.normal_(self.v.weight, std=d**-0.5)
+        nn.init.normal_(self.o.weight, std=inner**-0.5)
+        if has_relative_attention_bias:  # one learned scalar per (bucket, head)
+            self.relative_attention_bias = nn.Embedding(config.relative_attention_num_buckets, config.num_heads)
+            nn.init.normal_(self.relative_attention_bias.weight, std=d**-0.5)
+        self.dropout = nn.Dropout(config.dropout_rate)
+
+    def compute_bias(self, L, device):
+        """Relative position bias [1, H, L, L], added to the attention logits of every layer."""
+        pos = torch.arange(L, device=device)
+        buckets = relative_position_bucket(pos[None, :] - pos[:, None],  # [L, L]: key - query
+                                           self.config.relative_attention_num_buckets,
+                                           self.config.relative_attention_max_distance)
+        return self.relative_attention_bias(buckets).permute(2, 0, 1)[None]  # [L, L, H] -> [1, H, L, L]
+
+    def forward(self, x, bias):
+        B, L, _ = x.shape
+        H, dk = self.config.num_heads, self.config.d_kv
+        q, k, v = (lin(x).view(B, L, H, dk).transpose(1, 2) for lin in (self.q, self.k, self.v))  # [B, H, L, dk]
+        att = q @ k.transpose(-2, -1) + bias  # [B, H, L, L]; no 1/sqrt(dk) scaling (see init)
+        att = self.dropout(F.softmax(att.float(), dim=-1).type_as(att))
+        return self.o((att @ v).transpose(1, 2).reshape(B, L, H * dk))  # [B, L, d_model]
+
+
+class T5FF(nn.Module):
+    """Position-wise feed-forward, no biases. v1.0: wo(relu(wi x)); v1.1: wo(gelu_tanh(wi_0 x) * wi_1 x)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.gated = config.feed_forward_proj == "gated-gelu"
+        d, d_ff = config.d_model, config.d_ff
+        if self.gated:
+            self.wi_0, self.wi_1 = nn.Linear(d, d_ff, bias=False), nn.Linear(d, d_ff, bias=False)
+        else:
+            self.wi = nn.Linear(d, d_ff, bias=False)
+        self.wo = nn.Linear(d_ff, d, bias=False)
+        for lin in self.children():  # T5's init: std = fan_in^-0.5
+            nn.init.normal_(lin.weight, std=lin.in_features**-0.5)
+        self.dropout = nn.Dropout(config.dropout_rate)
+
+    def forward(self, x):
+        h = F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x) if self.gated else F.relu(self.wi(x))
+        return self.wo(self.dropout(h))  # [B, L, d_model]
+
+
+class T5Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + ff(norm(x)), dropout on each branch."""
+
+    def __init__(self, config, has_relative_attention_bias):
+        super().__init__()
+        # the ModuleDicts only reproduce HF's names: layer.0 = attention sub-layer, layer.1 = feed-forward
+        self.layer = nn.ModuleList([
+            nn.ModuleDict(dict(SelfAttention=T5Attention(config, has_relative_attention_bias),
+                               layer_norm=T5LayerNorm(config))),
+            nn.ModuleDict(dict(DenseReluDense=T5FF(config), layer_norm=T5LayerNorm(config)))])
+        self.dropout = nn.Dropout(config.dropout_rate)
+
+    def forward(self, x, bias):
+        attn, ff = self.layer
+        x = x + self.dropout(attn.SelfAttention(attn.layer_norm(x), bias))
+        return x + self.dropout(ff.DenseReluDense(ff.layer_norm(x)))
+
+# -----------------------------------------------------------------------------
+# top modules
+
+
+class T5Encoder(nn.Module):
+    """T5's encoder stack; state_dict keys equal those of HF's T5EncoderModel (minus the tied
+    encoder.embed_tokens.weight), so its checkpoints load directly: see load_t5."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        nn.init.normal_(self.shared.weight, std=1.0)
+        self.encoder = nn.ModuleDict(dict(
+            block=nn.ModuleList([T5Block(config, i == 0) for i in range(config.num_layers)]),
+            final_layer_norm=T5LayerNorm(config)))
+        self.dropout = nn.Dropout(config.dropout_rate)
+
+    def forward(self, ids, mask=None):
+        """ids [B, L] long, mask [B, L] bool (True = real token) -> last hidden state [B, L, d_model]."""
+        if ids.max() >= self.config.vocab_size:
+            raise ValueError(f"token id {ids.max()} >= vocab_size {self.config.vocab_size}: tokenizer and T5 differ")
+        mask = torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()
+        x = self.dropout(self.shared(ids))  # [B, L, d_model]; no absolute positions, no sqrt(d_model) scale
+        blocks = self.encoder.block
+        bias = blocks[0].layer[0].SelfAttention.compute_bias(ids.shape[1], ids.device)  # [1, H, L, L], shared
+        # padded keys get the most negative float (as HF), not -inf: an all-padded (null) row stays finite
+        bias = bias + torch.where(mask, 0.0, torch.finfo(x.dtype).min)[:, None, None, :]  # [B, H, L, L]
+        for block in blocks:
+            x = block(x, bias)
+        return self.dropout(self.encoder.final_layer_norm(x))
+
+
+def load_t5(path):
+    """Load a Hugging Face T5 directory (config.json, pytorch_model.bin, spiece.model) from local files ->
+    (T5Encoder in eval mode, Tokenizer). torch.load uses weights_only=True. Decoder and lm_head weights of a full
+    T5ForConditionalGeneration checkpoint are ignored. A directory with only model.safetensors: convert it with
+    torch.save(safetensors.torch.load_file(f), "pytorch_model.bin")."""
+    for name in ("config.json", "pytorch_model.bin", "spiece.model"):
+        if not os.path.isfile(os.path.join(path, name)):
+            raise FileNotFoundError(f"{os.path.join(path, name)} missing: download the whole Hugging Face T5 directory")
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            hf = json.load(f)
+        config = T5Config(**{k.name: hf[k.name] for k in fields(T5Config) if k.name in hf})
+        sd = torch.load(os.path.join(path, "pytorch_model.bin"), map_location="cpu", weights_only=True)
+    except Exception as e:  # JSON errors, truncated zip, pickle errors, a bad feed_forward_proj, ...
+        raise ValueError(f"cannot read the T5 checkpoint in {path} ({type(e).__name__}: {e}); re-download it") from None
+    if "shared.weight" not in sd and "encoder.embed_tokens.weight" in sd:
+        sd["shared.weight"] = sd["encoder.embed_tokens.weight"]  # the tied input embedding, stored under either name
+    model = T5Encoder(config)
+    with torch.no_grad():
+        for k, p in model.state_dict().items():
+            if k not in sd:
+                raise ValueError(f"{path}: weight {k} missing; is it a T5 checkpoint matching its config.json?")
+            if sd[k].shape != p.shape:
+                raise ValueError(f"{path}: {k} has shape {tuple(sd[k].shape)}, config.json implies {tuple(p.shape)}")
+            p.copy_(sd[k])
+    return model.eval(), Tokenizer(os.path.join(path, "spiece.model"))
+
+
+class TextConditioner(nn.Module):
+    """Text prompts -> (embeds [B, L, dim], mask [B, L] bool), as AudioCraft's T5Conditioner: tokenize (eos, pad
+    to longest), T5 last hidden state, output_proj (Linear with bias), then embeds * mask. None is the null
+    condition: encoded as "" with its mask set all False, so its embeddings are all zeros. As in AudioCraft the
+    LM's cross-attention does not use the mask: zeroed positions are attended with logit 0 (facts §0.2)."""
+
+    def __init__(self, t5, tokenizer, dim, finetune=False, normalize=False, word_dropout=0.0):
+        super().__init__()
+        encoder = t5 if isinstance(t5, T5Encoder) else T5Encoder(t5)
+        if tokenizer.vocab_size > encoder.config.vocab_size:
+            raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces > T5 vocab_size {encoder.config.vocab_size}")
+        self.tokenizer, self.finetune, self.normalize, self.word_dropout = tokenizer, finetune, normalize, word_dropout
+        if finetune:
+            self.t5 = encoder  # trained with the LM, saved in its state_dict as t5.*
+        else:  # frozen and kept out of state_dict() as in AudioCraft: checkpoints hold output_proj only
+            self.__dict__["t5"] = encoder.eval().requires_grad_(False)
+        # AudioCraft's key: condition_provider.conditioners.description.output_proj.{weight,bias}
+        self.output_proj = nn.Linear(encoder.config.d_model, dim)
+
+    def forward(self, texts):
+        entries = []
+        for text in texts:
+            if text is not None:
+                if not isinstance(text, str) or not text.strip():
+                    raise ValueError(f"empty prompt {text!r}: write a description, or pass None for no text (CFG null)")
+                text, prompt = normalize_text(text) if self.normalize else text, text
+                if not text:
+                    raise ValueError(f"prompt {prompt!r} has only stop words once normalised: add content words")
+                if self.training and self.word_dropout > 0:  # drop whole words (MusicGen: 0.3); may leave ""
+                    text = " ".join(w for w in text.split() if torch.rand(1).item() >= self.word_dropout)
+            entries.append(text or "")  # None -> "" as AudioCraft
+        device = self.output_proj.weight.device
+        ids, mask = self.tokenizer.encode(entries)  # [B, L]
+        mask[torch.tensor([e == "" for e in entries])] = False  # null rows: T5 sees no token, embeds zeroed below
+        ids, mask = ids.to(device), mask.to(device)
+        # T5 in float32 even under the LM's autocast, as AudioCraft (fp16 T5 can overflow)
+        grad = self.finetune and torch.is_grad_enabled()
+        with torch.set_grad_enabled(grad), torch.autocast(device.type, enabled=False):
+            h = self.t5.to(device)(ids, mask)  # [B, L, d_model]; .to: the frozen T5 is not a submodule
+        return self.output_proj(h) * mask[..., None], mask  # [B, L, dim], [B, L]
+
+
+class MelodyConditioner(nn.Module):
+    """Melodies -> (embeds [B, chroma_len, dim], mask [B, chroma_len] all True), as AudioCraft's
+    ChromaStemConditioner at inference (without demucs: see the file docstring). The LM prepends the embeddings
+    to its input (no cross-attention). Each melody is a waveform [T] or [C, T] at sample_rate, or None.
+    State dict: output_proj.* only; AudioCraft's extra chroma.spec.window (a Hann window) is dropped on load."""
+
+    def __init__(self, dim, sample_rate=32000, n_chroma=12, radix2_exp=14, duration=30.0):
+        super().__init__()
+        self.sample_rate, self.n_chroma, self.n_fft = sample_rate, n_chroma, 2**radix2_exp
+        self.chroma_len = 1 + int(sample_rate * duration) // (self.n_fft // 4)  # centred STFT frames: 235 for 30 s
+        self.output_proj = nn.Linear(n_chroma, dim)  # AudioCraft: ...conditioners.self_wav.output_proj
+
+    def forward(self, melodies, sample_rate=None):
+        device = self.output_proj.weight.device
+        chromas = []
+        for wav in melodies:
+            if wav is None:
+                # "No melody" as the official model: not zeros. MusicGen passes a 1-sample zero wav; its chroma is
+                # all zeros, argmax picks bin 0, so every frame is the one-hot of C (tiled to chroma_len below) and
+                # the LM sees output_proj.weight[:, 0] + output_proj.bias. The CFG null melody is the same thing.
+                wav = torch.zeros(1, 1, device=device)
+            elif wav.dim() not in (1, 2) or wav.shape[-1] == 0:
+                raise ValueError(f"melody of shape {tuple(wav.shape)}: pass a waveform [T] or [C, T], or None")
+            else:  # down-mix to mono, then resample: [1, T]
+                wav = _resample(wav.to(device).float().reshape(-1, wav.shape[-1]).mean(0, keepdim=True),
+                                sample_rate or self.sample_rate, self.sample_rate)
+            chroma = chromagram(wav, self.sample_rate, self.n_fft, self.n_chroma)[0]  # [frames, 12]
+            reps = math.ceil(self.chroma_len / chroma.shape[0])
+            chromas.append(chroma.repeat(reps, 1)[: self.chroma_len])  # tile, then crop: [chroma_len, 12]
+        embeds = self.output_proj(torch.stack(chromas))  # [B, chroma_len, dim]
+        # at inference AudioCraft disables masking (match_len_on_eval), so the mask is all ones
+        return embeds, torch.ones(embeds.shape[:2], dtype=torch.bool, device=device)
+
+
+if __name__ == "__main__":
+    # shape demo with random weights: tiny T5 + a tokenizer trained on a few captions, then a melody
+    import tempfile
+    torch.manual_seed(0)
+    captions = ["A dog is barking at the park.", "Birds are chirping in the morning.", "Rain falls on a tin roof.",
+                "An upbeat pop song with drums and a bass line.", "Calm piano music with soft strings."]
+    with tempfile.TemporaryDirectory() as tmp:
+        tok = Tokenizer.train([normalize_text(c) for c in captions], 64, os.path.join(tmp, "tokenizer.model"))
+    print(f"tokenizer: {tok.vocab_size} pieces; {captions[0]!r} -> {normalize_text(captions[0])!r}")
+    text = TextConditioner(T5_PRESETS["tiny"], tok, dim=64, finetune=True, normalize=True).eval()
+    embeds, mask = text([captions[0], None])  # a prompt and the CFG null row, as one batch
+    print(f"text: embeds {tuple(embeds.shape)}, mask {mask.int().tolist()}, null row = 0: {not embeds[1].any()}")
+    melody = MelodyConditioner(dim=64)
+    tone = 0.5 * torch.sin(2 * math.pi * 440.0 * torch.arange(3 * 32000) / 32000)  # 3 s of A4
+    print(f"chroma of A4: bins {chromagram(tone[None], 32000)[0].argmax(-1).unique().tolist()} (0 = C, 9 = A)")
+    embeds, mask = melody([tone, None])
+    null = melody.output_proj.weight[:, 0] + melody.output_proj.bias  # output_proj(one-hot C)
+    print(f"melody: embeds {tuple(embeds.shape)}, no melody = output_proj(one-hot C): {torch.allclose(embeds[1], null)}")
+    print(f"cfg_dropout(p=1): {cfg_dropout(['dog bark'], [tone], p=1.0)}")

@@ -1,0 +1,259 @@
+"""
+Tests for conditioners.py: T5 encoder vs transformers, tokenizer vs sentencepiece, chroma vs librosa,
+hand-derived normalisation and buckets, null/CFG semantics, bad inputs. CPU, a few seconds.
+Run: python -m pytest -q tests/test_conditioners.py
+"""
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+import soundfile as sf
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conditioners import (T5_PRESETS, MelodyConditioner, T5Config, T5Encoder, TextConditioner, Tokenizer,  # noqa: E402
+                          _resample, cfg_dropout, chroma_filterbank, chromagram, load_melody, load_t5,
+                          normalize_text, null_conditions, relative_position_bucket)
+
+CAPTIONS = ["A dog is barking at the park.", "Birds are chirping while cars pass by!", "Rain falls on a tin roof.",
+            "An upbeat pop song with drums, guitars and a walking bass line.", "Calm piano music with soft strings.",
+            "A crowd cheers and claps in a stadium.", "Thunder rumbles over heavy rain.", "A car engine revs up."]
+PROMPTS = ["dog bark park", "calm piano music with strings and thunder over the stadium crowd", "rain"]  # padded
+
+
+def tone(freq, seconds=1.0, sr=32000):
+    return 0.5 * torch.sin(2 * math.pi * freq * torch.arange(int(seconds * sr)) / sr)
+
+
+@pytest.fixture(scope="module")
+def tok_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("tok") / "spiece.model")
+    Tokenizer.train([normalize_text(c) for c in CAPTIONS] + CAPTIONS, 100, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- T5 encoder
+
+
+@pytest.mark.parametrize("ff", ["relu", "gated-gelu"])  # T5 v1.0 (t5-base, t5-large) and v1.1 (flan-t5)
+def test_t5_matches_transformers(ff, tok_path, tmp_path):
+    """A random HF T5EncoderModel, saved as an official directory and read back by load_t5, gives the same
+    last_hidden_state on a padded batch. Short max_distance so a 16-token batch reaches the log buckets."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.T5Config(vocab_size=128, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                                relative_attention_max_distance=12, feed_forward_proj=ff)
+    hf = transformers.T5EncoderModel(cfg).eval()
+    hf.save_pretrained(tmp_path)  # writes config.json (+ model.safetensors with recent transformers)
+    torch.save(hf.state_dict(), tmp_path / "pytorch_model.bin")  # the legacy weights file of HF's hub repos
+    (tmp_path / "spiece.model").write_bytes(open(tok_path, "rb").read())
+    model, tok = load_t5(str(tmp_path))
+    assert model.config.feed_forward_proj == ff and not model.training
+    ids, mask = tok.encode(PROMPTS)
+    assert ids.shape[1] >= 16 and not mask.all()  # padded, and long enough for the log buckets
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        out = model(ids, mask)
+    assert torch.allclose(out[mask], ref[mask], atol=1e-5)  # real tokens (HF's own pads are don't-care)
+    assert torch.allclose(out, ref, atol=1e-5)  # padded positions happen to match too
+
+
+def test_relative_position_bucket_by_hand():
+    """(32 buckets, max 128): n = 16 per direction, e = 8 exact. d = 127: 8 + floor(ln(127/8) / ln(16) * 8)
+    = 8 + floor(7.977) = 15; d >= 128 clamps to 15; keys after the query (rel > 0) add 16."""
+    rel = torch.tensor([0, -1, -7, -8, -127, -128, -500, 1, 7, 127, 500])
+    expected = [0, 1, 7, 8, 15, 15, 15, 17, 23, 31, 31]
+    assert relative_position_bucket(rel).tolist() == expected
+
+
+def test_load_t5_errors(tmp_path, tok_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_t5(str(tmp_path))
+    (tmp_path / "config.json").write_text('{"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_heads": 4}')
+    (tmp_path / "spiece.model").write_bytes(open(tok_path, "rb").read())
+    with pytest.raises(FileNotFoundError, match="pytorch_model.bin"):
+        load_t5(str(tmp_path))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_t5(str(tmp_path))
+    torch.save({"shared.weight": torch.zeros(7, 32)}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="shape"):  # vocab 7 vs 32128 in config (default)
+        load_t5(str(tmp_path))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_t5(str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- tokenizer and normalisation
+
+
+def test_tokenizer_matches_sentencepiece(tok_path):
+    """Same ids as sentencepiece itself, then eos (1), padded with 0 to the longest; decode undoes encode."""
+    tok, sp = Tokenizer(tok_path), spm.SentencePieceProcessor(model_file=tok_path)
+    assert (tok.pad_id, tok.eos_id, tok.unk_id) == (0, 1, 2)
+    ids, mask = tok.encode(PROMPTS)
+    for row, m, text in zip(ids, mask, PROMPTS):
+        expected = sp.encode(text) + [1]
+        assert row[m].tolist() == expected and row[~m].eq(0).all() and m.sum() == len(expected)
+    texts = [normalize_text(c) for c in CAPTIONS]
+    assert tok.decode(tok.encode(texts)[0]) == texts  # round trip of normalised text
+    ids, mask = tok.encode([""])  # the null condition's text: eos only
+    assert ids.tolist() == [[1]]
+
+
+def test_tokenizer_truncates_and_reports_unknown_words(tok_path):
+    tok = Tokenizer(tok_path, max_length=6)
+    with pytest.warns(UserWarning, match="truncated to max_length=6"):
+        ids, mask = tok.encode(["dog bark park rain fall tin roof thunder rumble"])
+    assert ids.shape == (1, 6) and ids[0, -1] == tok.eos_id  # T5-style: first 5 pieces + eos
+    with pytest.warns(UserWarning, match=r"unknown words \['zyx\{\}'\]"):  # '{', '}' never seen in training
+        ids, _ = Tokenizer(tok_path).encode(["dog zyx{} bark"])
+    assert tok.unk_id in ids[0].tolist()  # kept as <unk>, not dropped
+    with pytest.raises(FileNotFoundError):
+        Tokenizer(tok_path + ".missing")
+    with pytest.raises(ValueError, match="not a sentencepiece model"):
+        Tokenizer(__file__)
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a, is, at, the: stop words; barking -> bark (-ing); "." dropped
+    ("A dog is barking at the park.", "dog bark park"),
+    # are, while, by: stop words; birds -> bird, cars -> car (-s); pass kept (-ss); "!" dropped
+    ("Birds are chirping while cars pass by!", "bird chirp car pass"),
+    # the, 's possessive, isn't (contraction) dropped; whistling -> whistl + e; running -> runn -> run
+    ("The dog's owner isn't whistling, running", "dog owner whistle run"),
+    # digits kept; "bass-line" splits at the hyphen; glass (-ss) and boxes -> box (-xes); BPM lower-cased
+    ("Jazz with a bass-line, 120 BPM: glass boxes", "jazz bass line 120 bpm glass box"),
+])
+def test_normalize_text_by_hand(text, expected):
+    assert normalize_text(text) == expected
+
+
+# ----------------------------------------------------------------------------- text conditioner
+
+
+def test_text_conditioner(tok_path):
+    """AudioCraft's T5Conditioner semantics: output_proj with bias, padded and null (None) positions zeroed,
+    frozen T5 kept out of state_dict; empty prompts refused."""
+    torch.manual_seed(0)
+    tok = Tokenizer(tok_path)
+    cond = TextConditioner(T5_PRESETS["tiny"], tok, dim=16, normalize=True)
+    assert sorted(cond.state_dict()) == ["output_proj.bias", "output_proj.weight"]  # T5 frozen, not saved
+    embeds, mask = cond(["A dog is barking at the park.", None, "Calm piano music with soft strings."])
+    ids, ref_mask = tok.encode(["dog bark park", "", "calm piano music soft string"])
+    assert embeds.shape == (3, ids.shape[1], 16) and mask[1].sum() == 0
+    assert torch.equal(mask[[0, 2]], ref_mask[[0, 2]]) and (embeds[~mask] == 0).all() and embeds[mask].abs().min() > 0
+    embeds.sum().backward()  # gradients reach output_proj only
+    assert cond.output_proj.weight.grad is not None and cond.t5.shared.weight.grad is None
+    trainable = TextConditioner(T5Config(vocab_size=128, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4),
+                                tok, dim=16, finetune=True)
+    assert "t5.encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight" in trainable.state_dict()
+    cond.train().word_dropout = 1.0  # training: every word dropped -> "" -> treated as the null condition
+    embeds, mask = cond(["dog bark park"])
+    assert not mask.any() and not embeds.any()
+    for bad in ["", "   "]:
+        with pytest.raises(ValueError, match="empty prompt"):
+            cond([bad])
+    with pytest.raises(ValueError, match="stop words"):
+        cond(["it is the"])
+    small = T5Config(vocab_size=10, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4)
+    with pytest.raises(ValueError, match="vocab_size"):  # tokenizer and encoder that do not fit together
+        TextConditioner(small, tok, dim=16)
+    with pytest.raises(ValueError, match="vocab_size"):
+        T5Encoder(small)(torch.tensor([[12, 1]]))
+
+
+# ----------------------------------------------------------------------------- chroma and melody
+
+
+@pytest.mark.parametrize("sr, n_fft", [(32000, 16384), (22050, 2048)])  # MusicGen-melody's, librosa's default
+def test_chroma_filterbank_matches_librosa(sr, n_fft):
+    librosa = pytest.importorskip("librosa")
+    ref = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0, n_chroma=12)
+    assert np.allclose(chroma_filterbank(sr, n_fft).numpy(), ref, atol=1e-6)
+
+
+def test_chromagram_matches_librosa():
+    """Before the argmax, the chromagram equals librosa's chroma_stft (inf-norm) on a reflect-padded, centred
+    power STFT with the same window and hop: same frames, filterbank and normalisation."""
+    librosa = pytest.importorskip("librosa")
+    torch.manual_seed(0)
+    wav = tone(261.63, 1.5) + tone(329.63, 1.5) + 0.3 * tone(392.0, 1.5) + 0.01 * torch.randn(48000)  # C major
+    S = np.abs(librosa.stft(wav.numpy(), n_fft=16384, hop_length=4096, window="hann", pad_mode="reflect")) ** 2
+    ref = librosa.feature.chroma_stft(S=S, sr=32000, n_fft=16384, tuning=0, norm=np.inf).T  # [frames, 12]
+    chroma = chromagram(wav[None], 32000, argmax=False)[0]
+    assert chroma.shape == ref.shape and np.allclose(chroma.numpy(), ref, atol=1e-5)
+    assert chromagram(wav[None], 32000)[0].argmax(-1).tolist() == ref.argmax(-1).tolist()
+
+
+@pytest.mark.parametrize("freq, bin", [(261.63, 0), (440.0, 9), (987.77, 11)])  # C4, A4, B5 (0 = C)
+def test_pure_tone_chroma(freq, bin):
+    chroma = chromagram(tone(freq)[None], 32000)  # [1, frames, 12]
+    assert chroma.shape == (1, 1 + 32000 // 4096, 12) and (chroma.sum(-1) == 1).all()  # one-hot per frame
+    assert (chroma[0].argmax(-1) == bin).all()
+
+
+def test_melody_conditioner():
+    """Shapes, tiling, and "no melody" = output_proj(one-hot C) on every frame, as the official model."""
+    torch.manual_seed(0)
+    cond = MelodyConditioner(dim=8)
+    assert cond.chroma_len == 235 and sorted(cond.state_dict()) == ["output_proj.bias", "output_proj.weight"]
+    stereo = torch.stack([tone(440.0, 2.0), tone(440.0, 2.0)])  # [2, T]
+    embeds, mask = cond([stereo, None, tone(440.0, 40.0)])  # 2 s is tiled, 40 s cropped
+    assert embeds.shape == (3, 235, 8) and mask.all()
+    a_note = cond.output_proj.weight[:, 9] + cond.output_proj.bias
+    c_note = cond.output_proj.weight[:, 0] + cond.output_proj.bias
+    assert torch.allclose(embeds[0], a_note.expand(235, 8)) and torch.allclose(embeds[2], embeds[0])
+    assert torch.allclose(embeds[1], c_note.expand(235, 8))
+    embeds_48k, _ = cond([tone(440.0, 2.0, sr=48000)], sample_rate=48000)  # resampled to 32 kHz first
+    assert torch.allclose(embeds_48k[0], a_note.expand(235, 8))
+    with pytest.raises(ValueError, match="melody of shape"):
+        cond([torch.zeros(1, 2, 100)])
+
+
+def test_load_melody(tmp_path):
+    """Stereo 44.1 kHz file -> mono 32 kHz; unreadable, missing and silent files -> clear errors."""
+    t = np.arange(44100) / 44100
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 440 * t)], axis=1)
+    sf.write(tmp_path / "tune.wav", stereo, 44100)
+    wav = load_melody(str(tmp_path / "tune.wav"), 32000)
+    assert wav.shape == (1, 32000) and abs(wav.abs().max().item() - 0.375) < 0.01  # down-mix = mean of channels
+    assert (chromagram(wav, 32000)[0].argmax(-1) == 9).all()
+    with pytest.raises(FileNotFoundError):
+        load_melody(str(tmp_path / "missing.wav"))
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....garbage")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_melody(str(tmp_path / "bad.wav"))
+    sf.write(tmp_path / "silent.wav", np.zeros(16000), 16000)
+    with pytest.raises(ValueError, match="silent"):
+        load_melody(str(tmp_path / "silent.wav"))
+
+
+@pytest.mark.parametrize("sr_in, sr_out", [(44100, 32000), (16000, 32000), (48000, 32000)])
+def test_resample_keeps_a_tone(sr_in, sr_out):
+    """A 440 Hz sine resampled equals the sine sampled at the new rate, away from the edges."""
+    y = _resample(tone(440.0, 0.5, sr_in).double(), sr_in, sr_out)
+    ref = tone(440.0, 0.5, sr_out).double()
+    assert y.shape == ref.shape
+    assert (y - ref)[200:-200].abs().max() < 2e-3
+
+
+# ----------------------------------------------------------------------------- CFG
+
+
+def test_cfg_dropout_whole_batch():
+    """One draw per batch: either every sample keeps its conditions or every sample is nulled."""
+    texts, melodies = ["dog bark", "rain"], [tone(440.0, 0.1), None]
+    assert cfg_dropout(texts, melodies, p=0.0) == (texts, melodies)
+    assert cfg_dropout(texts, melodies, p=1.0) == ([None, None], [None, None]) == null_conditions(texts, melodies)
+    g = torch.Generator().manual_seed(0)
+    outs = [cfg_dropout(texts, None, p=0.3, generator=g)[0] for _ in range(2000)]
+    assert all(o == texts or o == [None, None] for o in outs)  # never per sample
+    assert abs(sum(o == [None, None] for o in outs) / 2000 - 0.3) < 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cfg_dropout(texts, p=0.0) == (texts, None)
