@@ -33,10 +33,11 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import sentencepiece as spm
-import soundfile as sf
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+from data import load_audio, resample
 
 
 @dataclass
@@ -225,40 +226,9 @@ def chromagram(wav, sample_rate, n_fft=16384, n_chroma=12, argmax=True):
     return F.one_hot(chroma.argmax(-1), n_chroma).to(chroma) if argmax else chroma  # ties -> first bin (C)
 
 
-def _resample(wav, sr_in, sr_out, zeros=16, rolloff=0.99):
-    """Band-limited resampling [..., T] -> [..., ceil(T * sr_out / sr_in)] by a Hann-windowed sinc, polyphase.
-    With up/down = sr_out/sr_in in lowest terms, output sample q*up + j sits at input time q*down + j*down/up, so
-        y[q*up + j] = sum_k x[q*down + k] h(j*down/up - k),   h(t) = c sinc(c t) cos^2(pi t / (2 W)) for |t| < W
-    c = rolloff * min(1, sr_out/sr_in) is the cutoff in units of the input Nyquist and W = zeros / c the half-width.
-    That is a conv1d with stride down and one output channel per phase j. Same method as julius/torchaudio,
-    not bit-exact with either. (The lead may move this to data.py.)"""
-    if sr_in == sr_out:
-        return wav
-    g = math.gcd(sr_in, sr_out)
-    up, down = sr_out // g, sr_in // g
-    c = rolloff * min(1.0, up / down)
-    W = math.ceil(zeros / c)
-    if up * (down + 2 * W) > 2**24:
-        raise ValueError(f"cannot resample {sr_in} -> {sr_out} Hz (ratio {up}/{down} too fine): convert the file first")
-    t = torch.arange(up, dtype=torch.float64)[:, None] * down / up - torch.arange(-W, down + W + 1)  # [up, K]
-    h = c * torch.sinc(c * t) * torch.cos(math.pi * t / (2 * W)).pow(2) * (t.abs() < W)
-    shape, T = wav.shape, wav.shape[-1]
-    n_out = math.ceil(T * up / down)
-    n_q = math.ceil(n_out / up)  # conv output frames
-    x = F.pad(wav.reshape(-1, 1, T), (W, max(0, (n_q - 1) * down + h.shape[1] - T - W)))  # [N, 1, W + T + ...]
-    y = F.conv1d(x, h[:, None].to(wav), stride=down)  # [N, up, n_q]; tap i of phase j weighs x[q*down + i - W]
-    return y.transpose(1, 2).reshape(*shape[:-1], -1)[..., :n_out]  # interleave phases -> [..., n_out]
-
-
 def load_melody(path, sample_rate=32000):
     """Read an audio file -> mono waveform [1, T] at sample_rate (down-mixed by averaging, resampled if needed)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"melody file not found: {path}")
-    try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)  # [T, C]
-    except Exception as e:  # soundfile.LibsndfileError for unknown formats, truncated files, ...
-        raise ValueError(f"cannot read melody file {path} ({e}); convert it to wav or flac") from None
-    wav = _resample(torch.from_numpy(data.T).mean(0, keepdim=True), sr, sample_rate)  # [1, T]
+    wav = load_audio(path, sample_rate, channels=1)  # [1, T]; one-line errors for missing/unreadable files
     if wav.numel() == 0 or wav.abs().max() < 1e-4:  # -80 dBFS: its chroma would be the "no melody" one-hot
         raise ValueError(f"melody file {path} is silent; pass melody=None to generate without a melody")
     return wav
@@ -497,7 +467,7 @@ class MelodyConditioner(nn.Module):
             elif wav.dim() not in (1, 2) or wav.shape[-1] == 0:
                 raise ValueError(f"melody of shape {tuple(wav.shape)}: pass a waveform [T] or [C, T], or None")
             else:  # down-mix to mono, then resample: [1, T]
-                wav = _resample(wav.to(device).float().reshape(-1, wav.shape[-1]).mean(0, keepdim=True),
+                wav = resample(wav.to(device).float().reshape(-1, wav.shape[-1]).mean(0, keepdim=True),
                                 sample_rate or self.sample_rate, self.sample_rate)
             chroma = chromagram(wav, self.sample_rate, self.n_fft, self.n_chroma)[0]  # [frames, 12]
             reps = math.ceil(self.chroma_len / chroma.shape[0])

@@ -15,8 +15,9 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from data import resample  # noqa: E402
 from conditioners import (T5_PRESETS, MelodyConditioner, T5Config, T5Encoder, TextConditioner, Tokenizer,  # noqa: E402
-                          _resample, cfg_dropout, chroma_filterbank, chromagram, load_melody, load_t5,
+                          cfg_dropout, chroma_filterbank, chromagram, load_melody, load_t5,
                           normalize_text, null_conditions, relative_position_bucket)
 
 CAPTIONS = ["A dog is barking at the park.", "Birds are chirping while cars pass by!", "Rain falls on a tin roof.",
@@ -236,7 +237,7 @@ def test_load_melody(tmp_path):
 @pytest.mark.parametrize("sr_in, sr_out", [(44100, 32000), (16000, 32000), (48000, 32000)])
 def test_resample_keeps_a_tone(sr_in, sr_out):
     """A 440 Hz sine resampled equals the sine sampled at the new rate, away from the edges."""
-    y = _resample(tone(440.0, 0.5, sr_in).double(), sr_in, sr_out)
+    y = resample(tone(440.0, 0.5, sr_in).double(), sr_in, sr_out)
     ref = tone(440.0, 0.5, sr_out).double()
     assert y.shape == ref.shape
     assert (y - ref)[200:-200].abs().max() < 2e-3

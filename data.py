@@ -1,0 +1,755 @@
+"""
+Data: captioned clips generated on the fly (nothing to download), and folders of real audio in AudioCraft's format.
+
+    make_clip(i, seed)      -> {wav [T] float32, tags "dog bark park", sentence "a dog is barking in the park", labels}
+    BuiltinDataset(n)       -> items {wav [1, T], text, labels}, deterministic per (seed, i), train/valid disjoint
+    FolderDataset(root, sr) -> the same items from data.jsonl(.gz) + x.json sidecars, or from x.wav + x.txt
+    python data.py --out DIR --n 100    writes clips, sidecars and a manifest to listen to
+
+The generator is a small stand-in for AudioGen's sound data and MusicGen's music. Sound effects: 12 sources, each
+synthesised from a recipe a listener can name (harmonics through moving formants for a dog or a cat, inharmonic
+partials for a bell, shaped noise for rain and thunder, a pulse train for an engine, damped modes for a door),
+placed one or more times in one of 4 scenes (own ambience and reverberation; only plausible pairs, so no knocking
+on the beach). Music: a random-walk melody in a random key, mode and tempo on piano, organ, plucked string
+(Karplus-Strong) or bass, with or without a drum beat, or drums alone; the notes are in the labels, so melody
+(chroma) conditioning can be checked. Captions come in AudioGen's tag style and as sentences from several
+templates; the labels allow per-class evaluation. Deviation: AudioCraft trains on real recordings; this data
+only makes the recipes runnable without a download, and a model trained on it knows nothing else.
+
+References:
+1) AudioGen: Textually Guided Audio Generation, https://arxiv.org/abs/2209.15352
+   official code: facebookresearch/audiocraft audiocraft/data/sound_dataset.py (description: a str, or a list of
+   captions of which one is drawn per item)
+2) MusicGen, Simple and Controllable Music Generation, https://arxiv.org/abs/2306.05284
+   official code: audiocraft/data/music_dataset.py (sidecar .json: description, bpm, key, moods, ...)
+3) AudioCraft's manifest: audiocraft/data/audio_dataset.py (one JSON per line: path, duration, sample_rate, amplitude,
+   weight, info_path; the sidecar of a.wav is a.json) and docs/DATASETS.md
+4) J. O. Smith, Digital Audio Resampling Home Page, https://ccrma.stanford.edu/~jos/resample/ (windowed-sinc
+   interpolation, as in torchaudio's sinc_interp_hann and julius.resample)
+5) K. Karplus, A. Strong, Digital Synthesis of Plucked-String and Drum Timbres, Computer Music Journal 7(2), 1983
+6) G. Fant, Acoustic Theory of Speech Production, 1960 (the source-filter model: a harmonic source shaped by formants)
+"""
+
+import argparse
+import glob
+import gzip
+import json
+import math
+import os
+import time
+import warnings
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+SAMPLE_RATE = 16000  # AudioGen's codec rate (audiocraft-facts.md section 9); MusicGen's is 32000
+VALID_SEED_OFFSET = 2**31  # split='valid' draws make_clip(i, seed + 2**31): train seeds are below 2**31
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")  # what soundfile (libsndfile >= 1.1) reads
+
+# -----------------------------------------------------------------------------
+# reading audio
+
+
+def resample(wav, sr_in, sr_out, zeros=16, rolloff=0.99):
+    """Band-limited resampling [..., T] -> [..., ceil(T * sr_out / sr_in)] (torchaudio's length rule) [4].
+    With up/down = sr_out/sr_in in lowest terms, output sample q*up + j sits at input time q*down + j*down/up, so
+        y[q*up + j] = sum_k x[q*down + k] h(j*down/up - k),   h(t) = c sinc(c t) cos^2(pi t / (2 W)) for |t| < W
+    a sinc low-pass at c = rolloff * min(1, sr_out/sr_in) (in units of the input Nyquist; below 1 so the transition
+    band ends before the new Nyquist), Hann-windowed over W = zeros / c input samples each side. That is one conv1d
+    with stride `down` and one output channel per phase j. Same method as torchaudio/julius (which default to 6
+    zero crossings; 16 gives a sharper cut), not bit-exact with either. Samples beyond the ends are zeros."""
+    if sr_in == sr_out:
+        return wav
+    g = math.gcd(int(sr_in), int(sr_out))
+    up, down = int(sr_out) // g, int(sr_in) // g
+    c = rolloff * min(1.0, up / down)
+    W = math.ceil(zeros / c)
+    if up * (down + 2 * W) > 2**24:  # the filter bank would exceed 16M taps (e.g. 44100 -> 44099)
+        raise ValueError(f"cannot resample {sr_in} -> {sr_out} Hz (ratio {up}/{down} too fine): convert the file first")
+    t = torch.arange(up, dtype=torch.float64)[:, None] * down / up - torch.arange(-W, down + W + 1)  # [up, taps]
+    h = c * torch.sinc(c * t) * torch.cos(math.pi * t / (2 * W)).pow(2) * (t.abs() < W)
+    shape, T = wav.shape, wav.shape[-1]
+    n_out = math.ceil(T * up / down)
+    n_q = math.ceil(n_out / up)  # conv output frames, each giving `up` output samples
+    x = F.pad(wav.reshape(-1, 1, T), (W, max(0, (n_q - 1) * down + h.shape[1] - T - W)))  # [N, 1, W + T + ...]
+    y = F.conv1d(x, h[:, None].to(wav), stride=down)  # [N, up, n_q]; tap i of phase j weighs x[q*down + i - W]
+    return y.transpose(1, 2).reshape(*shape[:-1], -1)[..., :n_out]  # interleave the phases -> [..., n_out]
+
+
+def load_audio(path, sample_rate, channels=1, start=0, frames=-1):
+    """Read an audio file -> float32 tensor [channels, T] at sample_rate. Several channels are averaged to mono;
+    a mono file is repeated to `channels`, a wider one keeps its first `channels` (AudioCraft's convert_audio).
+    start/frames select a segment in the file's own samples (soundfile seeks: a crop does not read the whole file)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"audio file not found: {path}")
+    try:
+        data, sr = sf.read(path, start=start, frames=frames, dtype="float32", always_2d=True)  # [T, C]
+    except Exception as e:  # libsndfile's errors: unknown format, truncated header, ...
+        raise ValueError(f"cannot read audio file {path} ({e}); convert it to WAV or FLAC, or remove it") from None
+    wav = torch.from_numpy(np.ascontiguousarray(data.T))  # [C, T]
+    if channels == 1:
+        wav = wav.mean(0, keepdim=True)
+    elif wav.shape[0] == 1:
+        wav = wav.repeat(channels, 1)
+    elif wav.shape[0] >= channels:
+        wav = wav[:channels]
+    else:
+        raise ValueError(f"{path} has {wav.shape[0]} channels, cannot make {channels}: use channels=1 or 2")
+    return resample(wav, sr, sample_rate)
+
+# -----------------------------------------------------------------------------
+# synthesis helpers (numpy, vectorised: a 5 s clip is a few milliseconds)
+
+
+def _fast_len(n):
+    """Smallest 2^a 3^b 5^c >= n: a size the FFT handles fast (a prime size can be 10x slower)."""
+    best, p5 = 1 << (n - 1).bit_length(), 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:  # for each 3^b 5^c, the smallest multiple by a power of 2 that is >= n
+            p = p35
+            while p < n:
+                p *= 2
+            best, p35 = min(best, p), p35 * 3
+        p5 *= 5
+    return best
+
+
+def _noise(rng, n, sr, lo=20.0, hi=None, tilt=0.0):
+    """n samples of Gaussian noise with unit RMS, band-passed to [lo, hi] Hz (4th-order roll-offs) and sloped by
+    f^-tilt (0 white, 0.5 pink, 1 brown). Drawn directly as a spectrum, so colouring costs one inverse FFT."""
+    m = _fast_len(n)
+    f = np.fft.rfftfreq(m, 1 / sr)
+    f[0] = 1e-3  # DC is removed by the high-pass anyway
+    gain = f**-tilt / (1 + (lo / f) ** 4) / (1 + (f / hi) ** 4 if hi else 1)
+    spec = rng.standard_normal(2 * len(f), dtype=np.float32).view(np.complex64)  # complex Gaussian bins
+    x = np.fft.irfft(spec * gain.astype(np.float32), m)[:n]  # float32 is plenty for noise, and 2-4x faster
+    return x / (x.std() + 1e-12)
+
+
+def _env(n, sr, attack=0.002, decay=np.inf):
+    """Amplitude envelope: exponential rise (time constant `attack` s) times exponential decay (`decay` s)."""
+    t = np.arange(n) / sr
+    return (1 - np.exp(-t / attack)) * np.exp(-t / decay)
+
+
+def _osc(f0, sr, amps):
+    """Band-limited periodic tone: sum_k amps[k-1] sin(k phi), phi = 2 pi cumsum(f0) / sr, pitch f0 [T] in Hz (may
+    glide). Read from a one-period wavetable (inverse FFT of the harmonics), with linear interpolation; harmonics
+    above Nyquist at the highest f0 are dropped, so nothing aliases."""
+    amps = np.asarray(amps, dtype=float)[: int(0.5 * sr / np.max(f0))]
+    N = 2048
+    spec = np.zeros(N // 2 + 1, dtype=complex)
+    spec[1:len(amps) + 1] = -0.5j * N * amps  # irfft of -i N/2 a_k at bin k is a_k sin(2 pi k n / N)
+    table = np.append(np.fft.irfft(spec, N), 0.0)
+    table[N] = table[0]  # wrap-around sample for the interpolation
+    pos = (np.cumsum(f0) / sr % 1.0) * N  # phase in periods -> position in the table
+    i = pos.astype(np.int64)
+    return table[i] + (pos - i) * (table[i + 1] - table[i])
+
+
+def _voice(f0, sr, formants, tilt=1.0):
+    """A voiced call by additive synthesis, the source-filter model [6]: harmonics of f0 [T] weighted by formants,
+        y = sum_k k^-tilt A(k f0(t), t) sin(k phi(t)),   A(f, t) = 0.05 + sum_i exp(-(f - F_i(t))^2 / (2 B_i^2))
+    formants: (F_i, B_i) pairs, F_i a number or an array [T] (a moving mouth: a cat's 'mi-a-ow')."""
+    k = np.arange(1, int(0.45 * sr / np.min(f0)) + 1)[:, None]  # [K, 1]: harmonics up to 0.9 Nyquist
+    fk = (k * f0)[:, ::8]  # [K, T/8]: the weights change slowly, so they are computed every 8th sample
+    A = 0.05 + sum(np.exp(-0.5 * ((fk - (F[::8] if np.ndim(F) else F)) / B) ** 2) for F, B in formants)
+    A = np.repeat(A * k**-tilt * (fk < 0.45 * sr), 8, axis=1)[:, : len(f0)]  # [K, T]
+    return (A * np.sin(k * (2 * np.pi * np.cumsum(f0) / sr))).sum(0)
+
+
+def _modes(sr, freqs, taus, amps, dur):
+    """A struck object: damped sinusoids sum_i a_i exp(-t/tau_i) sin(2 pi f_i t) (modes above 0.45 sr dropped)."""
+    t = np.arange(int(dur * sr)) / sr
+    keep = np.asarray(freqs) < 0.45 * sr
+    f, tau, a = (np.asarray(v, dtype=float)[keep][:, None] for v in (freqs, taus, amps))
+    return (a * np.exp(-t / tau) * np.sin(2 * np.pi * f * t)).sum(0)
+
+
+def _fftconv(x, h):
+    """Linear convolution cropped to len(x), by FFT."""
+    m = _fast_len(len(x) + len(h) - 1)
+    return np.fft.irfft(np.fft.rfft(x, m) * np.fft.rfft(h, m), m)[: len(x)]
+
+
+def _reverb(x, rng, sr, rt60, wet):
+    """Reverberation: x plus `wet` times x convolved with an exponentially decaying noise tail (60 dB down after rt60
+    s) whose highs die twice as fast, as walls and air absorb them first. Unit-energy tail: wet is a level ratio."""
+    n = int(rt60 * sr)
+    t = np.arange(n) / sr
+    ir = _noise(rng, n, sr, 20, 2000) * np.exp(-6.9 * t / rt60) + _noise(rng, n, sr, 2000) * np.exp(-13.8 * t / rt60)
+    return x + wet * _fftconv(x, ir / np.sqrt((ir**2).sum()))
+
+# -----------------------------------------------------------------------------
+# sound sources. Each returns one event; `who` (3 numbers in [0, 1), fixed per clip) is the identity of the dog,
+# bell, door... so that repeated events come from the same thing, and `rng` varies each event.
+
+
+def _dog(rng, sr, who):
+    """A bark, 0.1-0.3 s: a harsh voice whose pitch jumps up and falls ("woof"), through three formants, plus
+    breath noise. Dog size scales pitch and formants together, as a longer vocal tract would."""
+    size = 0.6 + 0.8 * who[0]  # < 1: a big dog (lower pitch and formants), > 1: a small one
+    n = int(sr * rng.uniform(0.12, 0.22) / np.sqrt(size))
+    u = np.linspace(0, 1, n)
+    f0 = 520 * size * (0.75 + 0.5 * np.exp(-(((u - 0.2) / 0.2) ** 2)))  # a fast rise then a fall: "woof"
+    f0 = f0 * (1 + 0.05 * _noise(rng, n, sr, 20, 150))  # fast random pitch wobble: a rough, growly voice
+    y = _voice(f0, sr, [(650 * size, 200), (1400 * size, 300), (2700 * size, 500)], tilt=0.7)
+    y = y / np.abs(y).max() + 0.1 * _noise(rng, n, sr, 300, 4000)  # breath noise
+    return y * _env(n, sr, 0.004) * (1 - u) ** 1.5
+
+
+def _cat(rng, sr, who):
+    """A meow, 0.5-1 s: a clean voice whose pitch rises and falls while the first two formants glide, the mouth
+    opening ('mi-a') then rounding ('ow'), the way a meow's vowel changes."""
+    n = int(sr * rng.uniform(0.5, 1.0))
+    u = np.linspace(0, 1, n)
+    vibrato = 1 + 0.01 * np.sin(2 * np.pi * 6 * np.arange(n) / sr)
+    f0 = (450 + 250 * who[0]) * (0.8 + 0.45 * np.sin(np.pi * u**0.8)) * vibrato  # rises, then falls
+    F1, F2 = 450 + 550 * np.sin(np.pi * u), 1900 - 900 * u  # mouth opens ('mi-a') then rounds ('ow')
+    y = _voice(f0, sr, [(F1, 150), (F2, 250), (3000, 400)])
+    return y * np.sin(np.pi * u) ** 0.6
+
+
+def _bird(rng, sr, who):
+    """A trill of 3-7 fast syllables (40-120 ms), each a near-pure whistle sweeping down (for some birds up) by
+    20-50% from 3-6 kHz, with a weak octave."""
+    hi = min(3000 + 3000 * who[0], 0.42 * sr)
+    f0, env = [], []
+    for _ in range(rng.integers(3, 8)):
+        m, gap = int(sr * rng.uniform(0.04, 0.12)), int(sr * rng.uniform(0.03, 0.08))
+        u = np.linspace(0, 1, m) ** 0.7
+        sweep = hi * (1 - rng.uniform(0.2, 0.5) * (u if who[1] < 0.7 else 1 - u))
+        f0 += [sweep, np.full(gap, sweep[-1])]
+        env += [np.sin(np.pi * np.linspace(0, 1, m)) ** 2, np.zeros(gap)]
+    return _osc(np.concatenate(f0), sr, [1, 0.2]) * np.concatenate(env)
+
+
+def _siren(rng, sr, who):
+    """2.5-4.5 s of an emergency siren, in one of its three standard patterns (wail, yelp, two-tone), louder in
+    the middle as the vehicle passes."""
+    n = int(sr * rng.uniform(2.5, 4.5))
+    t = np.arange(n) / sr
+    style = int(3 * who[0])
+    if style == 0:  # wail: a slow sweep 600-1300 Hz
+        f0 = 950 - 350 * np.cos(2 * np.pi * t / rng.uniform(1.5, 3.0))
+    elif style == 1:  # yelp: fast rising sawtooth sweeps
+        f0 = 700 + 600 * (t * rng.uniform(3, 4) % 1.0)
+    else:  # hi-lo two-tone ("nee-naw")
+        f0 = np.where(t * rng.uniform(1.5, 2.2) % 1.0 < 0.5, 460.0, 610.0)
+    y = _osc(f0, sr, [1, 0, 0.3, 0, 0.15, 0, 0.08])  # odd harmonics: a square-ish horn tone
+    return y * _env(n, sr, 0.1) * (0.6 + 0.4 * np.sin(np.pi * t / t[-1]))  # approaches, then drives away
+
+
+def _horn(rng, sr, who):
+    """A honk, 0.25-0.8 s: two buzzy tones a major third apart (most cars have a high and a low horn), clipped."""
+    n = int(sr * rng.uniform(0.25, 0.8))
+    f1 = 380 + 100 * who[0]
+    amps = np.arange(1, 21.0) ** -0.8
+    y = _osc(np.full(n, f1), sr, amps) + _osc(np.full(n, f1 * 1.26), sr, amps)  # two horns a major third apart
+    y = np.tanh(2.5 * y / np.abs(y).max())  # an overdriven diaphragm: brassy
+    return y * _env(n, sr, 0.01) * np.minimum(1, (n - np.arange(n)) / (0.03 * sr))
+
+
+def _bell(rng, sr, who):
+    """A strike of a bell, 1.5-3 s: inharmonic partials (the minor-third 'tierce' 1.19 is what makes it a bell),
+    struck together and decaying exponentially, the higher ones sooner."""
+    f = 300 + 600 * who[0]
+    ratios = np.array([0.5, 1, 1.19, 1.5, 2, 2.52, 2.67, 3.01, 4.1])  # a church bell's hum, prime, tierce, quint...
+    amps = np.array([0.4, 1, 0.6, 0.4, 0.7, 0.3, 0.25, 0.2, 0.1]) * rng.uniform(0.7, 1.3, 9)
+    dur = rng.uniform(1.5, 3.0)
+    return _modes(sr, f * ratios, dur * 0.4 * ratios**-0.7, amps, dur)  # higher partials die sooner
+
+
+def _knock(rng, sr, who):
+    """2-4 knocks 0.12-0.22 s apart: each the door's three lowest (wooden, fast-decaying) modes plus the knuckle's
+    click."""
+    door = 110 + 70 * who[0]
+    hit = _modes(sr, [door, door * 2.3, door * 5.1], [0.03, 0.015, 0.008], [1, 0.7, 0.4], 0.12)
+    hit[: int(0.002 * sr)] += 0.5 * _noise(rng, int(0.002 * sr), sr, 1000)
+    gap = int(sr * rng.uniform(0.12, 0.22))
+    y = np.zeros(gap * 4 + len(hit))
+    for j in range(rng.integers(2, 5)):
+        s = j * gap + int(rng.uniform(-0.01, 0.01) * sr * (j > 0))
+        y[s:s + len(hit)] += rng.uniform(0.7, 1.0) * hit
+    return y
+
+
+def _steps(rng, sr, who):
+    """A walk of 4-9 steps, 0.45-0.65 s apart and getting louder as the walker approaches: each step a heel (a low
+    thump) then, 50-80 ms later, the toe (a scuff)."""
+    step = int(sr * (0.45 + 0.2 * who[0]))
+    m = rng.integers(4, 10)
+    y = np.zeros(step * m + sr // 4)
+    for j in range(m):
+        k = int(0.05 * sr)
+        heel = _noise(rng, k, sr, 60, 1200) * _env(k, sr, 0.001, 0.015) + _modes(sr, [70], [0.03], [1.5], 0.05)
+        toe = _noise(rng, k, sr, 1000, 5000) * _env(k, sr, 0.002, 0.02)
+        s, d = j * step + int(rng.uniform(-0.02, 0.02) * sr) + k, int(rng.uniform(0.05, 0.08) * sr)
+        y[s:s + k] += heel * (0.4 + 0.6 * j / m)
+        y[s + d:s + d + k] += 0.5 * toe * (0.4 + 0.6 * j / m)
+    return y
+
+
+def _clock(rng, sr, who):
+    """3-5 s of ticking at 1 or 2 Hz, alternating a tick and a lower tock: each a 3 ms ring of two metal modes."""
+    f, rate = min(2500 + 1500 * who[0], 0.4 * sr), 1 + int(who[1] < 0.5)
+    tick = _modes(sr, [f, 1.4 * f], [0.003, 0.002], [1, 0.5], 0.03)
+    tock = _modes(sr, [0.8 * f, 1.1 * f], [0.003, 0.002], [1, 0.5], 0.03)
+    period = sr // rate
+    y = np.zeros(int(sr * rng.uniform(3, 5)) + len(tick))
+    for j in range(len(y) // period):
+        y[j * period:j * period + len(tick)] += tick if j % 2 == 0 else tock
+    return y
+
+
+def _thunder(rng, sr, who):
+    """A clap, 2.5-4.5 s: brown noise under 200-500 Hz swelling and fading at random (the rolling: sound arriving
+    from different parts of the lightning channel), after a broadband crack if the strike is near."""
+    n = int(sr * rng.uniform(2.5, 4.5))
+    t = np.arange(n) / sr
+    rumble = _noise(rng, n, sr, 25, 200 + 300 * who[0], tilt=1.0)  # brown noise: energy at the bottom
+    rolls = 1 + 0.6 * _noise(rng, n, sr, 0.5, 6)  # slow random swells: the rolling
+    y = rumble * rolls * _env(n, sr, 0.15, rng.uniform(1.0, 2.0))
+    if who[1] < 0.5:  # a near strike starts with a crack
+        y = y + 0.3 * _noise(rng, n, sr, 200, 6000) * _env(n, sr, 0.002, 0.06)
+    return y
+
+
+def _rain(rng, sr, who):
+    """3-5 s of rain: a hiss, plus 50-300 drops a second, each a 1.5-6 kHz ping decaying in 3 ms, at random times."""
+    n = int(sr * rng.uniform(3.0, 5.0))
+    y = 0.3 * _noise(rng, n, sr, 400, 7000, tilt=0.3)
+    D, K = int(n / sr * (50 + 250 * who[0])), int(0.015 * sr)
+    t = np.arange(K) / sr
+    f = np.minimum(rng.uniform(1500, 6000, (D, 1)), 0.45 * sr)
+    drops = rng.exponential(1, (D, 1)) * np.exp(-t / 0.003) * np.sin(2 * np.pi * f * t)  # [D, K]
+    idx = (rng.integers(0, n - K, (D, 1)) + np.arange(K)).ravel()  # [D*K] sample positions of every drop
+    return y + np.bincount(idx, weights=drops.ravel(), minlength=n)
+
+
+def _engine(rng, sr, who):
+    """2.5-5 s of an idling engine: a pulse train at the firing rate (25-45 Hz; half the engines rev up once), its
+    harmonics boosted around the exhaust's resonance, with uneven firing and mechanical noise."""
+    n = int(sr * rng.uniform(2.5, 5.0))
+    u = np.linspace(0, 1, n)
+    f0 = (25 + 20 * who[0]) * (1 + 1.2 * (who[1] < 0.5) * np.exp(-(((u - 0.5) / 0.2) ** 2)))  # idle, maybe a rev
+    f0 = f0 * (1 + 0.03 * _noise(rng, n, sr, 1, 20))  # uneven firing
+    k = np.arange(1, 120)
+    amps = k**-1.2 * (1 + 3 * np.exp(-(((k * f0[0] - 400 - 300 * who[2]) / 250) ** 2)))  # exhaust resonance
+    y = _osc(f0, sr, amps) * (1 + 0.25 * np.sin(np.pi * np.cumsum(f0) / sr))  # cylinders unequal: half-rate wobble
+    y = y / np.abs(y).max() + 0.05 * _noise(rng, n, sr, 1000, 4000)  # valve and belt noise
+    return y * _env(n, sr, 0.1) * np.minimum(1, (n - np.arange(n)) / (0.2 * sr))
+
+
+# name -> (synthesis, most events per clip, scenes where it is plausible, sentence parts: progressive, present,
+# noun phrase). The name is also the tag.
+_SFX = {
+    "dog bark": (_dog, 4, "park street room beach", "a dog is barking", "a dog barks", "a dog barking"),
+    "cat meow": (_cat, 3, "park street room", "a cat is meowing", "a cat meows", "a cat meowing"),
+    "bird chirp": (_bird, 3, "park street beach", "a bird is chirping", "a bird chirps", "a bird chirping"),
+    "siren": (_siren, 1, "street park", "a siren is wailing", "a siren wails", "a siren wailing"),
+    "car horn": (_horn, 3, "street park", "a car horn is honking", "a car horn honks", "a car horn honking"),
+    "bell": (_bell, 2, "street park room", "a bell is ringing", "a bell rings", "a bell ringing"),
+    "knocking": (_knock, 2, "room", "someone is knocking on a door", "someone knocks on a door", "knocking on a door"),
+    "footsteps": (_steps, 1, "park street room beach", "footsteps are approaching", "footsteps approach",
+                  "footsteps approaching"),
+    "clock tick": (_clock, 1, "room", "a clock is ticking", "a clock ticks", "a clock ticking"),
+    "thunder": (_thunder, 2, "park street beach", "thunder is rumbling", "thunder rumbles", "thunder rumbling"),
+    "rain": (_rain, 1, "park street beach", "rain is falling", "rain falls", "rain falling"),
+    "engine": (_engine, 1, "street park", "an engine is running", "an engine runs", "an engine running"),
+}
+SOURCES = list(_SFX)
+
+
+def _ambience(scene, rng, n, sr):
+    """The scene's background, unit peak: wind and leaves (park), traffic (street), room tone and mains hum (room),
+    waves (beach)."""
+    t = np.arange(n) / sr
+    if scene == "park":
+        gusts = 1 + 0.5 * np.sin(2 * np.pi * t / rng.uniform(4, 8) + rng.uniform(0, 6.3))
+        y = _noise(rng, n, sr, 40, 600, tilt=0.5) * gusts + 0.3 * _noise(rng, n, sr, 2000, 6000) * gusts**2
+    elif scene == "street":
+        y = _noise(rng, n, sr, 30, 500, tilt=1.0)  # distant traffic rumble
+        for c in rng.uniform(0, t[-1], rng.integers(1, 3)):  # cars passing by, 1 s wide
+            y = y + 1.5 * _noise(rng, n, sr, 100, 3000, tilt=0.5) * np.exp(-(((t - c) / 0.7) ** 2))
+    elif scene == "room":
+        mains = 50 if rng.random() < 0.5 else 60
+        y = _noise(rng, n, sr, 50, 4000, tilt=1.0) + 0.3 * _osc(np.full(n, mains), sr, [1, 0.5, 0.3])
+    else:  # beach: a wave every 4-7 s swells for 70% of its period and crashes
+        phase = t / rng.uniform(4, 7) + rng.random()
+        swell = np.sin(np.pi * np.clip((phase % 1.0) / 0.7, 0, 1)) ** 2
+        y = _noise(rng, n, sr, 80, 4000, tilt=0.5) * (0.2 + swell) + 0.3 * _noise(rng, n, sr, 40, 400, tilt=0.5)
+    return y / np.abs(y).max()
+
+
+# scene -> (reverb rt60 s, reverb level, where-phrases, ambience phrase)
+_SCENES = {
+    "park": (0.3, 0.05, ("in the park", "in a quiet park", "at a park"), "while wind rustles the leaves"),
+    "street": (0.8, 0.15, ("on the street", "on a busy street", "in the street"), "with traffic in the background"),
+    "room": (0.6, 0.35, ("in a room", "in a small room", "inside a room"), "with a faint hum in the background"),
+    "beach": (0.2, 0.02, ("at the beach", "on the beach", "on a windy beach"), "while waves crash"),
+}
+SCENES = list(_SCENES)
+_SFX_TEMPLATES = ("{prog} {where}", "{pres}{times} {where}", "the sound of {noun} {where}", "{where}, {pres}{times}",
+                  "{noun} {where} {amb}")
+
+
+def _sfx_clip(rng, n, sr):
+    """A source placed 1 to `most` times over its scene: events, reverberation, then the ambience 20-30 dB below."""
+    source = SOURCES[rng.integers(len(SOURCES))]
+    synth, most, scenes = _SFX[source][:3]
+    scene = scenes.split()[rng.integers(len(scenes.split()))]  # no clock ticking on the beach
+    who = rng.random(3)  # this clip's dog, bell, door...
+    fg, onsets = np.zeros(n), []  # fg: the foreground, the source's events only
+    count = int(rng.integers(1, most + 1))
+    for j in range(count):  # the clip is cut in `count` slots, one event starting in each
+        ev = synth(rng, sr, who)[:n] * rng.uniform(0.6, 1.0)
+        lo, hi = j * n // count, max(j * n // count + 1, min((j + 1) * n // count, n - len(ev)))
+        s = int(rng.integers(lo, hi))
+        fg[s:s + len(ev)] += ev[: n - s]
+        onsets.append(round(s / sr, 3))
+    rt60, wet = _SCENES[scene][:2]  # the room the events happen in; the ambience is already diffuse
+    fg = _reverb(fg / (np.abs(fg).max() + 1e-9), rng, sr, rt60, wet)
+    y = fg / (np.abs(fg).max() + 1e-9) + rng.uniform(0.03, 0.1) * _ambience(scene, rng, n, sr)  # 20-30 dB down
+    labels = dict(kind="sfx", source=source, scene=scene, instrument=None, mood=None, tempo=None, count=count,
+                  onsets=onsets)
+    return y, labels
+
+# -----------------------------------------------------------------------------
+# music
+
+
+INSTRUMENTS = ["piano", "organ", "plucked string", "bass", "drums"]
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}  # natural minor
+_MOODS = {"major": ("happy", ("happy", "cheerful", "bright", "uplifting")),
+          "minor": ("sad", ("sad", "melancholic", "dark", "gloomy"))}
+_TEMPOS = {"slow": ((60, 85), ("slow", "relaxed", "calm")), "medium": ((90, 115), ("moderate", "steady", "mid-tempo")),
+           "fast": ((120, 150), ("fast", "upbeat", "energetic"))}
+_LOW_C = {"piano": 60, "organ": 60, "plucked string": 48, "bass": 36}  # MIDI C of each register (60 = C4)
+_MUSIC_TEMPLATES = ("{a_tempo} {mood} {instr} melody{drums}", "{mood} {instr} music in {key}, {bpm} bpm{drums}",
+                    "{a_mood} tune played on {the_instr}{drums}, {tempo} and in {key}",
+                    "{a_instr} playing {a_tempo} {mood} melody in {key}{drums}")
+_DRUM_TEMPLATES = ("{a_tempo} drum beat at {bpm} bpm", "drums playing {a_tempo} groove", "{tempo} drums, {bpm} bpm",
+                   "{a_tempo} beat played on drums")
+
+
+def _pluck(rng, f, n, sr, t60=1.5):
+    """Karplus-Strong plucked string [5]: a delay line of one period P = sr/f, filled with the pluck, fed back through
+    a two-tap average (a low-pass: highs die first, as on a real string) with loop gain g:
+        y[i] = g (a y[i-N] + (1-a) y[i-N-1]),   N = floor(P), a = 1 - (P - N)
+    The taps also set the loop delay to N + (1 - a) = P samples at low frequencies, so the pitch is exact (integer
+    N alone would be up to half a sample, ~50 cents, flat). Every y[i] needs only samples at least N back, so a
+    whole period is computed at once: the loop runs once per period, not once per sample."""
+    P = sr / f
+    N = int(P)
+    a, g = 1 - (P - N), 0.001 ** (1 / (f * t60))  # g^(f t60) = -60 dB
+    y = np.zeros(n + N + 1)
+    x = np.arange(N) / N
+    p = rng.uniform(0.1, 0.3)  # plucking point along the string: the string starts as a triangle peaking there
+    y[1:N + 1] = np.minimum(x / p, (1 - x) / (1 - p)) + 0.1 * _noise(rng, N, sr, 20)  # harmonic k ~ sin(pi k p) / k^2
+    y[1:N + 1] -= y[1:N + 1].mean()
+    for s in range(N + 1, n + N + 1, N):
+        e = min(s + N, n + N + 1)
+        y[s:e] = g * (a * y[s - N:e - N] + (1 - a) * y[s - N - 1:e - N - 1])
+    return y[1:n + 1]
+
+
+def _tone(instrument, rng, midi, n, sr):
+    """n samples of one note, before its release: the instrument's timbre and attack/decay."""
+    f = 440.0 * 2 ** ((midi - 69) / 12)
+    t, k = np.arange(n) / sr, np.arange(1, 17.0)
+    if instrument == "piano":  # bright at the hammer strike, mellow later; two strings slightly detuned
+        w = np.exp(-t / 0.08)
+        y = sum(w * _osc(np.full(n, f * d), sr, 1 / k) + (1 - w) * _osc(np.full(n, f * d), sr, k**-3)
+                for d in (1, 1.0008))
+        return y * _env(n, sr, 0.002, 1.2 * (261.6 / f) ** 0.5)  # low strings ring longer: 1.2 s at middle C
+    if instrument == "organ":  # drawbars 8', 4', 2 2/3', 2', 1' = harmonics 1, 2, 3, 4, 8; a slow tremolo
+        y = _osc(np.full(n, f), sr, [1, 0.7, 0.1, 0.45, 0, 0, 0, 0.25])
+        return y * _env(n, sr, 0.008) * (1 + 0.15 * np.sin(2 * np.pi * 5.5 * t))
+    if instrument == "plucked string":
+        return _pluck(rng, f, n, sr)
+    return _osc(np.full(n, f), sr, [1, 0.5, 0.25, 0.12, 0.06]) * _env(n, sr, 0.004, 0.5)  # bass
+
+
+def _drum_track(rng, n, sr, bpm):
+    """A 4/4 beat on a 16th-note grid: kick on 1 and 3 (+ sometimes the 'and' of 2), snare on 2 and 4, closed
+    hi-hat on every 8th note. Kick: a sine gliding 160 -> 50 Hz; snare: a 185 Hz body plus noise; hat: high noise."""
+    nk, m = int(0.35 * sr), int(0.2 * sr)
+    kick = _osc(50 + 110 * np.exp(-np.arange(nk) / (0.04 * sr)), sr, [1]) * _env(nk, sr, 0.001, 0.15)
+    snare = 0.5 * _modes(sr, [185], [0.05], [1], 0.2) + 0.6 * _noise(rng, m, sr, 1000, 8000) * _env(m, sr, 0.001, 0.06)
+    hat = 0.25 * _noise(rng, m // 2, sr, min(6000, 0.4 * sr)) * _env(m // 2, sr, 0.001, 0.02)
+    pattern = {0: kick, 4: snare, 8: kick, 12: snare}
+    if rng.random() < 0.5:
+        pattern[6] = kick
+    y, step = np.zeros(n + sr), 60 / bpm / 4 * sr  # a 16th note in samples; y padded so the last hit fits
+    for j in range(int(n / step) + 1):
+        s = int(j * step)
+        for hit in [pattern.get(j % 16), hat if j % 2 == 0 else None]:
+            if hit is not None:
+                y[s:s + len(hit)] += hit
+    return y[:n]
+
+
+def _music_clip(rng, n, sr):
+    """An instrument playing a melody in a random key, mode and tempo, with or without a beat; or drums alone."""
+    instrument, mode = INSTRUMENTS[rng.integers(len(INSTRUMENTS))], ("major", "minor")[rng.integers(2)]
+    tempo = ("slow", "medium", "fast")[rng.integers(3)]
+    bpm, tonic = int(rng.integers(*_TEMPOS[tempo][0])), int(rng.integers(12))
+    beat, notes, y = 60 / bpm * sr, [], np.zeros(n)
+    drums = instrument == "drums" or rng.random() < 0.5
+    if instrument != "drums":  # a random walk on the scale, from the tonic, in 8th, quarter and half notes
+        s, d, scale = 0, 0, _SCALES[mode]  # s: onset (samples), d: scale degree (0 tonic, 7 the octave above)
+        while s < n:
+            m = min(int(beat * rng.choice([0.5, 1, 1, 2])), n - s)
+            notes.append((s, m, _LOW_C[instrument] + tonic + 12 * (d // 7) + scale[d % 7]))
+            s, d = s + m, int(np.clip(d + rng.choice([-2, -1, -1, 0, 1, 1, 2, 3]), -3, 9))  # mostly steps, some leaps
+        release, cache = int(0.04 * sr), {}  # 40 ms linear fade after each note, so notes do not click
+        for s, m, midi in notes:  # each pitch synthesised once, at the longest length it is held
+            if midi not in cache:
+                cache[midi] = _tone(instrument, rng, midi, max(m2 for _, m2, p in notes if p == midi) + release, sr)
+            seg = cache[midi][: m + release] * np.minimum(1, (m + release - np.arange(m + release)) / release)
+            y[s:s + len(seg)] += seg[: n - s]
+        y = _reverb(y / (np.abs(y).max() + 1e-9), rng, sr, rng.uniform(0.6, 1.2), 0.1)
+    if drums:
+        d = _drum_track(rng, n, sr, bpm)
+        y = y / (np.abs(y).max() + 1e-9) + (0.5 if instrument != "drums" else 1) * d / np.abs(d).max()
+    labels = dict(kind="music", source=None, scene=None, instrument=instrument,
+                  mood=None if instrument == "drums" else _MOODS[mode][0], tempo=tempo, bpm=bpm,
+                  key=None if instrument == "drums" else f"{NOTE_NAMES[tonic]} {mode}", drums=drums,
+                  notes=[(round(s / sr, 4), round(m / sr, 4), int(p)) for s, m, p in notes])
+    return y, labels
+
+# -----------------------------------------------------------------------------
+# captions and clips
+
+
+def _a(phrase):
+    """The indefinite article: 'an upbeat', 'a sad'."""
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+def _caption(rng, labels):
+    """(tags, sentence): AudioGen's tag style ('dog bark park': the source and scene names, or mood instrument
+    [drums] tempo for music) and a sentence from a random template with random synonyms, lower case."""
+    pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
+    if labels["kind"] == "sfx":
+        prog, pres, noun = _SFX[labels["source"]][3:]
+        where, amb = pick(_SCENES[labels["scene"]][2]), _SCENES[labels["scene"]][3]
+        times = {1: "", 2: " twice"}.get(labels["count"])
+        times = pick((" repeatedly", " several times")) if times is None else times
+        sentence = pick(_SFX_TEMPLATES).format(prog=prog, pres=pres, noun=noun, where=where, amb=amb, times=times)
+        return f"{labels['source']} {labels['scene']}", sentence
+    instr, tempo = labels["instrument"], pick(_TEMPOS[labels["tempo"]][1])
+    if instr == "drums":
+        s = pick(_DRUM_TEMPLATES).format(a_tempo=_a(tempo), tempo=tempo, bpm=labels["bpm"])
+        return f"drums {labels['tempo']}", s
+    mood = pick(_MOODS[labels["key"].split()[1]][1])
+    drums = pick((" with drums", " over a drum beat", " and drums")) if labels["drums"] else ""
+    s = pick(_MUSIC_TEMPLATES).format(a_tempo=_a(tempo), tempo=tempo, mood=mood, a_mood=_a(mood), instr=instr,
+                                      a_instr=_a(instr), the_instr="the " + instr, key=labels["key"], bpm=labels["bpm"],
+                                      drums=drums)
+    return f"{labels['mood']} {instr}{' drums' if labels['drums'] else ''} {labels['tempo']}", s
+
+
+def make_clip(index, seed=0, duration=5.0, sample_rate=SAMPLE_RATE, kind=None):
+    """One captioned clip, a pure function of (seed, index): dict(wav=float32 [T] in [-1, 1], tags=str, sentence=str,
+    labels=dict(kind, source, scene, instrument, mood, tempo, ...)). kind: 'sfx', 'music' or None (either, 50/50).
+    sfx labels add count and onsets (s); music labels add bpm, key, drums and notes [(onset s, length s, MIDI)]."""
+    if kind not in (None, "sfx", "music"):
+        raise ValueError(f"kind={kind!r} is not a clip kind: use 'sfx', 'music' or None")
+    if duration * sample_rate < 1:
+        raise ValueError(f"duration={duration} s is less than one sample at {sample_rate} Hz: use a longer one")
+    if not (0 <= seed < 2**32 and 0 <= index < 2**32):  # one 32-bit word each: numpy's SeedSequence pads the
+        raise ValueError(f"seed={seed}, index={index}: both must be in [0, 2**32)")  # words with zeros, so larger
+    rng = np.random.default_rng([seed, index])  # ints could collide ([2**32, 0] seeds as [0, 1])
+    n = int(round(duration * sample_rate))
+    coin = rng.random()  # drawn even when kind is given, so a forced kind does not shift the rest
+    kind = kind or ("sfx" if coin < 0.5 else "music")
+    y, labels = (_sfx_clip if kind == "sfx" else _music_clip)(rng, n, sample_rate)
+    y = y * rng.uniform(0.5, 0.95) / (np.abs(y).max() + 1e-9)  # peak level varies from clip to clip
+    tags, sentence = _caption(rng, labels)
+    return dict(wav=y.astype(np.float32), tags=tags, sentence=sentence, labels=labels)
+
+# -----------------------------------------------------------------------------
+# datasets
+
+
+def collate(items):
+    """Batch dataset items: wav [B, C, T], text [B] strings, labels [B] dicts (the default collate cannot batch the
+    labels: None values, note lists of different lengths). Use DataLoader(..., collate_fn=collate)."""
+    if len({it["wav"].shape for it in items}) > 1:
+        raise ValueError(f"items have different shapes {sorted({tuple(it['wav'].shape) for it in items})}: "
+                         "set duration= on the dataset, or use batch_size=1")
+    return dict(wav=torch.stack([it["wav"] for it in items]), text=[it["text"] for it in items],
+                labels=[it["labels"] for it in items])
+
+
+class BuiltinDataset(torch.utils.data.Dataset):
+    """n generated clips: item i = make_clip(i, seed) as dict(wav [1, T], text, labels), text being the tags or the
+    sentence (a coin per item). split='valid' uses seed + 2**31, so no clip is in both splits."""
+
+    def __init__(self, n, seed=0, duration=5.0, sample_rate=SAMPLE_RATE, split="train", kind=None):
+        if split not in ("train", "valid"):
+            raise ValueError(f"split={split!r} is not a split: use 'train' or 'valid'")
+        if not 0 <= seed < VALID_SEED_OFFSET:
+            raise ValueError(f"seed={seed} must be in [0, 2**31): larger seeds are the valid split's")
+        self.n, self.duration, self.sample_rate, self.kind = n, duration, sample_rate, kind
+        self.seed = seed + (VALID_SEED_OFFSET if split == "valid" else 0)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(f"index {i} out of range for a BuiltinDataset of {self.n} clips")
+        c = make_clip(i, self.seed, self.duration, self.sample_rate, self.kind)
+        use_tags = np.random.default_rng([self.seed, i, 1]).random() < 0.5
+        return dict(wav=torch.from_numpy(c["wav"])[None], text=c["tags"] if use_tags else c["sentence"],
+                    labels=c["labels"])
+
+
+class FolderDataset(torch.utils.data.Dataset):
+    """Real audio with captions, in AudioCraft's format [3] or a simple one:
+      - a manifest: root is a .jsonl / .jsonl.gz file, or a folder holding data.jsonl(.gz) (or a single *.jsonl*),
+        one {"path", "duration", "sample_rate", ...} per line (a relative path is relative to the manifest);
+        the caption is "description" in the sidecar a.json of a.wav (a string, or a list: one drawn per item [1]);
+      - otherwise every audio file under root, with its caption in the sidecar a.txt (or a.json), if any.
+    Items: dict(wav [channels, T] at sample_rate, text, labels = sidecar fields + path). With duration (s) set, each
+    item is a random crop of that length, drawn from (seed, index, epoch): set .epoch each epoch for new crops.
+    Files shorter than duration are skipped, or zero-padded at the end if pad=True. An unreadable or too-short
+    file is reported by name (a warning) and skipped, at start-up or when first read: never a crash mid-epoch."""
+
+    def __init__(self, root, sample_rate, channels=1, duration=None, seed=0, pad=False):
+        self.sample_rate, self.channels, self.duration, self.seed, self.pad = sample_rate, channels, duration, seed, pad
+        self.epoch, self.bad = 0, set()
+        if os.path.isfile(root):  # find the manifest: root itself, data.jsonl(.gz) in it, or any *.jsonl(.gz)
+            manifests = [root]
+        else:
+            manifests = [p for p in (os.path.join(root, "data.jsonl"), os.path.join(root, "data.jsonl.gz"))
+                         if os.path.isfile(p)]
+            manifests = manifests or sorted(glob.glob(os.path.join(root, "*.jsonl*")))
+            if not os.path.isdir(root):
+                raise FileNotFoundError(f"no such folder or manifest: {root}")
+        entries = self._read_manifest(manifests[0]) if manifests else self._scan(root)
+        self.files = [e for e in entries if self._usable(*e)]
+        if not self.files:
+            raise ValueError(f"no usable audio in {root}: add .wav/.flac files (or a data.jsonl manifest), "
+                             f"or lower duration={duration}")
+
+    @staticmethod
+    def _read_manifest(path):
+        """[(path, duration s, sample_rate)] from an AudioCraft manifest."""
+        with (gzip.open if path.endswith(".gz") else open)(path, "rt") as fp:
+            metas = [json.loads(line) for line in fp if line.strip()]
+        base = os.path.dirname(os.path.abspath(path))
+        return [(os.path.join(base, m["path"]), float(m["duration"]), int(m["sample_rate"])) for m in metas]
+
+    @staticmethod
+    def _scan(root):
+        """[(path, duration s, sample_rate)] for every readable audio file under root (the others: a warning)."""
+        out = []
+        for path in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True)):
+            if path.lower().endswith(AUDIO_EXTS):
+                try:
+                    info = sf.info(path)
+                    out.append((path, info.frames / info.samplerate, info.samplerate))
+                except Exception as e:  # libsndfile cannot parse it: wrong format, truncated, empty...
+                    warnings.warn(f"skipping {path}: unreadable ({str(e).strip()})")
+        return out
+
+    def _usable(self, path, duration, sample_rate):
+        """True if the file can give an item; otherwise warn, naming it."""
+        if not os.path.isfile(path):
+            warnings.warn(f"skipping {path}: file not found")
+            return False
+        if self.duration and duration < self.duration and not self.pad:
+            warnings.warn(f"skipping {path}: too short ({duration:.2f} s < duration={self.duration} s; "
+                          "pad=True zero-pads it)")
+            return False
+        return True
+
+    def __len__(self):
+        return len(self.files)
+
+    def _caption(self, path, rng):
+        """(text, labels) from the sidecar a.json ("description") or a.txt of a.wav; ('', {}) if there is none."""
+        stem = os.path.splitext(path)[0]
+        if os.path.isfile(stem + ".json"):
+            with open(stem + ".json") as fp:
+                info = json.load(fp)
+            text = info.pop("description", None) or ""
+            return (text[rng.integers(len(text))] if isinstance(text, list) else text), info
+        if os.path.isfile(stem + ".txt"):
+            with open(stem + ".txt") as fp:
+                return fp.read().strip(), {}
+        return "", {}
+
+    def _load(self, i):
+        path, dur, sr = self.files[i]  # dur, sr: the file's own, as the manifest or sf.info gave them
+        rng = np.random.default_rng([self.seed, i, self.epoch])  # the crop and the caption draw
+        if self.duration is None:
+            wav = load_audio(path, self.sample_rate, self.channels)
+        else:  # read just the crop, in the file's own samples, then resample and cut to exactly n samples
+            n, frames = int(round(self.duration * self.sample_rate)), math.ceil(self.duration * sr)
+            start = int(rng.integers(0, max(1, int(dur * sr) - frames + 1)))
+            s0 = max(0, start - int(0.005 * sr))  # 5 ms of context before the crop for the resampling filter
+            wav = load_audio(path, self.sample_rate, self.channels, s0, frames + 2 * (start - s0))
+            skip = round((start - s0) * self.sample_rate / sr)
+            wav = wav[:, skip:skip + n]
+            if wav.shape[1] < n and not self.pad:  # the manifest claimed more than the file holds
+                raise ValueError(f"too short ({wav.shape[1] / self.sample_rate:.2f} s < duration={self.duration} s)")
+            wav = F.pad(wav, (0, n - wav.shape[1]))
+        text, info = self._caption(path, rng)
+        return dict(wav=wav, text=text, labels=dict(info, path=path))
+
+    def __getitem__(self, i):
+        for j in [(i + k) % len(self.files) for k in range(len(self.files))]:  # i, or the next readable file
+            if j in self.bad:
+                continue
+            try:
+                return self._load(j)
+            except Exception as e:
+                warnings.warn(f"skipping {self.files[j][0]}: {str(e).split(';')[0]}")
+                self.bad.add(j)  # per DataLoader worker: each reports it once
+        raise RuntimeError(f"none of the {len(self.files)} files of this FolderDataset could be read: see the warnings")
+
+# -----------------------------------------------------------------------------
+# write clips to listen to: python data.py --out DIR --n 100
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description="Write generated clips as 16-bit WAV + .json sidecars + a data.jsonl "
+                                            "manifest (AudioCraft's format; FolderDataset reads it back).")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--n", type=int, default=100, help="number of clips")
+    p.add_argument("--seed", type=int, default=0, help="clip i is make_clip(i, seed)")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per clip")
+    p.add_argument("--sample_rate", type=int, default=SAMPLE_RATE, help="Hz")
+    p.add_argument("--kind", choices=("sfx", "music"), default=None, help="only sound effects or only music")
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    t0, lines, counts = time.time(), [], {}
+    for i in range(args.n):
+        c = make_clip(i, args.seed, args.duration, args.sample_rate, args.kind)
+        path = os.path.abspath(os.path.join(args.out, f"{i:05d}.wav"))
+        sf.write(path, c["wav"], args.sample_rate, subtype="PCM_16")
+        with open(path[:-4] + ".json", "w") as fp:  # AudioGen picks one description of the list per item [1]
+            json.dump(dict(description=[c["tags"], c["sentence"]], keywords=c["tags"], **c["labels"]), fp)
+        lines.append(json.dumps(dict(path=path, duration=len(c["wav"]) / args.sample_rate,  # AudioCraft's AudioMeta
+                                     sample_rate=args.sample_rate, amplitude=None, weight=None, info_path=None)))
+        name = c["labels"]["source"] or c["labels"]["instrument"]  # for the summary: how many of each
+        counts[name] = counts.get(name, 0) + 1
+        if i < 3:
+            print(f"{path}: {c['tags']!r} / {c['sentence']!r}")
+    manifest = os.path.join(args.out, "data.jsonl")
+    with open(manifest + ".tmp", "w") as fp:
+        fp.write("\n".join(lines) + "\n")
+    os.replace(manifest + ".tmp", manifest)  # atomic: a reader never sees half a manifest
+    dt = time.time() - t0
+    print(f"wrote {args.n} clips ({args.n * args.duration / 60:.1f} min at {args.sample_rate} Hz) + sidecars + "
+          f"{manifest} in {dt:.1f} s ({1000 * dt / max(1, args.n):.1f} ms per clip, writing included)")
+    print("per source/instrument: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -1,0 +1,253 @@
+"""
+Tests for data.py: the clip generator (determinism, format, captions vs labels, coverage, melody pitch by FFT),
+resampling and loading, FolderDataset on both folder forms with a corrupt and a too-short file, the CLI.
+CPU, a few seconds.
+Run: python -m pytest -q tests/test_data.py
+"""
+import gzip
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from data import (INSTRUMENTS, SCENES, SOURCES, BuiltinDataset, FolderDataset, collate, load_audio,  # noqa: E402
+                  make_clip, resample)
+
+SR = 16000
+
+
+def stems(phrase):
+    """The first 4 letters of each word: 'dog bark' -> ['dog', 'bark'], matched in 'a dog is barking'."""
+    return [w[:4] for w in phrase.split()]
+
+
+def pitch_class(seg, sr=SR):
+    """Dominant pitch class of a segment: FFT power folded onto the 12 classes (bins 25 Hz - 5 kHz)."""
+    power = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
+    f = np.fft.rfftfreq(len(seg), 1 / sr)
+    ok = (f > 25) & (f < 5000)
+    pc = np.round(12 * np.log2(f[ok] / 440) + 69).astype(int) % 12  # MIDI number of each bin, mod 12
+    return int(np.bincount(pc, weights=power[ok], minlength=12).argmax())
+
+
+def tone(freq, seconds, sr, amp=0.5):
+    return amp * torch.sin(2 * math.pi * freq * torch.arange(int(seconds * sr), dtype=torch.float64) / sr)
+
+
+# ----------------------------------------------------------------------------- the generator
+
+
+def test_deterministic_per_seed_and_index():
+    a, b = make_clip(7, seed=3, duration=1.0), make_clip(7, seed=3, duration=1.0)
+    assert np.array_equal(a["wav"], b["wav"]) and a["labels"] == b["labels"]
+    assert (a["tags"], a["sentence"]) == (b["tags"], b["sentence"])
+    assert not np.array_equal(a["wav"], make_clip(7, seed=4, duration=1.0)["wav"])
+
+
+def test_distinct_across_indices():
+    wavs = [make_clip(i, duration=1.0)["wav"] for i in range(8)]
+    for i in range(8):
+        for j in range(i):
+            assert not np.allclose(wavs[i], wavs[j], atol=1e-3), (i, j)
+
+
+@pytest.mark.parametrize("sr,duration", [(16000, 5.0), (32000, 0.5), (8000, 0.05)])
+def test_clip_format(sr, duration):
+    for i in range(6):
+        for kind in ("sfx", "music"):
+            w = make_clip(i, duration=duration, sample_rate=sr, kind=kind)["wav"]
+            assert w.dtype == np.float32 and w.shape == (round(duration * sr),)
+            assert np.isfinite(w).all() and 0.4 < np.abs(w).max() <= 1.0  # peak-normalised to U(0.5, 0.95)
+    with pytest.raises(ValueError, match="kind='speech'"):
+        make_clip(0, kind="speech")
+
+
+def test_captions_match_labels_and_everything_is_reachable():
+    seen = {"source": set(), "scene": set(), "instrument": set()}
+    for i in range(160):
+        c = make_clip(i, duration=0.3)
+        lab, tags, sentence = c["labels"], c["tags"], c["sentence"]
+        if lab["kind"] == "sfx":
+            assert tags == f"{lab['source']} {lab['scene']}"  # AudioGen's tag style: "dog bark park"
+            for word in stems(lab["source"]) + [lab["scene"]]:
+                assert word in sentence, (word, sentence)
+            assert len(lab["onsets"]) == lab["count"]
+            assert "twice" not in sentence or lab["count"] == 2, sentence  # counts are said right when said
+            assert not any(w in sentence for w in ("repeatedly", "several")) or lab["count"] >= 3, sentence
+        else:
+            assert lab["instrument"] in tags and lab["tempo"] in tags and (lab["mood"] or "") in tags
+            assert all(w in sentence for w in stems(lab["instrument"].rstrip("s"))), sentence
+            assert ("drum" in sentence) == lab["drums"], sentence
+        for key in seen:
+            seen[key].add(lab[key])
+    assert seen["source"] - {None} == set(SOURCES) and len(SOURCES) >= 12
+    assert seen["scene"] - {None} == set(SCENES) and len(SCENES) >= 4
+    assert seen["instrument"] - {None} == set(INSTRUMENTS)
+    first_words = {make_clip(i, duration=0.3, kind="sfx")["sentence"].split()[0] for i in range(30)}
+    assert len(first_words) >= 4  # the templates and phrasings vary
+
+
+def test_melody_pitch_matches_labelled_notes():
+    """Every note of 0.15 s or more, in clips without drums: the FFT's dominant pitch class (after the first 30 ms)
+    is the labelled MIDI note's, and the note is in the labelled key."""
+    scales = {"major": {0, 2, 4, 5, 7, 9, 11}, "minor": {0, 2, 3, 5, 7, 8, 10}}
+    names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+    checked = {}
+    for i in range(60):
+        c = make_clip(i, kind="music")
+        lab = c["labels"]
+        if lab["drums"] or checked.get(lab["instrument"], 0) >= 12:
+            continue
+        tonic, mode = lab["key"].split()
+        for onset, length, midi in lab["notes"]:
+            assert (midi - names.index(tonic)) % 12 in scales[mode]
+            if length >= 0.15:
+                seg = c["wav"][int((onset + 0.03) * SR):int((onset + length) * SR)]
+                assert pitch_class(seg) == midi % 12, (i, lab["instrument"], onset, midi)
+                checked[lab["instrument"]] = checked.get(lab["instrument"], 0) + 1
+    assert set(checked) == {"piano", "organ", "plucked string", "bass"}, checked
+
+
+def test_generation_is_fast():
+    """Budget: 50 ms per 5 s clip on one core (training makes clips on the fly); 4x slack for a shared machine."""
+    t = time.process_time()
+    for i in range(10):
+        make_clip(i)
+    assert (time.process_time() - t) / 10 < 0.2
+
+# ----------------------------------------------------------------------------- resampling and loading
+
+
+@pytest.mark.parametrize("sr_in,sr_out", [(44100, 16000), (16000, 32000), (48000, 16000)])
+def test_resample_keeps_a_sine(sr_in, sr_out):
+    x = tone(1000.0, 0.5, sr_in)
+    y = resample(x, sr_in, sr_out)
+    assert y.shape[-1] == math.ceil(len(x) * sr_out / sr_in)  # torchaudio's length rule
+    mid = y[len(y) // 4:3 * len(y) // 4]  # away from the zero-padded ends
+    ref = tone(1000.0, 0.5, sr_out)[len(y) // 4:3 * len(y) // 4]
+    assert torch.allclose(mid, ref, atol=2e-3)  # same frequency, phase and amplitude
+    assert resample(x, sr_in, sr_in) is x
+
+
+def test_resample_removes_what_the_new_rate_cannot_hold():
+    y = resample(tone(10000.0, 0.5, 32000), 32000, 16000)  # above the new Nyquist (8 kHz): must not alias to 6 kHz
+    assert y[2000:-2000].abs().max() < 2e-3
+    assert resample(torch.zeros(2, 3, 441), 44100, 16000).shape == (2, 3, 160)  # batch dims kept
+
+
+def test_load_audio_downmixes_and_resamples(tmp_path):
+    left, right = tone(440.0, 1.0, 22050), tone(440.0, 1.0, 22050, amp=0.1)
+    path = str(tmp_path / "stereo.wav")
+    sf.write(path, torch.stack([left, right], 1).numpy(), 22050, subtype="FLOAT")
+    mono = load_audio(path, 16000)
+    assert mono.shape == (1, 16000) and mono.dtype == torch.float32
+    assert torch.allclose(mono[0, 4000:12000], tone(440.0, 1.0, 16000, amp=0.3)[4000:12000].float(), atol=2e-3)
+    assert load_audio(path, 22050, channels=2).shape == (2, 22050)
+    sf.write(str(tmp_path / "mono.wav"), left.numpy(), 22050)
+    two = load_audio(str(tmp_path / "mono.wav"), 16000, channels=2)
+    assert two.shape == (2, 16000) and torch.equal(two[0], two[1])
+    (tmp_path / "bad.wav").write_bytes(b"RIFF garbage")
+    with pytest.raises(ValueError, match="bad.wav"):
+        load_audio(str(tmp_path / "bad.wav"), 16000)
+    with pytest.raises(FileNotFoundError, match="nope.wav"):
+        load_audio(str(tmp_path / "nope.wav"), 16000)
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def test_builtin_dataset():
+    train, valid = BuiltinDataset(4, duration=0.5), BuiltinDataset(4, duration=0.5, split="valid")
+    item = train[1]
+    c = make_clip(1, duration=0.5)
+    assert item["wav"].shape == (1, 8000) and item["text"] in (c["tags"], c["sentence"])
+    assert item["labels"] == c["labels"]
+    assert torch.equal(train[1]["wav"], item["wav"]) and train[1]["text"] == item["text"]
+    assert all(not torch.equal(train[i]["wav"], valid[j]["wav"]) for i in range(4) for j in range(4))
+    texts = [train[i]["text"] for i in range(4)] + [BuiltinDataset(12, duration=0.1)[i]["text"] for i in range(12)]
+    assert any(t == make_clip(i % 12, duration=0.1)["tags"] for i, t in enumerate(texts[4:]))  # both caption styles
+    assert any(t == make_clip(i % 12, duration=0.1)["sentence"] for i, t in enumerate(texts[4:]))
+    batch = next(iter(torch.utils.data.DataLoader(train, batch_size=4, collate_fn=collate)))
+    assert batch["wav"].shape == (4, 1, 8000) and len(batch["text"]) == 4 and len(batch["labels"]) == 4
+    with pytest.raises(ValueError, match="split='test'"):
+        BuiltinDataset(4, split="test")
+    with pytest.raises(ValueError, match="seed=2147483648"):
+        BuiltinDataset(4, seed=2**31)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A good stereo 44.1 kHz file (2 s), a too-short one (0.3 s), a corrupt one, with both kinds of sidecars."""
+    t = np.arange(int(2 * 44100)) / 44100
+    sf.write(str(tmp_path / "good.wav"), np.stack([np.sin(2 * np.pi * 440 * t)] * 2, 1) * 0.5, 44100)
+    sf.write(str(tmp_path / "short.wav"), np.zeros(int(0.3 * 16000)), 16000)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" + bytes(100))
+    for name, caption in [("good", ["a tone", "sine tone"]), ("short", "silence"), ("corrupt", "broken")]:
+        (tmp_path / f"{name}.json").write_text(json.dumps({"description": caption, "bpm": 120}))
+        (tmp_path / f"{name}.txt").write_text(caption if isinstance(caption, str) else caption[0])
+    return tmp_path
+
+
+def test_folder_dataset_simple_form(folder):
+    with pytest.warns(UserWarning) as record:
+        ds = FolderDataset(str(folder), 16000, duration=1.0)
+    messages = " ".join(str(w.message) for w in record)
+    assert "corrupt.wav" in messages and "short.wav" in messages and "too short" in messages
+    assert len(ds) == 1
+    item = ds[0]
+    assert item["wav"].shape == (1, 16000) and item["text"] in ("a tone", "sine tone")  # .json before .txt
+    basis = np.stack([np.sin(2 * np.pi * 440 * np.arange(16000) / SR), np.cos(2 * np.pi * 440 * np.arange(16000) / SR)])
+    fit = np.linalg.lstsq(basis.T, item["wav"][0].numpy(), rcond=None)[0] @ basis  # the 440 Hz sine, any phase
+    assert np.abs(fit - item["wav"][0].numpy()).max() < 5e-3  # to the edges: the crop was read with context
+    assert item["labels"]["bpm"] == 120 and item["labels"]["path"].endswith("good.wav")
+    assert torch.equal(ds[0]["wav"], item["wav"])  # crops: a function of (seed, index, epoch)
+    ds.epoch = 1
+    assert not torch.equal(ds[0]["wav"], item["wav"])
+    with pytest.warns(UserWarning, match="corrupt.wav"):
+        padded = FolderDataset(str(folder), 16000, duration=1.0, pad=True)
+    assert len(padded) == 2 and all(padded[i]["wav"].shape == (1, 16000) for i in range(2))
+    with pytest.warns(UserWarning, match="corrupt.wav"):
+        whole = FolderDataset(str(folder), 8000, channels=2)  # duration=None: whole files
+    assert {tuple(whole[i]["wav"].shape) for i in range(len(whole))} == {(2, 16000), (2, 2400)}
+
+
+@pytest.mark.parametrize("name", ["data.jsonl", "data.jsonl.gz"])
+def test_folder_dataset_manifest_skips_bad_files(folder, name):
+    lines = [json.dumps({"path": p, "duration": d, "sample_rate": sr}) for p, d, sr in
+             [("good.wav", 2.0, 44100), (str(folder / "short.wav"), 0.3, 16000), ("corrupt.wav", 3.0, 44100)]]
+    with (gzip.open if name.endswith(".gz") else open)(folder / name, "wt") as fp:  # relative paths: to the manifest
+        fp.write("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="short.wav: too short"):
+        ds = FolderDataset(str(folder), 16000, duration=1.0)  # finds the manifest, ignores the .txt files
+    assert len(ds) == 2  # the corrupt file is only found when read
+    with pytest.warns(UserWarning, match="corrupt.wav"):
+        items = [ds[i] for i in range(len(ds))]  # never raises: index 1 falls back to the next readable file
+    assert all(it["wav"].shape == (1, 16000) and it["text"] in ("a tone", "sine tone") for it in items)
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def test_cli_writes_clips_and_manifest(tmp_path):
+    out = tmp_path / "clips"
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "data.py"), "--out", str(out), "--n", "3",
+                          "--duration", "0.5", "--seed", "1"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "wrote 3 clips" in run.stdout
+    assert sorted(os.listdir(out)) == ["00000.json", "00000.wav", "00001.json", "00001.wav", "00002.json",
+                                       "00002.wav", "data.jsonl"]
+    metas = [json.loads(line) for line in (out / "data.jsonl").read_text().splitlines()]
+    assert [(m["duration"], m["sample_rate"]) for m in metas] == [(0.5, SR)] * 3
+    wav, sr = sf.read(metas[2]["path"], dtype="float32")
+    assert sr == SR and sf.info(metas[2]["path"]).subtype == "PCM_16"
+    assert np.allclose(wav, make_clip(2, seed=1, duration=0.5)["wav"], atol=1 / 32768 + 1e-6)  # 16-bit rounding
+    side = json.loads((out / "00002.json").read_text())
+    assert side["description"] == [make_clip(2, seed=1, duration=0.5)[k] for k in ("tags", "sentence")]
+    assert len(FolderDataset(str(out), SR, duration=0.5)) == 3

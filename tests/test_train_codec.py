@@ -1,0 +1,125 @@
+"""
+Tests for train_codec.py. Run: python -m pytest -q tests/test_train_codec.py
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import train_codec as tc  # noqa: E402
+from codec import PRESETS, Codec, load_codec  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+def test_mel_filterbank_matches_librosa():
+    librosa = pytest.importorskip("librosa")
+    for sr, n_fft, n_mels, f_min in [(16000, 1024, 64, 64.0), (32000, 256, 64, 64.0), (24000, 512, 40, 0.0)]:
+        ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=sr / 2, htk=True, norm=None)
+        ours = tc.mel_filterbank(sr, n_fft, n_mels, f_min)  # [F, n_mels]
+        assert torch.allclose(ours.T, torch.from_numpy(ref).float(), atol=1e-5)
+
+
+def test_spectral_losses_on_hand_checkable_cases():
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 4000)
+    assert tc.multiscale_mel_loss(x, x, 16000).item() == 0.0
+    assert tc.mel_distance(x, x, 16000).item() == 0.0
+    assert tc.multiscale_mel_loss(x, 0.5 * x, 16000).item() > 0
+    # SI-SNR: scale-invariant, +inf-like for a perfect copy, 0 dB for equal signal and noise power
+    assert tc.si_snr(3 * x, x).min() > 60
+    noise = torch.randn(2, 1, 4000)
+    noise = noise - (noise * x).sum(-1, keepdim=True) / x.pow(2).sum(-1, keepdim=True) * x  # orthogonal
+    noise = noise * x.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True)
+    assert torch.allclose(tc.si_snr(x + noise, x), torch.zeros(2), atol=0.05)
+
+
+def test_gan_losses():
+    real, fake = [torch.full((2, 1, 3, 3), 2.0)], [torch.full((2, 1, 3, 3), -2.0)]
+    assert tc.discriminator_loss(real, fake).item() == 0.0  # both beyond the hinge margin
+    assert tc.discriminator_loss(fake, real).item() == pytest.approx(6.0)  # relu(1+2) + relu(1+2)
+    assert tc.adversarial_loss(fake).item() == pytest.approx(2.0)
+    fm = [[torch.ones(2, 3), torch.zeros(2, 3)]]
+    assert tc.feature_matching_loss(fm, [[torch.zeros(2, 3), torch.zeros(2, 3)]]).item() == pytest.approx(0.5)
+
+
+def test_discriminator_shapes():
+    disc = tc.MSSTFTDiscriminator(filters=8)
+    logits, fmaps = disc(torch.randn(2, 1, 8000))
+    assert len(logits) == 5 and all(len(f) == 5 for f in fmaps)
+    assert all(l.shape[:2] == (2, 1) for l in logits)
+
+
+def test_balancer_gives_each_loss_its_weight_share():
+    """Two losses with gradients of very different scales: after balancing, each contributes
+    (w_i / sum w) of a unit-norm gradient, along its own direction."""
+    y = torch.randn(4, 1, 100, requires_grad=True)
+    a, b = torch.randn(4, 1, 100), torch.randn(4, 1, 100)
+    losses = {"big": 1000 * (a * y).sum(), "small": 1e-3 * (b * y).sum()}
+    balancer = tc.Balancer({"big": 1.0, "small": 3.0})
+    grad, norms = balancer.gradient(losses, y)
+    # per-clip norm averaged over the batch is what gets normalised
+    na = (1000 * a).flatten(1).norm(dim=1).mean()
+    nb = (1e-3 * b).flatten(1).norm(dim=1).mean()
+    expected = 0.25 * 1000 * a / na + 0.75 * 1e-3 * b / nb
+    assert torch.allclose(grad, expected, rtol=1e-4, atol=1e-7)
+    assert norms["big"] == pytest.approx(na.item(), rel=1e-5)
+
+
+def test_a_few_steps_lower_the_reconstruction_loss():
+    torch.manual_seed(0)
+    t = torch.arange(3200) / 16000
+    wav = torch.stack([0.5 * torch.sin(2 * torch.pi * f * t) for f in (220.0, 330.0)])[:, None]  # [2, 1, T]
+    model = Codec(PRESETS["tiny"]).train()
+    disc = tc.MSSTFTDiscriminator(filters=8)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.5, 0.9), weight_decay=0.0)
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=1e-3, betas=(0.5, 0.9), weight_decay=0.0)
+    balancer = tc.Balancer({"l1": 0.1, "msspec": 2.0})  # the reconstruction losses only: fast to overfit
+    msspec = [tc.train_step(model, disc, disc, opt, opt_d, balancer, wav, 16000)["msspec"] for _ in range(15)]
+    assert sum(msspec[-3:]) / 3 < 0.8 * sum(msspec[:3]) / 3, msspec
+
+
+def run(args, **kwargs):
+    return tc.main(tc.parser.parse_args(args))
+
+
+COMMON = ["--steps", "4", "--batch-size", "2", "--segment", "0.25", "--eval-every", "2", "--eval-clips", "2",
+          "--disc-filters", "8", "--log-every", "1"]
+
+
+def test_resume_is_exact(tmp_path):
+    full = run(["--out-dir", str(tmp_path / "a")] + COMMON)
+    run(["--out-dir", str(tmp_path / "b")] + COMMON[:1] + ["2"] + COMMON[2:])  # stop after step 2
+    resumed = run(["--out-dir", str(tmp_path / "b"), "--resume"] + COMMON)
+    for (k, v), w in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(v, w), k
+    # the checkpoint is a codec checkpoint for load_codec too, and samples were written
+    codec = load_codec(tmp_path / "a" / "ckpt.pt")
+    assert torch.equal(codec.quantizer.layers[0].embed, full.quantizer.layers[0].embed)
+    assert (tmp_path / "a" / "samples" / "step000004_nq8.wav").exists()
+    assert len((tmp_path / "a" / "eval.tsv").read_text().splitlines()) == 2
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(SystemExit, match="unknown preset"):
+        run(["--out-dir", str(tmp_path), "--preset", "huge"] + COMMON)
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        run(["--out-dir", str(tmp_path / "none"), "--resume"] + COMMON)
+
+
+def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):
+    """torchrun with the gloo backend and 2 CPU processes; the script checks the replicas' weights
+    against each other at every checkpoint and fails if they differ."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(ROOT / "train_codec.py"), "--out-dir", str(tmp_path), "--device", "cpu"] + COMMON
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("replicas in sync") == 2
+    assert "2 process(es)" in out.stdout
