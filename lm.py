@@ -1,0 +1,462 @@
+"""
+The MusicGen / AudioGen language model: one causal transformer over K parallel EnCodec codebook
+streams, interleaved by a codebook pattern (delay by default), conditioned on text by cross-attention
+(or, for melody, by prepending the condition), sampled with classifier-free guidance and a KV cache.
+Parameter names equal AudioCraft's state_dict keys, so its `state_dict.bin` loads with a loop.
+
+References:
+1) MusicGen, Copet et al. 2023, arXiv:2306.05284. Official code: audiocraft/models/lm.py (LMModel),
+   audiocraft/modules/transformer.py, audiocraft/modules/codebooks_patterns.py, audiocraft/models/genmodel.py
+2) AudioGen, Kreuk et al. 2022, arXiv:2209.15352. Official code: audiocraft/models/audiogen.py
+3) Classifier-free guidance, Ho & Salimans 2022, arXiv:2207.12598
+4) Attention Is All You Need (sinusoidal positions), Vaswani et al. 2017, arXiv:1706.03762
+5) Nucleus (top-p) sampling, Holtzman et al. 2019, arXiv:1904.09751
+
+Deviations from AudioCraft (none changes the official models' numbers): cross-attention keys/values are
+computed once per window (AudioCraft: every step), the self-attention cache is preallocated; patterns are
+index maps, not layout lists, without flatten_first/empty_initial, the MusicLM pattern or delays inside
+'flatten'; no `two_step_cfg`; training-time CFG dropout is the trainer's (AudioCraft: inside LMModel);
+past max_duration the melody prepend is not re-windowed; callback counts the current window's steps.
+"""
+import math
+import os
+from dataclasses import dataclass, asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from codec import cfg_get, parse_yaml, torch_load  # the checkpoint helpers both loaders share
+
+
+@dataclass
+class LMConfig:
+    dim: int = 1024
+    num_heads: int = 16
+    num_layers: int = 24
+    hidden_scale: int = 4              # feed-forward width = hidden_scale * dim
+    n_q: int = 4                       # K, codebooks modelled in parallel
+    card: int = 2048                   # codebook size; token id `card` is the special (empty) token
+    pattern: str = 'delay'             # 'delay' | 'parallel' | 'flatten' | 'coarse_first'
+    delays: tuple = (0, 1, 2, 3)       # per-codebook offsets of the pattern (see pattern_steps)
+    cross_attention: bool = True       # False (melody): text and chroma are prepended instead
+    cond_dim: int = 1024               # width of the condition after the conditioner's output_proj
+    frame_rate: int = 50               # codec frames per second (all official codecs: 50 Hz)
+    max_duration: float = 30.0         # training segment (s) = the longest single generation window
+    extend_stride: float = 18.0        # window hop (s) when generating past max_duration
+
+    def __post_init__(self):
+        self.delays = tuple(self.delays)
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim={self.dim} is not divisible by num_heads={self.num_heads}; pick a divisor")
+        if self.cond_dim != self.dim:  # the fused in_proj maps the condition with [dim, dim] blocks
+            raise ValueError(f"cond_dim={self.cond_dim} must equal dim={self.dim}; project the condition to dim")
+
+
+PRESETS = {
+    'musicgen-small': LMConfig(),
+    'musicgen-medium': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536),
+    'musicgen-large': LMConfig(dim=2048, num_heads=32, num_layers=48, cond_dim=2048),
+    'musicgen-melody': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536, cross_attention=False),
+    'audiogen-medium': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536, max_duration=10.0,
+                                extend_stride=2.0),
+    'tiny': LMConfig(dim=256, num_heads=8, num_layers=6, card=1024, cond_dim=256, max_duration=5.0, extend_stride=3.0),
+}
+
+# ----------------------------------------------------------------------------- codebook patterns
+
+
+def pattern_steps(T, K, pattern='delay', delays=(0, 1, 2, 3)):
+    """Where each code lands in the interleaved sequence: steps[q, t] for codebook q, frame t.
+    Returns (steps [K, T], S total steps, S_valid steps kept for training). Step 0 is always all special.
+    - delay: step = 1 + t + delays[q]; S = T + max_delay + 1. MusicGen uses delays (0, 1, 2, 3).
+    - parallel: delay with all delays 0.
+    - flatten: delays[q] is the inner step of codebook q; each frame spans max(delays)+1 steps, so
+      (0, 1, 2, 3) is full flattening and (0, 1, 1, 1) partial flattening (AudioCraft's `flattening`).
+    - coarse_first (VALL-E): all of codebook 0 first, then codebooks 1.. with delays[1:].
+    Training keeps S_valid = S - max_delay steps (AudioCraft's keep_only_valid_steps): T + 1 for delay.
+    """
+    d = torch.zeros(K, dtype=torch.long) if pattern == 'parallel' else torch.tensor(delays, dtype=torch.long)
+    if len(d) != K or (d < 0).any() or (d.diff() < 0).any():
+        raise ValueError(f"delays={tuple(d.tolist())} must be {K} sorted non-negative ints, one per codebook")
+    t, tail = torch.arange(T), int(d.max())            # tail: steps after the last complete frame
+    if pattern in ('delay', 'parallel'):
+        steps, S = 1 + t + d[:, None], T + tail + 1
+    elif pattern == 'flatten':                         # frames are complete: no tail
+        inner, tail = tail + 1, 0
+        if sorted(set(d.tolist())) != list(range(inner)):
+            raise ValueError(f"flatten delays={tuple(d.tolist())} must use inner steps 0..n without gaps")
+        steps, S = 1 + t * inner + d[:, None], 1 + T * inner
+    elif pattern == 'coarse_first':                    # delays[0] is unused
+        tail = int(d[1:].max()) if K > 1 else 0
+        steps, S = torch.where(torch.arange(K)[:, None] == 0, 1 + t, 1 + T + t + d[:, None]), 1 + 2 * T + tail
+    else:
+        raise ValueError(f"pattern={pattern!r} is unknown; use 'delay', 'parallel', 'flatten' or 'coarse_first'")
+    return steps.expand(K, T), S, S - tail
+
+
+def build_pattern(codes, special, pattern='delay', delays=(0, 1, 2, 3), valid_only=False):
+    """codes [B, K, T] -> (seq [B, K, S], mask [K, S]); cells no code lands on hold `special`.
+    Example, K=3, T=4, delays (0, 1, 2): T + max_delay + 1 = 7 steps, S marks the special token:
+        a0 a1 a2 a3        S a0 a1 a2 a3  S  S
+        b0 b1 b2 b3   ->   S  S b0 b1 b2 b3  S
+        c0 c1 c2 c3        S  S  S c0 c1 c2 c3
+    With valid_only (training input) only the first S_valid = T + 1 = 5 steps are kept."""
+    B, K, T = codes.shape
+    steps, S, S_valid = pattern_steps(T, K, pattern, delays)
+    steps = steps.to(codes.device)
+    seq = codes.new_full((B, K, S), special).scatter_(2, steps.expand(B, K, T), codes)  # [B, K, S]
+    mask = torch.zeros(K, S, dtype=torch.bool, device=codes.device).scatter_(1, steps, True)
+    return (seq[..., :S_valid], mask[:, :S_valid]) if valid_only else (seq, mask)
+
+
+def revert_pattern(seq, T, special, pattern='delay', delays=(0, 1, 2, 3), logits=False):
+    """seq [B, K, S, ...] -> (codes [B, K, T, ...], mask [K, T]); inverse of build_pattern.
+    With logits=True the input is model output, where step s predicts the cell at step s+1, so code
+    (q, t) reads step steps[q, t] - 1. A code is valid only if its own cell lies within the S given
+    steps: for a delay training input of T + 1 steps, the last delays[q] frames of codebook q are
+    never trained, exactly as in AudioCraft. Invalid entries get `special` (NaN for logits)."""
+    B, K, S = seq.shape[:3]
+    steps = pattern_steps(T, K, pattern, delays)[0].to(seq.device)  # [K, T]
+    valid = steps < S                                              # [K, T]
+    src = torch.where(valid, steps - int(logits), 0)               # [K, T]
+    extra = seq.shape[3:]                                          # () or (card,)
+    idx = src.view(1, K, T, *[1] * len(extra)).expand(B, K, T, *extra)
+    out = seq.gather(2, idx)                                       # [B, K, T, ...]
+    return torch.where(valid.view(1, K, T, *[1] * len(extra)), out, special), valid
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def sin_embedding(positions, dim, max_period=10000.0):
+    """Positions [T] -> [T, dim]: concat(cos(p / P^(i/(h-1))), sin(...)), i < h = dim/2, cos first,
+    the formula of AudioCraft's create_sin_embedding (the last frequency is exactly 1/P)."""
+    half = dim // 2
+    i = torch.arange(half, dtype=torch.float32, device=positions.device)
+    phase = positions.float()[:, None] / max_period ** (i / (half - 1))      # [T, half]
+    return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)            # [T, dim]
+
+
+def cfg_logits(cond, uncond, cfg_coef):
+    """Classifier-free guidance on raw logits: uncond + cfg_coef * (cond - uncond).
+    cfg_coef = 1 gives the conditional logits, 0 the unconditional ones, > 1 extrapolates past cond."""
+    return uncond + cfg_coef * (cond - uncond)
+
+
+def sample_next_token(logits, temperature=1.0, top_k=250, top_p=0.0, greedy=False, generator=None):
+    """logits [B, K, card] -> tokens [B, K], all K codebooks drawn in parallel, AudioCraft's rules:
+    greedy (or temperature <= 0) takes the argmax; else p = softmax(logits / temperature), then
+    top_p > 0 keeps the smallest set of tokens whose mass reaches p (a token stays while the mass
+    before it is <= p), else top_k > 0 keeps the k most likely; one multinomial draw."""
+    if greedy or temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = F.softmax(logits.float() / temperature, dim=-1)                  # [B, K, card]
+    if top_p > 0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        keep = sorted_p.cumsum(dim=-1) - sorted_p <= top_p
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p * keep)
+    elif top_k > 0:
+        kth = probs.topk(min(top_k, probs.shape[-1]), dim=-1).values[..., -1:]  # [B, K, 1]
+        probs = probs * (probs >= kth)
+    flat = torch.multinomial(probs.flatten(0, -2), 1, generator=generator)   # [B*K, 1], renormalizes
+    return flat.view(probs.shape[:-1])
+
+
+def codebook_cross_entropy(logits, targets):
+    """Per-codebook cross-entropy [K] over valid positions: logits [B, K, T, card] from LM.forward
+    (NaN where the pattern gives no prediction) and targets [B, K, T] (< 0 marks padded frames).
+    LM.forward's loss is its mean over K (AudioCraft: solvers/musicgen.py)."""
+    valid = (targets >= 0) & ~logits[..., 0].isnan()                          # [B, K, T]
+    return torch.stack([F.cross_entropy(logits[:, k][valid[:, k]], targets[:, k][valid[:, k]])
+                        for k in range(logits.shape[1])])
+
+# ----------------------------------------------------------------------------- modules
+
+
+class Attention(nn.Module):
+    """Multi-head attention with AudioCraft's fused in_proj_weight [3D, D] (q, k, v rows) and no
+    biases. Self-attention is causal; cross-attention (source given) takes k, v from the condition,
+    unmasked: AudioCraft zeroes padded text positions but still attends to them (logit q.0 = 0)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * config.dim, config.dim))
+        self.out_proj = nn.Linear(config.dim, config.dim, bias=False)
+
+    def forward(self, x, source=None, cache=None, offset=0):
+        B, T, D = x.shape
+        heads = lambda z: z.view(B, -1, self.num_heads, D // self.num_heads).transpose(1, 2)  # [B, H, *, hd]
+        if source is None:
+            q, k, v = map(heads, F.linear(x, self.in_proj_weight).split(D, dim=-1))
+        else:
+            q = heads(F.linear(x, self.in_proj_weight[:D]))
+            if cache is not None and 'k' in cache:   # the condition is fixed: project it once
+                k, v = cache['k'], cache['v']
+            else:
+                k, v = map(heads, F.linear(source, self.in_proj_weight[D:]).split(D, dim=-1))
+                if cache is not None:
+                    cache['k'], cache['v'] = k, v
+        if source is None and cache is not None:     # append to the preallocated [B, H, size, hd] cache
+            if 'k' not in cache:
+                cache['k'] = k.new_empty(B, self.num_heads, cache['size'], D // self.num_heads)
+                cache['v'] = torch.empty_like(cache['k'])
+            cache['k'][:, :, offset:offset + T], cache['v'][:, :, offset:offset + T] = k, v
+            k, v = cache['k'][:, :, :offset + T], cache['v'][:, :, :offset + T]
+        # masks: none for cross-attention or one new step (it sees every key); is_causal without a past;
+        # else T new steps after L - T cached ones: query i sees keys j <= i + L - T
+        L, causal = k.shape[2], source is None and T > 1
+        mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(L - T) if causal and L > T else None
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and L == T)  # [B, H, T, hd]
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, D))               # [B, T, D]
+
+
+class Layer(nn.Module):
+    """Pre-norm layer: x += self_attn(norm1 x); x += cross_attention(norm_cross x, cond);
+    x += linear2(gelu(linear1(norm2 x))). LayerNorm eps 1e-5 with bias; exact (erf) GELU."""
+
+    def __init__(self, config):
+        super().__init__()
+        D = config.dim
+        self.self_attn, self.norm1, self.norm2 = Attention(config), nn.LayerNorm(D), nn.LayerNorm(D)
+        if config.cross_attention:
+            self.cross_attention, self.norm_cross = Attention(config), nn.LayerNorm(D)
+        self.linear1 = nn.Linear(D, config.hidden_scale * D, bias=False)
+        self.linear2 = nn.Linear(config.hidden_scale * D, D, bias=False)
+
+    def forward(self, x, condition=None, cache=None, offset=0):
+        x = x + self.self_attn(self.norm1(x), cache=cache and cache['self'], offset=offset)
+        if condition is not None:
+            x = x + self.cross_attention(self.norm_cross(x), condition, cache=cache and cache['cross'])
+        return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
+
+# ----------------------------------------------------------------------------- model
+
+
+class LM(nn.Module):
+    """Embeddings (summed over codebooks) + sinusoidal positions -> layers -> out_norm -> K heads."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = c = config
+        self.emb = nn.ModuleList([nn.Embedding(c.card + 1, c.dim) for _ in range(c.n_q)])  # +1: special
+        self.transformer = nn.ModuleDict(dict(layers=nn.ModuleList([Layer(c) for _ in range(c.num_layers)])))
+        self.out_norm = nn.LayerNorm(c.dim)
+        self.linears = nn.ModuleList([nn.Linear(c.dim, c.card, bias=False) for _ in range(c.n_q)])
+        # AudioCraft init ('gaussian', depthwise 'current'): truncated normal, std 1/sqrt(fan_in), divided
+        # by sqrt(2 * depth) inside layer `depth`; the fused in_proj escapes that loop and keeps nn.Linear's
+        # default U(-1/sqrt(D), 1/sqrt(D)).
+        init = lambda w, std: nn.init.trunc_normal_(w, std=std, a=-3 * std, b=3 * std)
+        for m in [*self.emb, *self.linears]:
+            init(m.weight, 1 / math.sqrt(c.dim))
+        for depth, layer in enumerate(self.transformer.layers, start=1):
+            for name, p in layer.named_parameters():
+                if name.endswith('in_proj_weight'):
+                    nn.init.uniform_(p, -1 / math.sqrt(c.dim), 1 / math.sqrt(c.dim))
+                elif 'norm' not in name:
+                    init(p, 1 / math.sqrt(p.shape[1]) / math.sqrt(2 * depth))
+
+    def check(self, codes, condition=None, prepend=None):
+        """One-line ValueErrors naming the bad value and the fix."""
+        c = self.config
+        if codes.dim() != 3 or codes.shape[1] != c.n_q or codes.is_floating_point():
+            raise ValueError(f"codes must be integer [B, K={c.n_q}, T]; got {codes.dtype} {tuple(codes.shape)}: "
+                             f"encode with {c.n_q} codebooks")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= c.card):
+            raise ValueError(f"codes must lie in [0, {c.card}); got [{int(codes.min())}, {int(codes.max())}]: "
+                             f"use a codec with {c.card} bins")
+        sizes = [x.shape[0] for x in (codes, condition, prepend) if x is not None]   # B of each input
+        if len(set(sizes)) > 1:
+            raise ValueError(f"batch sizes differ (codes, condition, prepend): {sizes}: give one row each")
+        if c.cross_attention and condition is None:
+            raise ValueError("this LM cross-attends to text: pass condition [B, S, dim] from the conditioner")
+        if not c.cross_attention and condition is not None:
+            raise ValueError("this LM has no cross-attention (melody): pass the condition as prepend=")
+        for name, x in (('condition', condition), ('prepend', prepend)):
+            if x is not None and (x.dim() != 3 or x.shape[-1] != c.cond_dim):
+                raise ValueError(f"{name} must be [B, S, {c.cond_dim}]; got {tuple(x.shape)}: project it to "
+                                 f"cond_dim={c.cond_dim} with the conditioner's output_proj")
+
+    def step_logits(self, seq, condition=None, prepend=None, cache=None):
+        """Pattern sequence [B, K, S] -> logits [B, K, S, card] (AudioCraft's LMModel.forward).
+        prepend [B, P, D] is concatenated before the sequence and its outputs trimmed; positions count
+        it. With a cache (dict from new_cache) only the new steps are given; positions continue."""
+        offset = cache['offset'] if cache is not None else 0
+        x = sum(emb(seq[:, k]) for k, emb in enumerate(self.emb))                   # [B, S, D]
+        if prepend is not None:
+            x = torch.cat([prepend.to(x.dtype), x], dim=1)                           # [B, P + S, D]
+        x = x + sin_embedding(torch.arange(offset, offset + x.shape[1], device=x.device), x.shape[-1])
+        for i, layer in enumerate(self.transformer.layers):
+            x = layer(x, condition, cache and cache['layers'][i], offset)
+        if cache is not None:
+            cache['offset'] += x.shape[1]
+        x = self.out_norm(x[:, -seq.shape[2]:])                                      # [B, S, D]
+        return torch.stack([lin(x) for lin in self.linears], dim=1)                  # [B, K, S, card]
+
+    def new_cache(self, size):
+        """Empty KV cache for up to `size` positions (prepend included)."""
+        return dict(offset=0, layers=[dict(self=dict(size=size), cross={}) for _ in self.transformer.layers])
+
+    def forward(self, codes, condition=None, condition_mask=None, targets=None, prepend=None):
+        """codes [B, K, T], condition [B, S, D] -> (logits [B, K, T, card], loss or None).
+        logits[:, q, t] predicts codes[:, q, t] (already aligned, no shift); NaN where the pattern
+        gives no valid prediction. condition_mask [B, S] (1 = token) zeroes padded positions, as the
+        conditioner does, but they stay attended to (AudioCraft behaviour; transformers masks them).
+        loss = mean over K of codebook_cross_entropy(logits, targets); targets are usually codes."""
+        c = self.config
+        self.check(codes, condition, prepend)
+        if condition is not None and condition_mask is not None:
+            condition = condition * condition_mask[..., None].to(condition.dtype)
+        seq, _ = build_pattern(codes, c.card, c.pattern, c.delays, valid_only=True)  # [B, K, S_valid]
+        logits = self.step_logits(seq, condition, prepend)                           # [B, K, S_valid, card]
+        logits, _ = revert_pattern(logits, codes.shape[2], float('nan'), c.pattern, c.delays, logits=True)
+        loss = None if targets is None else codebook_cross_entropy(logits, targets).mean()
+        return logits, loss
+
+    @torch.no_grad()
+    def generate(self, condition=None, duration=None, prompt=None, prepend=None, null_condition=None,
+                 null_prepend=None, cfg_coef=3.0, temperature=1.0, top_k=250, top_p=0.0, greedy=False,
+                 generator=None, callback=None, use_cache=True, extend_stride=None):
+        """Sample codes [B, K, int(duration * frame_rate)] (duration defaults to max_duration), the prompt
+        codes [B, K, P] included. CFG runs conditional and null rows as one 2B batch; the null condition
+        defaults to zeros, exactly AudioCraft's null text (embeddings times an all-zero mask); melody's null
+        prepend is not zeros: pass null_prepend. Past max_duration, a max_duration window hops by
+        extend_stride seconds, re-prompted with its own tokens after the hop (AudioCraft
+        genmodel._generate_tokens). callback(done, total) counts the steps of the current window."""
+        c, fr = self.config, self.config.frame_rate
+        stride = extend_stride if extend_stride is not None else c.extend_stride
+        duration = duration if duration is not None else c.max_duration
+        if prompt is None:   # an empty prompt [B, K, 0]
+            B = next((x.shape[0] for x in (condition, prepend) if x is not None), 1)
+            prompt = torch.zeros(B, c.n_q, 0, dtype=torch.long)
+        self.check(prompt, condition, prepend)
+        prompt = prompt.to(self.out_norm.weight.device)
+        total, window = int(duration * fr), int(min(duration, c.max_duration) * fr)  # frames, as AudioCraft
+        if total < 1 or prompt.shape[2] >= window:
+            raise ValueError(f"duration={duration} s gives {total} frames at {fr} Hz with a {prompt.shape[2]}-frame "
+                             f"prompt and a {c.max_duration} s window: ask for more than the prompt")
+        if duration > c.max_duration and not (int(stride * fr) > 0 and stride < c.max_duration):
+            raise ValueError(f"extend_stride={stride} s must lie in (0, max_duration={c.max_duration}) s")
+        if prepend is not None and null_prepend is None:
+            raise ValueError("prepend (melody) needs null_prepend for CFG: the conditioner's null condition")
+        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, generator=generator)
+        # one conditioning for all windows (AudioCraft re-windows melody chroma; see the file docstring)
+        if condition is not None:   # conditional rows first, null rows second: [2B, S, D]
+            null = null_condition if null_condition is not None else torch.zeros_like(condition)
+            if null.shape != condition.shape:
+                raise ValueError(f"null_condition {tuple(null.shape)} must match condition {tuple(condition.shape)}")
+            condition = torch.cat([condition, null])
+        if prepend is not None:
+            prepend = torch.cat([prepend, null_prepend])                              # [2B, P, D]
+        chunks, offset = [prompt], 0                         # offset: frames before the current window
+        while offset + prompt.shape[2] < total:
+            n = int(min(duration - offset / fr, c.max_duration) * fr)   # this window's frames, prompt included
+            codes = self.sample_window(prompt, n, condition, prepend, cfg_coef, sampling, use_cache, callback)
+            chunks.append(codes[..., prompt.shape[2]:])                 # only the new frames
+            prompt, offset = codes[..., int(stride * fr):], offset + int(stride * fr)  # keep the tail
+        return torch.cat(chunks, dim=-1)
+
+    def sample_window(self, prompt, num_frames, condition, prepend, cfg_coef, sampling, use_cache, callback):
+        """One window (AudioCraft's LMModel.generate): fill the pattern sequence step by step.
+        prompt [B, K, P] -> codes [B, K, num_frames]; condition / prepend already hold 2B rows."""
+        c = self.config
+        B, K, P = prompt.shape
+        codes = torch.full((B, K, num_frames), -1, dtype=torch.long, device=prompt.device)  # -1 = unknown
+        codes[..., :P] = prompt                                      # [B, K, num_frames]
+        seq, mask = build_pattern(codes, c.card, c.pattern, c.delays)               # [B, K, S], [K, S]
+        start = int(pattern_steps(num_frames, K, c.pattern, c.delays)[0][:, P].min())  # first step of frame P
+        guided = condition is not None or prepend is not None       # CFG needs something to drop
+        n_prepend = prepend.shape[1] if prepend is not None else 0
+        cache = self.new_cache(n_prepend + seq.shape[2]) if use_cache else None
+        prev = 0                                                     # steps [0, prev) are in the cache
+        for s in range(start, seq.shape[2]):                         # step s is sampled from steps < s
+            x = seq[..., prev:s] if use_cache else seq[..., :s]      # cached: only the new steps
+            x = torch.cat([x, x]) if guided else x                   # [2B, K, *]
+            first = not use_cache or prev == 0                       # prepend enters on the first call
+            logits = self.step_logits(x, condition, prepend if first else None, cache)[:, :, -1]  # [2B, K, card]
+            if guided:
+                logits = cfg_logits(*logits.chunk(2), cfg_coef)      # [B, K, card]
+            token = sample_next_token(logits, **sampling)            # [B, K]
+            token = torch.where(mask[:, s], token, c.card)           # pattern holes stay special
+            seq[..., s] = torch.where(seq[..., s] == -1, token, seq[..., s])  # never overwrite the prompt
+            prev = s
+            if callback is not None:
+                callback(s - start + 1, seq.shape[2] - start)
+        return revert_pattern(seq, num_frames, -1, c.pattern, c.delays)[0]         # [B, K, num_frames]
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def config_from_audiocraft(state, xp_cfg):
+    """LMConfig of an AudioCraft state dict: sizes from tensor shapes, the rest from xp.cfg."""
+    cfg = parse_yaml(xp_cfg)
+    get = lambda path, default=None: cfg_get(cfg, path, default)
+    dim = state['emb.0.weight'].shape[1]                                       # emb.k: [card + 1, dim]
+    modeling = get('codebooks_pattern.modeling', 'delay')
+    n_q = sum(1 for k in state if k.startswith('emb.'))
+    delays = {'delay': get('codebooks_pattern.delay.delays', list(range(n_q))),
+              'parallel': [0] * n_q, 'unroll': get('codebooks_pattern.unroll.flattening', list(range(n_q))),
+              'coarse_first': [0] + get('codebooks_pattern.coarse_first.delays', [0] * (n_q - 1))}
+    if modeling not in delays:
+        raise ValueError(f"codebooks_pattern.modeling={modeling!r} is not supported: use delay/parallel/unroll")
+    max_duration = float(get('dataset.segment_duration', 30))          # the training segment (s)
+    return LMConfig(
+        dim=dim, num_heads=int(get('transformer_lm.num_heads', dim // 64)),  # official head size: 64
+        num_layers=len({k.split('.')[2] for k in state if k.startswith('transformer.layers.')}),
+        hidden_scale=state['transformer.layers.0.linear1.weight'].shape[0] // dim,
+        n_q=n_q, card=state['emb.0.weight'].shape[0] - 1, cond_dim=dim,
+        pattern={'unroll': 'flatten'}.get(modeling, modeling), delays=tuple(int(d) for d in delays[modeling]),
+        cross_attention=any('cross_attention' in k for k in state), max_duration=max_duration,
+        extend_stride=2.0 if get('solver') == 'audiogen' else 18.0)   # AudioGen / MusicGen defaults
+
+
+def save_lm(path, model, cond_state=None):
+    """Save {'config', 'model'} atomically; cond_state (AudioCraft names) is stored inside 'model'."""
+    ckpt = dict(config=asdict(model.config), model={**model.state_dict(), **(cond_state or {})})
+    torch.save(ckpt, path + '.tmp')                           # temp file + rename: never a half-written file
+    os.replace(path + '.tmp', path)
+
+
+def load_lm(path, device='cpu'):
+    """Load this repo's checkpoint or AudioCraft's state_dict.bin -> (LM in eval mode, cond_state),
+    cond_state being the `condition_provider.*` tensors (the conditioner's output_proj) by their
+    AudioCraft names. fp16 tensors of official files are cast to fp32 by the copy."""
+    ckpt = torch_load(path, "LM checkpoint")  # one-line errors for a missing or unreadable file
+    if isinstance(ckpt, dict) and 'config' in ckpt and 'model' in ckpt:
+        config, state = LMConfig(**ckpt['config']), ckpt['model']
+    elif isinstance(ckpt, dict) and isinstance(ckpt.get('best_state'), dict):
+        state = ckpt['best_state'].get('model', ckpt['best_state'])   # training checkpoints nest it
+        if 'emb.0.weight' not in state:
+            raise ValueError(f"{path} has a best_state but no LM weights (emb.0.weight): is it the codec file?")
+        config = config_from_audiocraft(state, ckpt.get('xp.cfg', ''))
+    else:
+        raise ValueError(f"{path} is neither an LM checkpoint ('config', 'model') nor AudioCraft's ('best_state')")
+    state = {k.removeprefix('_orig_mod.'): v for k, v in state.items()}
+    cond_state = {k: v for k, v in state.items() if k.startswith('condition_provider.')}
+    model = LM(config)
+    ours = model.state_dict()                                 # the key map is the identity: same names
+    extra = sorted(set(state) - set(ours) - set(cond_state))
+    if extra or set(ours) - set(state):
+        raise ValueError(f"{path}: keys do not match an LM of {config}: missing "
+                         f"{sorted(set(ours) - set(state))[:3]}, unexpected {extra[:3]}")
+    with torch.no_grad():
+        for k, v in ours.items():
+            if state[k].shape != v.shape:
+                raise ValueError(f"{path}: {k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}")
+            v.copy_(state[k])
+    return model.to(device).eval(), cond_state
+
+
+if __name__ == '__main__':
+    import time
+    torch.manual_seed(0)
+    lm, c = LM(PRESETS['tiny']).eval(), PRESETS['tiny']
+    print(f"tiny LM: {sum(p.numel() for p in lm.parameters()) / 1e6:.2f}M parameters, {c}")
+    codes, condition = torch.randint(0, c.card, (2, c.n_q, 50)), torch.randn(2, 12, c.cond_dim)  # 1 s; 12 tokens
+    logits, loss = lm(codes, condition, targets=codes)
+    print(f"codes {tuple(codes.shape)} -> logits {tuple(logits.shape)}, "
+          f"loss {loss:.3f} (uniform guess: ln card = {math.log(c.card):.3f})")
+    t0 = time.time()
+    out = lm.generate(condition[:1], duration=0.5, generator=torch.Generator().manual_seed(0))
+    steps = out.shape[2] + max(c.delays)                                  # T + max_delay sequence steps
+    print(f"generated {tuple(out.shape)} with CFG in {steps} steps, {time.time() - t0:.2f} s")
