@@ -65,9 +65,11 @@ PRESETS = {
     "encodec_32khz": CodecConfig(),
     # AudioGen's codec (inside facebook/audiogen-medium): same, at 16 kHz with a 320 hop
     "encodec_16khz": CodecConfig(sample_rate=16000, ratios=(8, 5, 4, 2), pad_mode="constant"),
-    # this repo's default: 16 kHz mono at 50 Hz, small enough to train on a CPU in about an hour
+    # this repo's default: 16 kHz mono at 50 Hz, small enough to train on a CPU in about an hour.
+    # A CPU batch has ~200 latent frames (not EnCodec's ~5000): 256 codes keep each one in use,
+    # and a code is dead only when used less than once in ~10 batches (EMA count < 0.1).
     "tiny": CodecConfig(sample_rate=16000, ratios=(8, 5, 4, 2), n_filters=16, dimension=64,
-                        pad_mode="constant", n_q=8, bins=1024, q_dropout=True),
+                        pad_mode="constant", n_q=8, bins=256, q_dropout=True, threshold_ema_dead_code=0.1),
 }
 
 # -----------------------------------------------------------------------------

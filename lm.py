@@ -60,7 +60,7 @@ PRESETS = {
     'musicgen-melody': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536, cross_attention=False),
     'audiogen-medium': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536, max_duration=10.0,
                                 extend_stride=2.0),
-    'tiny': LMConfig(dim=256, num_heads=8, num_layers=6, card=1024, cond_dim=256, max_duration=5.0, extend_stride=3.0),
+    'tiny': LMConfig(dim=256, num_heads=8, num_layers=6, card=256, cond_dim=256, max_duration=5.0, extend_stride=3.0),
 }
 
 # ----------------------------------------------------------------------------- codebook patterns

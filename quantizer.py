@@ -135,10 +135,11 @@ class Codebook(nn.Module):
         """Replace codes whose EMA usage fell under the threshold by random vectors of the batch.
 
         Deviation (see README): the official code replaces only `embed`, and the EMA step of the
-        same call overwrites it with embed_avg / cluster_size, so its replacement has no effect.
-        Here embed_avg and cluster_size are reset too (count = threshold), and it runs before the
-        batch is assigned, so a new code competes for this batch's vectors at once, as in
-        lucidrains/vector-quantize-pytorch.
+        same call then overwrites it with embed_avg / cluster_size, so its replacement has no
+        effect. Here it runs after the EMA step and resets embed_avg and cluster_size too (count =
+        threshold), so the new vector survives, as in lucidrains/vector-quantize-pytorch. It never
+        runs before the batch is assigned: the batch's own vectors would then be in the codebook
+        and quantize themselves exactly (no bottleneck, zero commitment loss).
         """
         dead = self.cluster_size < self.threshold_ema_dead_code  # [bins]
         if self.threshold_ema_dead_code <= 0 or not dead.any():
@@ -162,14 +163,13 @@ class Codebook(nn.Module):
 
     def forward(self, x):
         """x [N, D] -> (quantized [N, D], indices [N]); learns from x in training mode."""
-        if self.training:
-            if not self.inited.item():
-                self._init_kmeans(x.detach())
-            self._expire_dead_codes(x.detach())
+        if self.training and not self.inited.item():
+            self._init_kmeans(x.detach())
         indices = self.quantize(x)
         quantized = self.decode(indices)
-        if self.training:
+        if self.training:  # learn from this batch; the changes apply from the next one
             self._ema_update(x.detach(), indices)
+            self._expire_dead_codes(x.detach())
         return quantized, indices
 
 
