@@ -1,0 +1,359 @@
+# %% [markdown]
+# # 02 The EnCodec codec
+#
+# EnCodec (arXiv 2210.13438) is a convolutional autoencoder (SEANet, arXiv 2009.02095) with the
+# residual vector quantizer of tutorial 01 in its bottleneck:
+#
+#     wav [B, C, T] --encoder--> latent [B, D, T/hop] --RVQ--> codes [B, K, T/hop]  (integers)
+#     codes --lookup--> latent --decoder--> wav [B, C, T/hop * hop]
+#
+# MusicGen (arXiv 2306.05284) and AudioGen (arXiv 2209.15352) never model audio samples: their
+# language model predicts these codes. With `codec.py` and `train_codec.py` we look at
+#
+# 1. the presets: sample rate, hop, frame rate, bitrate, parameters
+# 2. the padding rules of the convolutions
+# 3. the length rule of decode(encode(x))
+# 4. a few training steps (`train_codec.train_step`)
+# 5. the codec we study: a trained checkpoint, or the few-step model
+# 6. spectrograms and sound before and after the codec
+# 7. quality vs bitrate: SI-SNR and mel distance against the number of codebooks
+# 8. the official checkpoints
+#
+# Run: `python tutorials/02_encodec.py`, or open it as a notebook (VS Code, Jupyter + jupytext).
+# `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output folder (default
+# `tutorials/out/`). Pasted numbers come from full mode on a CPU; yours will differ in the last
+# digits (and a lot in steps 5-7, which depend on how long your codec was trained). The
+# assertions hold everywhere.
+
+# %%
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import matplotlib
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # no display needed: pictures go to files
+import matplotlib.pyplot as plt
+import soundfile as sf
+import torch
+
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+ROOT = HERE if (HERE / "codec.py").exists() else HERE.parent
+sys.path.insert(0, str(ROOT))
+from codec import PRESETS, Codec, Conv1d, extra_padding, load_codec  # noqa: E402
+from data import BuiltinDataset  # noqa: E402
+from quantizer import codebook_usage, n_q_for_bandwidth  # noqa: E402
+from train_codec import (Balancer, MSSTFTDiscriminator, get_batch, mel_distance,  # noqa: E402
+                         mel_spectrogram, si_snr, train_step)
+
+FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
+OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
+OUT.mkdir(parents=True, exist_ok=True)
+device = "cuda" if torch.cuda.is_available() else "cpu"
+print(f"device {device}, fast mode {FAST}")
+
+
+def save(fig, name):
+    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
+    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
+    if "ipykernel" not in sys.modules:
+        plt.close(fig)
+    print("wrote", name)
+
+
+def save_wav(wav, sample_rate, name):
+    """Write a waveform [C, T] to OUT/name as 16-bit PCM."""
+    sf.write(OUT / name, wav.T.float().cpu().numpy(), sample_rate, subtype="PCM_16")
+    print("wrote", name)
+
+# %% [markdown]
+# ## Step 1. Presets: frame rate, bitrate, parameters
+#
+# The encoder downsamples by every ratio in turn, so one frame covers hop = prod(ratios) samples
+# and `frame_rate` = sample_rate / hop frames per second. Each frame carries K codes of
+# log2(bins) bits. `tiny` is this repo's small codec (16 kHz, like AudioGen's). We count
+# parameters on the `meta` device: shapes only, no memory, no init time.
+# Target: the table; 50 Hz for MusicGen's codec, about 56.9M parameters for it, 14.85M for the
+# 24 kHz one.
+
+# %%
+for name, c in PRESETS.items():
+    with torch.device("meta"):  # build without allocating: enough to count parameters
+        model = Codec(c)
+    n_params = sum(p.numel() for p in model.parameters())
+    kbps = c.n_q * math.log2(c.bins) * model.frame_rate / 1000
+    print(f"{name:14s} {c.sample_rate:5d} Hz  hop {model.hop_length}  {model.frame_rate} Hz  "
+          f"{c.n_q:2d} x {c.bins} codes = {kbps:4.1f} kbps  {n_params / 1e6:6.2f}M params")
+    assert model.frame_rate == c.sample_rate // model.hop_length  # all presets: an integer rate
+# encodec_24khz  24000 Hz  hop 320  75 Hz  32 x 1024 codes = 24.0 kbps   14.85M params
+# encodec_32khz  32000 Hz  hop 640  50 Hz   4 x 2048 codes =  2.2 kbps   56.88M params
+# encodec_16khz  16000 Hz  hop 320  50 Hz   4 x 2048 codes =  2.2 kbps   56.82M params
+# tiny           16000 Hz  hop 320  50 Hz   8 x 256 codes =  3.2 kbps    3.68M params
+
+torch.manual_seed(0)
+model = Codec(PRESETS["tiny"]).to(device)
+for part in ("encoder", "quantizer", "decoder"):
+    module = getattr(model, part)
+    print(f"{part:9s} {sum(p.numel() for p in module.parameters()) / 1e6:.2f}M parameters, "
+          f"{sum(b.numel() for b in module.buffers()) / 1e6:.2f}M buffer values")
+# encoder   1.84M parameters, 0.00M buffer values
+# quantizer 0.00M parameters, 0.26M buffer values
+# decoder   1.84M parameters, 0.00M buffer values
+# (the codebooks are buffers: learnt by k-means + EMA, not by the optimizer; tutorial 01)
+
+# %% [markdown]
+# ## Step 2. Padding rules
+#
+# A convolution with kernel k and stride s over L samples gives floor((L - k + p) / s) + 1 frames
+# for a padding p. EnCodec pads k - s samples (split evenly, or all on the left if causal) plus
+# `extra_padding` on the right so that the last window is full: the output then has exactly
+# ceil(L / s) frames and no sample is dropped. The strided convs have kernel 2s.
+# Target: `Conv1d` gives ceil(L / s) frames for every L.
+
+# %%
+conv = Conv1d(1, 1, kernel_size=8, stride=4, pad_mode="constant").to(device)
+for L in (13, 16, 17, 20):
+    extra = extra_padding(L, kernel_size=8, stride=4, padding_total=8 - 4)
+    frames = conv(torch.zeros(1, 1, L, device=device)).shape[-1]
+    print(f"L = {L}: pad 4 + extra {extra} -> {frames} frames = ceil({L} / 4)")
+    assert frames == math.ceil(L / 4)
+# L = 13: pad 4 + extra 3 -> 4 frames = ceil(13 / 4)
+# L = 16: pad 4 + extra 0 -> 4 frames = ceil(16 / 4)
+# L = 17: pad 4 + extra 3 -> 5 frames = ceil(17 / 4)
+# L = 20: pad 4 + extra 0 -> 5 frames = ceil(20 / 4)
+
+# %% [markdown]
+# ## Step 3. The length rule of decode(encode(x))
+#
+# Stacking the convs, `encode` gives ceil(T / hop) frames (ceil of ceil is ceil of the product),
+# and each frame decodes to hop samples, so decode(encode(x)) is ceil(T / hop) * hop samples long:
+# up to hop - 1 samples of padding at the end, which you cut if you know T (`forward` does).
+#
+# A fresh codec's codebooks are empty (all zeros): codebook k runs k-means on the first training
+# batch that reaches it. With quantizer dropout (`tiny` has it) a batch reaches only the first
+# K ~ U{1..n_q} codebooks, so in real training the last ones start a few steps later. Here we
+# switch dropout off for one batch of `data.py` clips, so that all of them start now. The batch
+# holds more latent frames (32 clips x 25) than a codebook has codes (256): k-means on fewer
+# vectors than codes would copy them all, and the next codebook would see residuals of zero.
+# Target: every codebook is initialised; the printed lengths.
+
+# %%
+sr, hop = model.sample_rate, model.hop_length
+torch.manual_seed(0)
+clips = BuiltinDataset(1_000_000, duration=0.25 if FAST else 0.5)  # clip i = data.make_clip(i)
+model.train()
+model.quantizer.q_dropout = False
+with torch.no_grad():
+    model(get_batch(clips, step=0, batch_size=32, seed=0).to(device))  # k-means init of all 8 codebooks
+model.quantizer.q_dropout = True
+print("initialised:", [int(layer.inited.item()) for layer in model.quantizer.layers])
+# initialised: [1, 1, 1, 1, 1, 1, 1, 1]
+model.eval()
+for T in (sr, sr + 1, 12345, 1):
+    codes = model.encode(torch.randn(1, 1, T, device=device))  # [B, K, frames]
+    out = model.decode(codes)  # [B, C, frames * hop]
+    print(f"T = {T:5d}: codes {tuple(codes.shape)}, decoded {out.shape[-1]} samples")
+    assert codes.shape[-1] == math.ceil(T / hop) and out.shape[-1] == codes.shape[-1] * hop
+# T = 16000: codes (1, 8, 50), decoded 16000 samples
+# T = 16001: codes (1, 8, 51), decoded 16320 samples
+# T = 12345: codes (1, 8, 39), decoded 12480 samples
+# T =     1: codes (1, 8, 1), decoded 320 samples
+recon, _ = model(torch.randn(1, 1, 12345, device=device))
+print("forward() trims to the input:", recon.shape[-1])
+# forward() trims to the input: 12345
+
+# %% [markdown]
+# ## Step 4. A few training steps
+#
+# `train_codec.train_step` is one update of the MS-STFT discriminator, then one of the codec: L1
+# on the waveform, a multi-scale mel loss, a hinge adversarial loss and feature matching, mixed by
+# the loss *balancer* (EnCodec Sec. 3.4: each loss gets a fixed share of the gradient, whatever its
+# scale), plus the commitment loss with weight 1. Clips come from `data.py` (generated, nothing to
+# download). The full recipe is `python train_codec.py` (about an hour on 2 CPU cores); here we
+# train the model of step 3 for a few steps (600 on a GPU, 40 on a CPU) and watch the losses move.
+# A commitment loss of exactly 0 would mean that the latents sit on codes: no bottleneck at all.
+# Target: the loss curve `02_train_losses.png`; every loss is finite, the commitment loss > 0.
+
+# %%
+torch.manual_seed(0)
+steps, batch = (3, 2) if FAST else ((600, 8) if device == "cuda" else (40, 4))
+disc = MSSTFTDiscriminator(filters=16).to(device).train()
+opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.5, 0.9))  # EnCodec Sec. 4.4
+opt_d = torch.optim.AdamW(disc.parameters(), lr=3e-4, betas=(0.5, 0.9))
+balancer = Balancer({"l1": 0.1, "msspec": 2.0, "adv": 4.0, "feat": 4.0})  # the official weights
+ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+model.train()
+history, t0 = [], time.time()
+for step in range(1, steps + 1):
+    wav = get_batch(clips, step, batch, seed=0).to(device)  # [B, 1, T]
+    history.append(train_step(model, disc, disc, opt, opt_d, balancer, wav, sr, ctx))
+model.eval()
+print(f"{steps} steps of {batch} x {clips.duration} s in {time.time() - t0:.0f} s; last:",
+      {k: round(v, 3) for k, v in history[-1].items()})
+# 40 steps of 4 x 0.5 s in 54 s; last: {'l1': 0.085, 'msspec': 1.385, 'adv': 0.009, 'feat': 0.003, 'commit': 0.008, 'd': 2.0}
+assert all(math.isfinite(v) for h in history for v in h.values()) and all(h["commit"] > 0 for h in history)
+
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2), layout="constrained")
+for ax, keys in zip(axes, (("l1", "msspec"), ("adv", "feat", "d"), ("commit",))):
+    for k in keys:
+        ax.plot([h[k] for h in history], label=k)
+    ax.set_xlabel("step")
+    ax.legend()
+fig.suptitle("codec training losses (d: the discriminator's hinge loss)")
+save(fig, "02_train_losses.png")
+
+# %% [markdown]
+# ## Step 5. The codec we study
+#
+# A few steps give a poor codec. If there is a trained one (the shipped `checkpoints/codec.pt`,
+# or, in full mode, yours from `python train_codec.py --out-dir runs/codec_tiny`, or the file
+# named by `CODEC_CHECKPOINT`), `load_codec` rebuilds it from the config stored in the checkpoint
+# and we study that one; otherwise the few-step model.
+# Two health checks from tutorial 01: the usage and perplexity of each codebook on held-out
+# clips, and the share of codes whose EMA count N_i is under the dead-code threshold (codes that
+# won almost nothing lately and get replaced by batch vectors).
+# Target: the printed source; codes of shape [B, K, frames]; the two health checks.
+
+# %%
+candidates = [ROOT / "checkpoints" / "codec.pt"]  # shipped with the repository
+if not FAST:  # fast mode (CI) reads only what the repository holds
+    candidates += [Path(os.environ.get("CODEC_CHECKPOINT", ROOT / "runs" / "codec_tiny" / "ckpt.pt"))]
+found = [p for p in candidates if p.is_file()]
+if found:
+    codec = load_codec(found[0]).to(device)  # eval mode, config from the checkpoint
+    source = found[0].name if found[0].name != "ckpt.pt" else f"{found[0].parent.name}/ckpt.pt"
+else:
+    codec, source = model, f"the {steps}-step model of step 4"
+print("studying", source, "|", codec.config.n_q, "x", codec.config.bins, "codes at", codec.frame_rate, "Hz")
+# studying the 40-step model of step 4 | 8 x 256 codes at 50 Hz   (CPU, no checkpoint)
+
+n_valid, dur = (2, 1.0) if FAST else (16, 2.0)
+valid = BuiltinDataset(n_valid, duration=dur, sample_rate=codec.sample_rate, split="valid")
+wav = torch.stack([valid[i]["wav"] for i in range(n_valid)]).to(device)  # [B, 1, T]
+codes = codec.encode(wav)  # [B, K, frames]
+usage, ppl = codebook_usage(codes, codec.config.bins)
+print(f"codes {tuple(codes.shape)}; usage per codebook {[round(u, 2) for u in usage.tolist()]}")
+print(f"perplexity {[round(p) for p in ppl.tolist()]} of {codec.config.bins}")
+# codes (16, 8, 100); usage per codebook [0.01, 0.03, 0.02, 0.04, 0.05, 0.08, 0.07, 0.07]
+# perplexity [1, 2, 2, 4, 2, 4, 2, 2] of 256
+# share of codes with N_i < 0.1: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+# (40 steps: the encoder still maps every clip to nearly the same latent, so a few codes do all
+# the work; a trained codec spreads its frames over most codes.)
+assert codes.shape == (n_valid, codec.config.n_q, math.ceil(wav.shape[-1] / codec.hop_length))
+threshold = codec.config.threshold_ema_dead_code
+dead = [(layer.cluster_size < threshold).float().mean().item() for layer in codec.quantizer.layers]
+print(f"share of codes with N_i < {threshold}: {[round(d, 2) for d in dead]}")
+
+# %% [markdown]
+# ## Step 6. Before and after the codec
+#
+# Look and listen: a held-out clip, decoded from 1 codebook and from all of them. The mel
+# spectrogram (n_fft 1024, hop 256, 64 mel bands) is the one of the training losses.
+# Target: `02_spectrograms.png` and the WAVs `02_original.wav`, `02_codec_1cb.wav`,
+# `02_codec_{K}cb.wav`.
+
+# %%
+T, K = wav.shape[-1], codec.config.n_q
+versions = {"original": wav[:1]}
+for k in (1, K):
+    versions[f"{k} codebook(s), {k * math.log2(codec.config.bins) * codec.frame_rate / 1000:.1f} kbps"] = \
+        codec.decode(codec.encode(wav[:1], n_q=k))[..., :T]  # [1, 1, T]: cut the end padding
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.4), sharey=True, layout="constrained")
+for ax, (title, w) in zip(axes, versions.items()):
+    mel = torch.log10(1e-5 + mel_spectrogram(w, codec.sample_rate, 1024, 256))[0]  # [64, frames]
+    ax.imshow(mel.cpu(), origin="lower", aspect="auto", vmin=-5, vmax=1, cmap="magma")
+    ax.set_title(title)
+    ax.set_xlabel("frame (16 ms)")
+axes[0].set_ylabel("mel band")
+fig.suptitle(f"{valid[0]['text']!r} through the codec ({source})")
+save(fig, "02_spectrograms.png")
+for name, w in zip(("original", "codec_1cb", f"codec_{K}cb"), versions.values()):
+    save_wav(w[0], codec.sample_rate, f"02_{name}.wav")
+
+# %% [markdown]
+# ## Step 7. Quality vs bitrate
+#
+# Decoding from the first k codebooks gives k * log2(bins) * frame_rate bits per second. Two
+# measures: SI-SNR (scale-invariant signal-to-noise ratio in dB, higher is better: it compares
+# waveforms, so it punishes phase changes that you cannot hear) and the mel distance (L1 between
+# log-mel spectrograms, lower is better). A codec trained with quantizer dropout (`tiny` is)
+# improves with every codebook. We also measure what the RVQ alone does: the relative error of
+# the quantized latent, ||decode(codes) - latent||^2 / ||latent||^2.
+# Target: `02_bitrate_quality.png`; the latent error falls from 1 to K codebooks.
+
+# %%
+with torch.no_grad():
+    latent = codec.encoder.model(wav)  # [B, D, frames]: the encoder output, before the RVQ
+rows = []
+for k in range(1, K + 1):
+    codes = codec.encode(wav, n_q=k)
+    recon = codec.decode(codes)[..., :T]
+    lat_err = ((codec.quantizer.decode(codes) - latent).pow(2).sum() / latent.pow(2).sum()).item()
+    kbps = k * math.log2(codec.config.bins) * codec.frame_rate / 1000
+    rows.append((k, kbps, si_snr(recon, wav).mean().item(),
+                 mel_distance(recon, wav, codec.sample_rate).item(), lat_err))
+    print(f"{k} codebook(s) {kbps:.1f} kbps: SI-SNR {rows[-1][2]:6.2f} dB, mel distance {rows[-1][3]:.3f}, "
+          f"latent error {lat_err:.3f}")
+# 1 codebook(s) 0.4 kbps: SI-SNR -50.96 dB, mel distance 1.575, latent error 0.083
+# 2 codebook(s) 0.8 kbps: SI-SNR -51.49 dB, mel distance 1.588, latent error 0.073
+# ...
+# 8 codebook(s) 3.2 kbps: SI-SNR -51.44 dB, mel distance 1.586, latent error 0.020
+# (CPU, the 40-step model: its output is not yet correlated with the input, whatever the bitrate;
+# with a trained codec SI-SNR rises and the mel distance falls with every codebook.)
+assert rows[-1][4] < rows[0][4]
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+kbps = [r[1] for r in rows]
+axes[0].plot(kbps, [r[2] for r in rows], "o-")
+axes[0].set_ylabel("SI-SNR (dB), higher is better")
+axes[1].plot(kbps, [r[3] for r in rows], "o-", color="C1")
+axes[1].set_ylabel("mel distance, lower is better")
+for ax in axes:
+    ax.set_xlabel(f"bitrate (kbps): {rows[0][1]} per codebook")
+fig.suptitle(f"quality vs bitrate on {n_valid} held-out clips ({source})")
+save(fig, "02_bitrate_quality.png")
+
+# %% [markdown]
+# ## Step 8. The official checkpoints
+#
+# `load_codec` also reads the official files, from local disk (nothing is downloaded here):
+#
+# - EnCodec 24 kHz (original repo), a bare state dict:
+#   `wget https://dl.fbaipublicfiles.com/encodec/v0/encodec_24khz-d7cc33bc.th -P checkpoints/`
+# - MusicGen's 32 kHz codec, a transformers directory:
+#   `huggingface-cli download facebook/encodec_32khz --local-dir checkpoints/encodec_32khz`
+# - AudioGen's 16 kHz codec: `compression_state_dict.bin` of `facebook/audiogen-medium`.
+#
+# This cell runs only when one of the first two is in `checkpoints/`: it prints the SI-SNR of a
+# `data.py` clip at every bandwidth the model was trained for (the 24 kHz model: 1.5 to 24 kbps).
+# Target: the printed table, or the note that the files are absent.
+
+# %%
+official = [ROOT / "checkpoints" / "encodec_24khz-d7cc33bc.th", ROOT / "checkpoints" / "encodec_32khz"]
+present = [p for p in official if p.exists()]
+if not present:
+    print("no official codec in checkpoints/: see the commands above")
+# no official codec in checkpoints/: see the commands above
+for path in present:
+    big = load_codec(path).to(device)
+    clip = BuiltinDataset(1, duration=dur, sample_rate=big.sample_rate, split="valid")[0]["wav"][None].to(device)
+    bps = math.log2(big.config.bins) * big.frame_rate
+    for bw in ((1.5, 3.0, 6.0, 12.0, 24.0) if big.config.n_q == 32 else (big.config.n_q * bps / 1000,)):
+        k = n_q_for_bandwidth(bw, big.frame_rate, big.config.bins)
+        recon = big.decode(big.encode(clip, n_q=k))[..., :clip.shape[-1]]
+        print(f"{path.name}: {bw:4.1f} kbps = {k:2d} codebooks, SI-SNR {si_snr(recon, clip).item():5.2f} dB")
+
+# %% [markdown]
+# ## Errata and notes
+#
+# - SI-SNR is a waveform measure and the adversarial losses do not aim at it: GAN-trained codecs
+#   can sound right with a low SI-SNR. The mel distance follows what you hear more closely.
+# - `codec.decode` does not trim: cut decode(encode(x)) to T yourself (step 3). The official
+#   `decode` does not trim either.
+# - `train_codec.evaluate` switches the model back to training mode when it returns (it is written
+#   for the training loop); here we measure by hand so that the loaded codec stays in eval mode.
+# - The 48 kHz stereo EnCodec is not implemented (see the README).
+# - Next: tutorial 03 turns text (and a melody) into the conditions the language model reads.

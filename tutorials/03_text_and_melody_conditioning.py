@@ -1,0 +1,292 @@
+# %% [markdown]
+# # 03 Text and melody conditioning
+#
+# MusicGen (arXiv 2306.05284) and AudioGen (arXiv 2209.15352) generate codes (tutorial 02) from a
+# prompt. The prompt becomes tensors the language model (LM) attends to: text goes through a
+# sentencepiece tokenizer and a T5 encoder (arXiv 1910.10683) and is read by cross-attention;
+# MusicGen-melody adds a chromagram of a reference tune, prepended to the LM's input. For
+# classifier-free guidance (CFG, arXiv 2207.12598) the LM also learns a *null* condition. With
+# `conditioners.py` and `data.py`:
+#
+# 1. normalising prompts (AudioGen's stop words and lemmas)
+# 2. a tokenizer trained on the `data.py` captions
+# 3. T5's relative position buckets and bias
+# 4. `TextConditioner`: embeddings, padding and the null row
+# 5. the chromagram of a `data.py` music clip against its labelled notes
+# 6. `MelodyConditioner` and what "no melody" means
+# 7. condition dropout for CFG
+#
+# Run: `python tutorials/03_text_and_melody_conditioning.py`, or open it as a notebook (VS Code,
+# Jupyter + jupytext). `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output
+# folder (default `tutorials/out/`). Pasted numbers come from full mode on a CPU; the assertions
+# hold everywhere.
+
+# %%
+import math
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # no display needed: pictures go to files
+import matplotlib.pyplot as plt
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+ROOT = HERE if (HERE / "conditioners.py").exists() else HERE.parent
+sys.path.insert(0, str(ROOT))
+from conditioners import (T5_PRESETS, MelodyConditioner, T5Encoder, TextConditioner,  # noqa: E402
+                          Tokenizer, cfg_dropout, chromagram, load_t5, normalize_text,
+                          null_conditions, relative_position_bucket)
+from data import NOTE_NAMES, make_clip  # noqa: E402
+
+FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
+OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
+OUT.mkdir(parents=True, exist_ok=True)
+device = "cuda" if torch.cuda.is_available() else "cpu"
+print(f"device {device}, fast mode {FAST}")
+
+
+def save(fig, name):
+    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
+    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
+    if "ipykernel" not in sys.modules:
+        plt.close(fig)
+    print("wrote", name)
+
+# %% [markdown]
+# ## Step 1. Normalising prompts
+#
+# AudioGen trains on tag-like descriptions ("dog bark park"). `normalize_text` lower-cases, drops
+# punctuation and stop words and undoes simple inflections, so that "A dog is barking at the park."
+# and "dog bark park" become the same prompt. (AudioCraft's released configs leave this off;
+# our default model turns it on.) The captions of `data.py` come in both styles.
+# Target: the printed pairs; the example of the docstring as an assertion.
+
+# %%
+assert normalize_text("A dog is barking at the park.") == "dog bark park"
+for i in range(4):
+    clip = make_clip(i, seed=0, duration=0.5)  # a captioned clip; we only read its captions here
+    print(f"{clip['sentence']!r:48s} -> {normalize_text(clip['sentence'])!r}  (tags: {clip['tags']!r})")
+# 'a relaxed happy plucked string melody'          -> 'relax happy pluck string melody'  (tags: 'happy plucked string slow')
+# 'a relaxed beat played on drums'                 -> 'relax beat play drum'  (tags: 'drums slow')
+# 'in the street, a siren wails'                   -> 'street siren wail'  (tags: 'siren street')
+# 'an upbeat drum beat at 129 bpm'                 -> 'upbeat drum beat 129 bpm'  (tags: 'drums fast')
+
+# %% [markdown]
+# ## Step 2. A tokenizer trained on the captions
+#
+# T5 reads sentencepiece pieces (arXiv 1808.06226): a unigram model that splits words into
+# frequent sub-words. T5's conventions: pad = 0, eos (`</s>`) = 1 appended to every prompt,
+# unk = 2, no bos. The official T5 uses a 32k vocabulary trained on C4; we train a small one on
+# the `data.py` captions (normalised), the vocabulary the tiny T5 preset expects (<= 1000).
+# A batch is padded to its longest prompt, and the mask says which positions are real.
+# Target: eos = 1 ends every row, padding is 0 and masked out; decode(encode(x)) == x.
+
+# %%
+n_clips = 200 if FAST else 2000
+captions = []
+for i in range(n_clips):
+    clip = make_clip(i, seed=0, duration=0.1)  # short: the audio is not needed here
+    captions += [normalize_text(clip["tags"]), normalize_text(clip["sentence"])]
+tok = Tokenizer.train(captions, vocab_size=1000, path=str(OUT / "03_tokenizer.model"))
+print(f"{len(captions)} captions -> {tok.vocab_size} pieces")
+# 4000 captions -> 145 pieces
+prompts = ["dog bark park", "calm piano melody slow drum"]
+print("pieces:", [tok.sp.encode(p, out_type=str) for p in prompts])
+ids, mask = tok.encode(prompts)  # [B, L] long, [B, L] bool
+print("ids ", ids.tolist())
+print("mask", mask.int().tolist())
+# pieces: [['▁do', 'g', '▁bark', '▁park'], ['▁ca', 'l', 'm', '▁p', 'i', 'an', 'o', '▁melody', '▁slow', '▁drum']]
+# ids  [[75, 17, 72, 20, 1, 0, 0, 0, 0, 0, 0], [33, 31, 49, 26, 6, 11, 10, 30, 29, 4, 1]]
+# mask [[1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]]
+lengths = mask.sum(1)
+assert all(ids[b, lengths[b] - 1] == tok.eos_id == 1 for b in range(len(prompts)))
+assert (ids[~mask] == tok.pad_id).all() and tok.decode(ids) == prompts
+
+# %% [markdown]
+# ## Step 3. T5's relative position bias
+#
+# T5 has no position embeddings. Instead, every attention logit q.k gets a learnt scalar per head
+# that depends only on the offset key - query, through 32 *buckets* (half for keys before the
+# query, half for keys after): offsets 0..7 get one bucket each, 8..127 share 8 log-spaced
+# buckets, and everything farther shares the last one. One table [32 buckets, heads], owned by
+# the first block, is added in every layer.
+# Target: the hand-derived buckets; `03_relative_position.png` (bucket map and bias per head).
+
+# %%
+offsets = torch.tensor([-200, -128, -9, -8, -7, -1, 0, 1, 7, 8, 127, 128])
+buckets = relative_position_bucket(offsets)
+print(dict(zip(offsets.tolist(), buckets.tolist())))
+# {-200: 15, -128: 15, -9: 8, -8: 8, -7: 7, -1: 1, 0: 0, 1: 17, 7: 23, 8: 24, 127: 31, 128: 31}
+# keys before the query: |offset| < 8 -> bucket |offset|; 8 -> 8 + floor(log(8/8) / log(128/8) * 8) = 8
+# keys after: the same + 16
+assert buckets.tolist() == [15, 15, 8, 8, 7, 1, 0, 17, 23, 24, 31, 31]
+
+t5_dir = ROOT / "checkpoints" / "t5-base"  # a local Hugging Face t5-base directory, if you have one
+if (t5_dir / "pytorch_model.bin").is_file():
+    t5, source = load_t5(str(t5_dir))[0], "t5-base (learnt)"
+else:
+    torch.manual_seed(0)
+    t5, source = T5Encoder(T5_PRESETS["tiny"]).eval(), "tiny T5, random init"
+L = 300
+pos = torch.arange(L)
+bucket_map = relative_position_bucket(pos[None, :] - pos[:, None])  # [L, L]: row = query, column = key
+bias = t5.encoder.block[0].layer[0].SelfAttention.compute_bias(L, "cpu")[0]  # [H, L, L]
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+im = axes[0].imshow(bucket_map, cmap="viridis")
+axes[0].set(title="bucket of (query, key)", xlabel="key position", ylabel="query position")
+fig.colorbar(im, ax=axes[0])
+for h in range(min(4, bias.shape[0])):
+    axes[1].plot(pos - L // 2, bias[h, L // 2].detach(), drawstyle="steps-mid", label=f"head {h}")  # query mid-way
+axes[1].set(title=f"bias added to the logits ({source})", xlabel="key - query")
+axes[1].legend()
+save(fig, "03_relative_position.png")
+
+# %% [markdown]
+# ## Step 4. TextConditioner: embeddings, padding and the null row
+#
+# `TextConditioner` = tokenizer -> T5 encoder -> `output_proj` (a Linear to the LM width) ->
+# times the mask. MusicGen freezes a pretrained t5-base (768 wide); here a tiny random T5 shows
+# the shapes. `None` is the null condition of CFG: encoded as "" with its mask all False, so its
+# embeddings are all zeros. Padded keys are masked inside T5, so a prompt's embeddings do not
+# depend on what else is in the batch.
+# Target: shapes [B, L, dim]; padded and null rows exactly 0; the first prompt alone == batched.
+
+# %%
+torch.manual_seed(0)
+text = TextConditioner(T5Encoder(T5_PRESETS["tiny"]), tok, dim=64, normalize=True).to(device).eval()
+batch = ["A dog is barking at the park.", "A calm piano melody with a slow drum beat", None]
+with torch.no_grad():
+    embeds, mask = text(batch)  # [B, L, dim], [B, L]
+    alone, _ = text(batch[:1])
+print("embeds", tuple(embeds.shape), "tokens per row", mask.sum(1).tolist())
+# embeds (3, 12, 64) tokens per row [5, 12, 0]
+assert (embeds[~mask] == 0).all() and not embeds[2].any()  # padding and the null row are zeros
+assert torch.allclose(embeds[0, :alone.shape[1]], alone[0], atol=1e-5)  # padding does not leak
+fig, ax = plt.subplots(figsize=(6, 2.5))
+ax.imshow(embeds.norm(dim=-1).cpu(), cmap="magma")
+ax.set(yticks=range(3), yticklabels=["dog bark park", "calm piano ...", "None (null)"],
+       xlabel="token position", title="|embedding| per position: padding and null row are 0")
+save(fig, "03_text_embeds.png")
+
+# %% [markdown]
+# ## Step 5. The chromagram of a melody
+#
+# MusicGen-melody conditions on a *chromagram*: the energy of each of the 12 pitch classes
+# (C, C#, ..., B) per frame, from a 16384-point STFT (hop 4096: 7.8 frames per second at 32 kHz),
+# then reduced to the loudest class per frame (a one-hot). `data.py` music clips come with their
+# notes, so we can check it: the argmax class should be the class of a note that sounds.
+# Target: the agreement (printed), `03_chroma.png` and `03_melody.wav`.
+
+# %%
+sr = 32000
+i = 0
+while True:  # the first melodic music clip (not drums alone)
+    clip = make_clip(i, seed=0, duration=5.0, sample_rate=sr, kind="music")
+    if clip["labels"]["instrument"] != "drums":
+        break
+    i += 1
+wav = torch.from_numpy(clip["wav"])[None].to(device)  # [1, T]
+sf.write(OUT / "03_melody.wav", clip["wav"], sr, subtype="PCM_16")
+notes = clip["labels"]["notes"]  # [(onset s, length s, MIDI pitch)]
+print(f"clip {i}: {clip['sentence']!r}, key {clip['labels']['key']}, {len(notes)} notes:",
+      " ".join(NOTE_NAMES[p % 12] for _, _, p in notes))
+# clip 0: 'a happy tune played on the plucked string, relaxed and in C major', key C major, 5 notes: C D E A B
+chroma = chromagram(wav, sr, argmax=False)[0]  # [frames, 12], each frame divided by its max
+hop = 16384 // 4
+agree = total = 0
+for f in range(chroma.shape[0]):
+    t = f * hop / sr  # centre of frame f
+    sounding = {p % 12 for s, m, p in notes if s <= t < s + m}
+    if sounding:
+        total += 1
+        agree += int(chroma[f].argmax().item() in sounding)
+print(f"argmax pitch class = a sounding note in {agree}/{total} frames")
+# argmax pitch class = a sounding note in 35/40 frames
+assert agree / total > 0.6
+
+fig, ax = plt.subplots(figsize=(8, 3))
+ax.imshow(chroma.T.cpu(), origin="lower", aspect="auto", cmap="Greys",
+          extent=(-hop / sr / 2, (chroma.shape[0] - 0.5) * hop / sr, -0.5, 11.5))
+for s, m, p in notes:
+    ax.plot([s, s + m], [p % 12, p % 12], color="C3", lw=2)
+ax.set(yticks=range(12), yticklabels=NOTE_NAMES, xlabel="time (s)",
+       title="chroma (grey) and the labelled notes (red)")
+save(fig, "03_chroma.png")
+tone = torch.sin(2 * math.pi * 440.0 * torch.arange(sr) / sr)[None]  # 1 s of A4
+print("A4 (440 Hz) ->", NOTE_NAMES[chromagram(tone, sr)[0].argmax(-1)[0].item()])
+# A4 (440 Hz) -> A
+
+# %% [markdown]
+# ## Step 6. MelodyConditioner and "no melody"
+#
+# `MelodyConditioner` projects the one-hot chroma to the LM width with a Linear layer and tiles it
+# to a fixed length: 235 frames, the chroma frames of 30 s (a 5 s melody repeats 6 times). The LM
+# prepends these 235 vectors to its input. "No melody" is *not* zeros: MusicGen passes a 1-sample
+# silent waveform, whose chroma is all zeros; argmax then picks bin 0, so the null melody is
+# "C in every frame", output_proj(one-hot C).
+# Target: shapes, the tiling, and null == output_proj(one-hot C) (assertions).
+
+# %%
+torch.manual_seed(0)
+melody = MelodyConditioner(dim=64, sample_rate=sr).to(device)
+with torch.no_grad():
+    m_embeds, m_mask = melody([wav[0], None])  # [2, 235, 64], mask all True
+frames = chromagram(wav, sr).shape[1]
+print("embeds", tuple(m_embeds.shape), f"| chroma_len {melody.chroma_len}, this melody {frames} frames")
+# embeds (2, 235, 64) | chroma_len 235, this melody 40 frames
+assert torch.equal(m_embeds[0, :frames], m_embeds[0, frames:2 * frames])  # tiled
+null = melody.output_proj(F.one_hot(torch.tensor(0, device=device), 12).float())  # output_proj(one-hot C)
+assert torch.allclose(m_embeds[1], null.expand_as(m_embeds[1]), atol=1e-6) and m_mask.all()
+print("chroma of silence: argmax bin", chromagram(torch.zeros(1, 1), sr)[0, 0].argmax().item(), "= C")
+# chroma of silence: argmax bin 0 = C
+
+# %% [markdown]
+# ## Step 7. Condition dropout for classifier-free guidance
+#
+# To sample with CFG the LM needs two predictions per step, with the condition and without it,
+# mixed as `uncond + cfg_coef * (cond - uncond)` (MusicGen's cfg_coef = 3; tutorial 05). It learns
+# the unconditional one because training drops the conditions now and then. AudioCraft's
+# semantics, which `cfg_dropout` follows: ONE Bernoulli(p) draw per batch (not per sample); when it
+# fires, every text and every melody of the batch becomes None (p = 0.3 for MusicGen, 0.1 for
+# AudioGen). `null_conditions` builds the same null batch for sampling.
+# Target: about p of the batches are nulled, always whole batches; the null text gives zeros.
+
+# %%
+g = torch.Generator().manual_seed(0)
+texts, melodies = ["dog bark park", "calm piano melody"], [wav[0], wav[0]]
+draws = 200 if FAST else 2000
+nulled = 0
+for _ in range(draws):
+    t, m = cfg_dropout(texts, melodies, p=0.3, generator=g)
+    assert t in (texts, [None, None]) and (t is texts) == (m is melodies)  # all or nothing
+    nulled += t[0] is None
+print(f"nulled {nulled} of {draws} batches ({nulled / draws:.2f}, p = 0.3)")
+# nulled 609 of 2000 batches (0.30, p = 0.3)
+assert abs(nulled / draws - 0.3) < 0.1
+print("null_conditions:", null_conditions(texts, melodies))
+# null_conditions: ([None, None], [None, None])
+with torch.no_grad():
+    null_embeds, null_mask = text(null_conditions(texts)[0])
+assert not null_embeds.any() and not null_mask.any()
+
+# %% [markdown]
+# ## Errata and notes
+#
+# - Deviations from AudioCraft (the `conditioners.py` docstring and the README list them): no stem
+#   separation before the chroma (AudioCraft keeps demucs' vocals + other); `normalize_text` is
+#   rule-based instead of spaCy; the chroma stays at 7.8 frames per second (the LM never resamples
+#   a prepended condition).
+# - On a corpus this small the unigram trainer keeps only ~145 pieces and splits even frequent
+#   words ("piano" -> "▁p i an o", step 2); T5's 32k-piece vocabulary keeps most English words
+#   whole. The tokens are still exact: decode(encode(x)) == x.
+# - The T5 here is random: its embeddings carry no meaning until trained. MusicGen uses a frozen,
+#   pretrained t5-base; put a Hugging Face t5-base directory in `checkpoints/t5-base` to see its
+#   learnt position bias in step 3 (`load_t5` reads it from local files).
+# - AudioCraft's LM does not use the text mask in cross-attention: padded positions are zeros and
+#   are attended with logit 0. Step 4's zeros are what it sees.
+# - Next: tutorial 04, the codebook patterns and the LM that reads these conditions.
