@@ -1,0 +1,205 @@
+"""
+Generate audio from text prompts with a trained text-to-audio LM: parse, load, generate, write wav.
+
+    python sample.py --prompt "dog bark park"                    # the default model (checkpoints/), CPU, seconds
+    python sample.py --prompt "rain street" --prompt "happy piano slow" --duration 8 --seed 1
+    python sample.py --prompt "dog bark park" --continuation start.wav     # continue an audio prompt
+    python sample.py --model musicgen-melody/ --prompt "80s pop" --melody tune.wav --duration 10
+
+--model is one of
+- this repo's export directory (train_lm.py --export): lm.pt, codec.pt, tokenizer.model;
+- this repo's LM checkpoint file (train_lm.py's ckpt.pt): tokenizer next to it, codec at its stored path;
+- a directory of official AudioCraft files: state_dict.bin (the LM), a T5 directory inside it (config.json,
+  pytorch_model.bin, spiece.model, e.g. t5-base/), and the codec: a transformers EncodecModel directory inside it
+  (config.json + weights, e.g. encodec_32khz/), else compression_state_dict.bin.
+The WAV is the decoded audio, clipped to [-1, 1], the audio prompt included for --continuation (as AudioCraft).
+Steps: prompts -> text conditioner -> LM.generate with classifier-free guidance (conditional and null rows as one
+batch, logits = uncond + cfg_coef * (cond - uncond)), top-k / top-p sampling -> codes [B, K, T] -> codec.decode.
+
+References:
+1) MusicGen, Copet et al. 2023, arXiv:2306.05284 Sec. 2.4 (CFG), 3 (melody). Official code:
+   audiocraft/models/genmodel.py (generate, generate_continuation), musicgen.py (generate_with_chroma)
+2) AudioGen, Kreuk et al. 2022, arXiv:2209.15352. Official code: audiocraft/models/audiogen.py
+3) Classifier-free guidance, Ho & Salimans 2022, arXiv:2207.12598
+4) nanoGPT sample.py, github.com/karpathy/nanoGPT
+"""
+
+import argparse
+import math
+import os
+import re
+import sys
+import time
+import warnings
+from contextlib import nullcontext
+
+import soundfile as sf
+import torch
+
+from codec import load_codec, load_state
+from conditioners import MelodyConditioner, TextConditioner, load_melody, load_t5
+from data import load_audio
+from lm import load_lm
+from train_lm import COND, load_model
+
+parser = argparse.ArgumentParser(description="Generate audio from text with a trained text-to-audio LM.")
+# Model
+parser.add_argument("--model", default="checkpoints", help="export dir (lm.pt, codec.pt, tokenizer.model), an LM "
+                                                           "checkpoint, or a dir of official AudioCraft files")
+parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+# Sampling (AudioCraft's defaults: top-k 250, cfg_coef 3)
+parser.add_argument("--prompt", action="append", default=[], help="text prompt; repeat it for a batch")
+parser.add_argument("--duration", type=float, default=5.0, help="seconds to generate (past the model's max_duration "
+                                                                "windows hop by its extend_stride)")
+parser.add_argument("--cfg-coef", type=float, default=3.0, help="classifier-free guidance scale (1 = no guidance)")
+parser.add_argument("--top-k", type=int, default=250, help="sample among the k most likely codes (0 = all)")
+parser.add_argument("--top-p", type=float, default=0.0, help="nucleus mass in [0, 1]; replaces top-k when > 0")
+parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (0 = greedy)")
+parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same file, bit for bit")
+parser.add_argument("--melody", default=None, help="audio whose chromagram the music follows (melody models only)")
+parser.add_argument("--continuation", default=None, help="audio to continue: its codes are the LM's prompt")
+# Output
+parser.add_argument("--out", default=None, help="output .wav (default: made from the prompt; numbered for several)")
+
+MELODY = "condition_provider.conditioners.self_wav."  # AudioCraft's prefix of the chroma conditioner's keys
+
+
+def fail(msg):
+    """One line on stderr, exit status 1, nothing written."""
+    raise SystemExit(f"sample.py: error: {msg}")
+
+
+parser.error = fail  # argparse's own errors too (a bad number, an unknown flag): one line, no usage
+
+
+def output_paths(prompts, out):
+    """One WAV per prompt: --out (out_0.wav, out_1.wav, ... for several prompts), or a name made from the prompt."""
+    slug = lambda p: re.sub(r"[^a-z0-9]+", "_", p.lower()).strip("_")[:60] or "sample"
+    if out is None:
+        paths = [f"{slug(p)}.wav" for p in prompts] if len(prompts) == 1 else \
+            [f"{slug(p)}_{i}.wav" for i, p in enumerate(prompts)]
+    else:
+        stem, ext = os.path.splitext(out)
+        if ext.lower() != ".wav":
+            fail(f"--out {out!r} must end in .wav (16-bit WAV is written)")
+        paths = [out] if len(prompts) == 1 else [f"{stem}_{i}{ext}" for i in range(len(prompts))]
+    for p in paths:
+        if not os.path.isdir(os.path.dirname(os.path.abspath(p))):
+            fail(f"--out: folder {os.path.dirname(os.path.abspath(p))} does not exist; create it first")
+    return paths
+
+
+def subdir(root, want, avoid=None):
+    """The first folder inside root (by name) holding the file `want` and not the file `avoid`, or None."""
+    for name in sorted(os.listdir(root)):
+        d = os.path.join(root, name)
+        if os.path.isfile(os.path.join(d, want)) and not (avoid and os.path.isfile(os.path.join(d, avoid))):
+            return d
+    return None
+
+
+def load(path, device):
+    """--model -> (lm, text conditioner, melody conditioner or None, codec), in eval mode on device."""
+    if os.path.basename(path) == "state_dict.bin":  # an official LM file: its folder holds the rest
+        path = os.path.dirname(path) or "."
+    if os.path.isfile(path) or os.path.isfile(os.path.join(path, "lm.pt")):  # this repo's files
+        path = path if os.path.isfile(path) else os.path.join(path, "lm.pt")
+        model, ckpt = load_model(path, device)
+        codec = os.path.join(os.path.dirname(path), ckpt["codec"]["path"])  # exports: codec.pt next to lm.pt
+        codec = load_codec(codec if os.path.isfile(codec) else ckpt["codec"]["path"])
+        return model.lm, model.conditioner, None, codec.to(device)
+    if not os.path.isfile(os.path.join(path, "state_dict.bin")):
+        raise FileNotFoundError(f"no lm.pt (this repo) nor state_dict.bin (AudioCraft) in {path}; train a model with "
+                                f"train_lm.py or pass --model")
+    lm, cond_state = load_lm(os.path.join(path, "state_dict.bin"), device)
+    t5_dir = subdir(path, "spiece.model")
+    if t5_dir is None:
+        raise FileNotFoundError(f"no T5 folder (config.json, pytorch_model.bin, spiece.model) inside {path}")
+    # AudioCraft's released models: a frozen pretrained T5, prompts not normalised; only output_proj is stored
+    text = TextConditioner(*load_t5(t5_dir), lm.config.dim)
+    load_state(text, {k[len(COND):]: v for k, v in cond_state.items() if k.startswith(COND)}, path)
+    hf_dir = subdir(path, "config.json", avoid="spiece.model")  # MusicGen's codec is a transformers model
+    codec = load_codec(hf_dir or os.path.join(path, "compression_state_dict.bin"))
+    melody = None
+    if any(k.startswith(MELODY) for k in cond_state):  # musicgen-melody: chroma prepended to the sequence
+        melody = MelodyConditioner(lm.config.dim, codec.sample_rate, duration=lm.config.max_duration)
+        load_state(melody, {k[len(MELODY):]: v for k, v in cond_state.items()  # chroma.spec.window: not needed
+                            if k.startswith(MELODY + "output_proj.")}, path)
+    return lm, text.to(device), melody and melody.to(device), codec.to(device)
+
+
+@torch.no_grad()
+def main(argv=None):
+    args = parser.parse_args(argv)
+    # check every input before the (slow) loading: one-line errors, nothing written
+    if not args.prompt:
+        fail('give a text prompt: --prompt "dog bark park"')
+    for p in args.prompt:
+        if not p.strip():
+            fail(f'--prompt {p!r} is empty; describe the sound, e.g. --prompt "dog bark park"')
+    if not args.duration > 0 or math.isinf(args.duration):
+        fail(f"--duration {args.duration} must be a positive number of seconds")
+    if args.top_k < 0:
+        fail(f"--top-k {args.top_k} must be >= 0 (0 = no top-k)")
+    if not 0.0 <= args.top_p <= 1.0:
+        fail(f"--top-p {args.top_p} must lie in [0, 1] (0 = off)")
+    if not args.temperature >= 0:
+        fail(f"--temperature {args.temperature} must be >= 0 (0 = greedy)")
+    outs = output_paths(args.prompt, args.out)
+    device, B = args.device, len(args.prompt)
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
+    torch.manual_seed(args.seed)
+    t0 = time.time()
+    try:
+        lm, text, melody, codec = load(args.model, device)
+    except Exception as e:  # missing, corrupt or mismatched files: say which, no traceback
+        fail(f"cannot load --model {args.model}: {(str(e).strip() or type(e).__name__).splitlines()[0]}")
+    c = lm.config
+    if c.card != codec.config.bins or c.n_q > codec.config.n_q or c.frame_rate != codec.frame_rate:
+        fail(f"the LM ({c.n_q} x {c.card} codes, {c.frame_rate} Hz) does not fit the codec ({codec.config.n_q} x "
+             f"{codec.config.bins}, {codec.frame_rate} Hz)")
+    if args.melody and melody is None:
+        fail("--melody needs a melody model (MusicGen-melody, chroma conditioning); this model has none")
+    try:
+        embeds, _ = text(args.prompt)  # [B, L, D]; padded positions zeroed
+        condition = prepend = null_prepend = None
+        if c.cross_attention:  # text by cross-attention; the null text is zeros (lm.generate's default)
+            condition = embeds
+        else:  # melody models: [chroma | text] prepended; null = the chroma of silence and zero text
+            mel = [load_melody(args.melody, codec.sample_rate)[0]] * B if args.melody else [None] * B
+            prepend = torch.cat([melody(mel)[0], embeds], dim=1)  # [B, chroma_len + L, D]
+            null_prepend = torch.cat([melody([None] * B)[0], torch.zeros_like(embeds)], dim=1)
+        prompt = None
+        if args.continuation:  # the audio prompt, as codes [B, K, P]
+            wav = load_audio(args.continuation, codec.sample_rate, codec.channels)  # [C, T]
+            prompt = codec.encode(wav[None].to(device), n_q=c.n_q).repeat(B, 1, 1)
+        window = [0]
+
+        def progress(done, total):  # one line, rewritten in place (every 10% when not a terminal)
+            window[0] += done == 1  # past max_duration each window restarts at step 1
+            if sys.stderr.isatty() or done == total or done % max(1, total // 10) == 0:
+                where = f"window {window[0]}, " if args.duration > c.max_duration else ""
+                print(f"\rgenerating {B} x {args.duration:g} s: {where}step {done}/{total}", end="",
+                      file=sys.stderr, flush=True)
+
+        g = torch.Generator(device).manual_seed(args.seed)
+        with ctx:
+            codes = lm.generate(condition, duration=args.duration, prompt=prompt, prepend=prepend,
+                                null_prepend=null_prepend, cfg_coef=args.cfg_coef, temperature=args.temperature,
+                                top_k=args.top_k, top_p=args.top_p, generator=g, callback=progress)  # [B, K, T]
+        print(file=sys.stderr)
+    except (ValueError, FileNotFoundError) as e:  # a prompt of stop words, an unreadable file, a too-long prompt
+        fail(str(e).strip().splitlines()[0])
+    wav = codec.decode(codes).float().clamp(-1, 1).cpu()  # [B, C, T * hop]
+    wav = wav[..., :round(args.duration * codec.sample_rate)]
+    for w, out in zip(wav, outs):  # temp file + rename: never a half-written WAV
+        sf.write(out + ".tmp", w.T.numpy(), codec.sample_rate, subtype="PCM_16", format="WAV")
+        os.replace(out + ".tmp", out)
+        print(f"wrote {out} ({w.shape[-1] / codec.sample_rate:.2f} s, {codec.sample_rate} Hz)")
+    print(f"{B} x {args.duration:g} s in {time.time() - t0:.1f} s on {device}")
+    return outs
+
+
+if __name__ == "__main__":
+    warnings.formatwarning = lambda msg, category, *args, **kwargs: f"warning: {msg}\n"  # one line, no source
+    main()

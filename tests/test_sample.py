@@ -1,0 +1,270 @@
+"""
+Tests for sample.py. Run: python -m pytest -q tests/test_sample.py (CPU, about 30 s).
+
+A model exported by train_lm.py (tiny, 2 steps) is sampled in-process and as a subprocess: a 16-bit WAV of the
+requested duration, names made from the prompt, the same seed -> the same bytes, continuation; every bad input is
+a one-line error with a non-zero exit and no file. Directories of official AudioCraft files built from random
+weights (state_dict.bin, compression_state_dict.bin or a transformers codec, a transformers T5) sample end to end,
+melody included. The shipped model in checkpoints/ is sampled when it is there.
+"""
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import data  # noqa: E402
+import sample  # noqa: E402
+import train_lm  # noqa: E402
+from codec import PRESETS, Codec  # noqa: E402
+from conditioners import Tokenizer  # noqa: E402
+from lm import LM, LMConfig  # noqa: E402
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the subprocesses compute as the in-process runs (one thread)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_codec(seed=0):
+    """The tiny codec with random weights, its codebooks initialised by one k-means batch."""
+    torch.manual_seed(seed)
+    codec = Codec(PRESETS["tiny"]).train()
+    codec(torch.stack([torch.from_numpy(data.make_clip(i, seed, 0.5)["wav"])[None] for i in range(4)]))
+    return codec.eval()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """train_lm.py's export of a tiny LM trained for 2 steps: lm.pt, codec.pt, tokenizer.model."""
+    tmp = tmp_path_factory.mktemp("model")
+    codec = tiny_codec()
+    torch.save({"config": asdict(codec.config), "model": codec.state_dict()}, tmp / "codec.pt")
+    train_lm.main(train_lm.parser.parse_args([
+        "--codec", str(tmp / "codec.pt"), "--out-dir", str(tmp / "run"), "--export", str(tmp / "export"),
+        "--n-clips", "8", "--eval-clips", "2", "--duration", "1", "--dim", "32", "--layers", "1", "--heads", "2",
+        "--batch-size", "4", "--steps", "2", "--eval-every", "2", "--n-samples", "1"]))
+    return str(tmp / "export")
+
+
+def wavs(folder):
+    return sorted(p.name for p in Path(folder).glob("*.wav*"))
+
+
+def test_wav_of_the_requested_duration_same_seed_same_bytes(model, tmp_path):
+    a, b, c = (str(tmp_path / f"{n}.wav") for n in "abc")
+    assert sample.main(["--model", model, "--prompt", "dog bark park", "--duration", "1.5", "--out", a]) == [a]
+    info = sf.info(a)
+    assert info.samplerate == 16000 and info.subtype == "PCM_16" and info.frames == 24000  # 1.5 s, past max_duration
+    sample.main(["--model", model, "--prompt", "dog bark park", "--duration", "1.5", "--out", b])
+    sample.main(["--model", model, "--prompt", "dog bark park", "--duration", "1.5", "--out", c, "--seed", "1"])
+    assert Path(a).read_bytes() == Path(b).read_bytes() != Path(c).read_bytes()
+
+
+def test_names_from_prompts_and_subprocess(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sample.main(["--model", model, "--prompt", "Dog bark, park!", "--duration", "0.5", "--top-p", "0.9"])
+    sample.main(["--model", model, "--prompt", "rain", "--prompt", "siren street", "--duration", "0.5"])
+    assert wavs(tmp_path) == ["dog_bark_park.wav", "rain_0.wav", "siren_street_1.wav"]
+    # the same run as a script: same bytes, a progress line, what it wrote on stdout
+    out = subprocess.run([sys.executable, str(ROOT / "sample.py"), "--model", model, "--prompt", "rain", "--prompt",
+                          "siren street", "--duration", "0.5", "--out", "x.wav"],
+                         capture_output=True, text=True, env=ENV, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "wrote x_0.wav (0.50 s, 16000 Hz)" in out.stdout
+    assert "generating 2 x 0.5 s: step 28/28" in out.stderr  # 25 frames + 3 delay steps
+    assert Path("x_1.wav").read_bytes() == Path("siren_street_1.wav").read_bytes()
+
+
+def test_continuation(model, tmp_path):
+    start = tmp_path / "start.wav"
+    sf.write(start, np.sin(2 * np.pi * 440 * np.arange(8000) / 16000).astype(np.float32) * 0.5, 16000)
+    out = str(tmp_path / "more.wav")
+    sample.main(["--model", model, "--prompt", "bell room", "--duration", "0.9", "--continuation", str(start),
+                 "--out", out])
+    assert sf.info(out).frames == 14400
+    with pytest.raises(SystemExit, match="prompt"):  # 0.5 s of audio prompt leaves nothing to generate in 0.4 s
+        sample.main(["--model", model, "--prompt", "bell", "--duration", "0.4", "--continuation", str(start),
+                     "--out", str(tmp_path / "short.wav")])
+
+
+BAD = [  # (arguments, what the one-line error says)
+    (["--prompt", ""], "empty"),
+    (["--prompt", "   "], "empty"),
+    ([], "give a text prompt"),
+    (["--prompt", "rain", "--duration", "0"], "--duration"),
+    (["--prompt", "rain", "--duration", "-2"], "--duration"),
+    (["--prompt", "rain", "--duration", "nan"], "--duration"),
+    (["--prompt", "rain", "--top-k", "-1"], "--top-k"),
+    (["--prompt", "rain", "--top-p", "1.5"], "--top-p"),
+    (["--prompt", "rain", "--top-p", "-0.1"], "--top-p"),
+    (["--prompt", "rain", "--temperature", "-1"], "--temperature"),
+    (["--prompt", "rain", "--out", "rain.mp3"], ".wav"),
+    (["--prompt", "rain", "--out", "no/such/dir/rain.wav"], "does not exist"),
+    (["--prompt", "the"], "stop words"),
+    (["--prompt", "rain", "--melody", "tune.wav"], "melody model"),
+    (["--prompt", "rain", "--continuation", "missing.wav"], "not found"),
+    (["--prompt", "rain", "--continuation", "junk.wav"], "cannot read audio"),
+]
+
+
+@pytest.mark.parametrize("args, match", BAD)
+def test_bad_input_is_a_one_line_error_and_no_file(model, tmp_path, monkeypatch, args, match):
+    monkeypatch.chdir(tmp_path)
+    Path("junk.wav").write_bytes(b"RIFF not really a wav")
+    with pytest.raises(SystemExit) as e:
+        sample.main(["--model", model, "--duration", "0.5", *args] if "--duration" not in args else
+                    ["--model", model, *args])
+    msg = str(e.value)
+    assert msg.startswith("sample.py: error:") and match in msg and "\n" not in msg, msg
+    assert wavs(tmp_path) == ["junk.wav"]  # nothing written
+
+
+@pytest.mark.parametrize("case", ["missing", "not a model", "corrupt", "truncated", "no tokenizer"])
+def test_bad_model_is_a_one_line_error(model, tmp_path, case):
+    bad = tmp_path / "bad"
+    shutil.copytree(model, bad)
+    if case == "missing":
+        shutil.rmtree(bad)
+    elif case == "not a model":
+        (bad / "lm.pt").unlink()
+    elif case == "corrupt":
+        (bad / "lm.pt").write_bytes(b"garbage")
+    elif case == "truncated":
+        (bad / "lm.pt").write_bytes((Path(model) / "lm.pt").read_bytes()[:100_000])
+    else:
+        (bad / "tokenizer.model").unlink()
+    out = str(tmp_path / "x.wav")
+    with pytest.raises(SystemExit, match=r"^sample.py: error: cannot load --model [^\n]*$"):
+        sample.main(["--model", str(bad), "--prompt", "rain", "--out", out])
+    assert not os.path.exists(out)
+
+
+def test_errors_as_a_script(model, tmp_path):
+    """As a command: exit status 1, exactly one line on stderr, no traceback, no file."""
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "lm.pt").write_bytes(b"garbage")
+    for args in (["--prompt", ""], ["--model", str(tmp_path / "bad"), "--prompt", "rain"]):
+        out = subprocess.run([sys.executable, str(ROOT / "sample.py"), "--model", model, *args, "--out",
+                              str(tmp_path / "x.wav")], capture_output=True, text=True, env=ENV, timeout=120)
+        assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert out.stderr.startswith("sample.py: error:") and not (tmp_path / "x.wav").exists()
+
+# ----------------------------------------------------------------------------- official files
+
+
+def to_audiocraft(state):
+    """This repo's codec keys -> AudioCraft's (the inverse of codec.RENAMES)."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith("quantizer."):
+            k = re.sub(r"^quantizer\.layers\.(\d+)\.", r"quantizer.vq.layers.\1._codebook.", k)
+        elif ".lstm." not in k:
+            wrap = ".convtr.convtr." if re.match(r"decoder\.model\.(3|6|9|12)\.", k) else ".conv.conv."
+            k = re.sub(r"\.(weight_g|weight_v|bias)$", wrap + r"\1", k)
+        out[k] = v
+    return out
+
+
+def codec_xp_cfg(c):
+    """The few fields of AudioCraft's compression xp.cfg that load_codec reads."""
+    b = lambda x: str(x).lower()
+    return (f"sample_rate: {c.sample_rate}\nchannels: {c.channels}\ncompression_model: encodec\nencodec:\n"
+            f"  renormalize: false\nseanet:\n  dimension: {c.dimension}\n  n_filters: {c.n_filters}\n"
+            f"  ratios: {list(c.ratios)}\n  causal: {b(c.causal)}\n  pad_mode: {c.pad_mode}\n  true_skip: "
+            f"{b(c.true_skip)}\n  lstm: {c.lstm}\n  norm: weight_norm\nrvq:\n  n_q: {c.n_q}\n  bins: {c.bins}\n"
+            f"  q_dropout: {b(c.q_dropout)}\n  decay: {c.decay}\n  kmeans_iters: {c.kmeans_iters}\n"
+            f"  threshold_ema_dead_code: {c.threshold_ema_dead_code}\n")
+
+
+LM_XP_CFG = """solver: audiogen
+dataset:
+  segment_duration: 2
+transformer_lm:
+  num_heads: 2
+codebooks_pattern:
+  modeling: delay
+  delay:
+    delays: [0, 1, 2, 3]
+"""
+
+
+def official_dir(root, codec_format, melody=False):
+    """Random weights in AudioCraft's files: state_dict.bin (+ the conditioners' output_proj), a T5 folder saved by
+    transformers, and the codec as compression_state_dict.bin or (MusicGen) a transformers folder + a pointer."""
+    tf = pytest.importorskip("transformers")
+    root.mkdir()
+    torch.manual_seed(0)
+    tok = Tokenizer.train(["dog bark park", "rain street", "happy piano slow", "jazz tune"] * 5, 60, str(root / "sp"))
+    t5 = tf.T5EncoderModel(tf.T5Config(vocab_size=64, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)).eval()
+    t5.save_pretrained(root / "t5-base")
+    torch.save(t5.state_dict(), root / "t5-base" / "pytorch_model.bin")
+    shutil.move(tok.path, root / "t5-base" / "spiece.model")
+    codec = tiny_codec()
+    lm = LM(LMConfig(dim=32, num_heads=2, num_layers=1, card=codec.config.bins, cond_dim=32,
+                     cross_attention=not melody))
+    state = {**lm.state_dict(), train_lm.COND + "output_proj.weight": torch.randn(32, 16),
+             train_lm.COND + "output_proj.bias": torch.randn(32)}
+    if melody:  # musicgen-melody: chroma conditioner, text and chroma prepended (no cross-attention)
+        state.update({sample.MELODY + "output_proj.weight": torch.randn(32, 12),
+                      sample.MELODY + "output_proj.bias": torch.zeros(32),
+                      sample.MELODY + "chroma.spec.window": torch.hann_window(16384)})
+    torch.save({"best_state": state, "xp.cfg": LM_XP_CFG, "version": "1.3.0", "exported": True},
+               root / "state_dict.bin")
+    if codec_format == "audiocraft":  # AudioGen: the codec weights in compression_state_dict.bin
+        torch.save({"best_state": to_audiocraft(codec.state_dict()), "xp.cfg": codec_xp_cfg(codec.config),
+                    "exported": True}, root / "compression_state_dict.bin")
+    else:  # MusicGen: the .bin only points to facebook/encodec_32khz, a transformers EncodecModel
+        torch.save({"pretrained": "facebook/encodec_32khz", "exported": True}, root / "compression_state_dict.bin")
+        c = codec.config
+        tf.EncodecModel(tf.EncodecConfig(
+            sampling_rate=c.sample_rate, upsampling_ratios=list(c.ratios), num_filters=c.n_filters,
+            hidden_size=c.dimension, codebook_size=c.bins, target_bandwidths=[c.n_q * math.log2(c.bins) * 50 / 1000],
+            use_causal_conv=False, use_conv_shortcut=False, pad_mode=c.pad_mode)).save_pretrained(root / "encodec")
+    return str(root)
+
+
+@pytest.mark.parametrize("codec_format", ["audiocraft", "transformers"])
+def test_official_files(tmp_path, codec_format):
+    root = official_dir(tmp_path / "audiogen", codec_format)
+    out = str(tmp_path / "x.wav")
+    sample.main(["--model", root, "--prompt", "dog bark park", "--prompt", "rain", "--duration", "1", "--out", out])
+    assert sf.info(out.replace(".wav", "_1.wav")).frames == 16000
+    with pytest.raises(SystemExit, match="melody model"):
+        sample.main(["--model", root, "--prompt", "rain", "--melody", "x_0.wav", "--out", out])
+
+
+def test_official_melody_model(tmp_path):
+    root = official_dir(tmp_path / "melody", "audiocraft", melody=True)
+    tune = tmp_path / "tune.wav"
+    sf.write(tune, 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000), 16000)
+    a, b = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
+    sample.main(["--model", root, "--prompt", "jazz tune", "--duration", "0.5", "--melody", str(tune), "--out", a])
+    sample.main(["--model", root, "--prompt", "jazz tune", "--duration", "0.5", "--out", b])  # no melody: the null one
+    assert sf.info(a).frames == 8000 and Path(a).read_bytes() != Path(b).read_bytes()
+    sf.write(tmp_path / "silent.wav", np.zeros(16000), 16000)
+    with pytest.raises(SystemExit, match="silent"):
+        sample.main(["--model", root, "--prompt", "jazz", "--melody", str(tmp_path / "silent.wav"), "--out", a])
+
+
+@pytest.mark.skipif(not (ROOT / "checkpoints" / "lm.pt").exists(), reason="no shipped model in checkpoints/")
+def test_shipped_model(tmp_path):
+    out = str(tmp_path / "dog.wav")
+    sample.main(["--prompt", "dog bark park", "--model", str(ROOT / "checkpoints"), "--out", out])
+    assert sf.info(out).duration == 5.0
