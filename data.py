@@ -309,7 +309,6 @@ def _thunder(rng, sr, who):
     """A clap, 2.5-4.5 s: brown noise under 200-500 Hz swelling and fading at random (the rolling: sound arriving
     from different parts of the lightning channel), after a broadband crack if the strike is near."""
     n = int(sr * rng.uniform(2.5, 4.5))
-    t = np.arange(n) / sr
     rumble = _noise(rng, n, sr, 25, 200 + 300 * who[0], tilt=1.0)  # brown noise: energy at the bottom
     rolls = 1 + 0.6 * _noise(rng, n, sr, 0.5, 6)  # slow random swells: the rolling
     y = rumble * rolls * _env(n, sr, 0.15, rng.uniform(1.0, 2.0))

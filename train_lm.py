@@ -52,10 +52,10 @@ import torch.distributed as dist
 import torch.nn as nn
 
 import data
-from codec import Codec, load_codec, load_state, torch_load
+from codec import load_codec, load_state, torch_load
 from conditioners import T5_PRESETS, T5Config, TextConditioner, Tokenizer, cfg_dropout, normalize_text
 from lm import LM, PRESETS, LMConfig, codebook_cross_entropy, load_lm
-from train_codec import save_atomic
+from train_codec import export_codec, save_atomic
 
 parser = argparse.ArgumentParser(description="Train the text-to-audio LM on codec tokens.")
 # I/O and data
@@ -247,12 +247,7 @@ def export(out, model, meta, codec, tokenizer_path, valid, args, device, ctx):
                      codec=dict(path="codec.pt", hash=meta["codec"]["hash"])), os.path.join(out, "lm.pt"))
     n = min(16, len(valid["codes"]))
     ce, ce_half = (evaluate(m, valid, args, device, ctx, n) for m in (model, load_model(f"{out}/lm.pt", device)[0]))
-    state = {k: v.detach().cpu() for k, v in codec.state_dict().items()}
-    rounded = Codec(codec.config).to(device).eval()
-    rounded.load_state_dict(half(state))  # fp16 values, copied into fp32 parameters
-    codes = valid["codes"][:n].long().to(device)
-    diff = (rounded.decode(codes) - codec.decode(codes)).abs().max().item()
-    save_atomic(dict(config=asdict(codec.config), model=half(state) if diff < 1e-3 else state), f"{out}/codec.pt")
+    diff = export_codec(codec, f"{out}/codec.pt", valid["codes"][:n].long())
     mb = {f: os.path.getsize(os.path.join(out, f)) / 1e6 for f in ("lm.pt", "codec.pt", "tokenizer.model")}
     print(f"exported to {out}: " + ", ".join(f"{f} {s:.1f} MB" for f, s in mb.items()) + f" = {sum(mb.values()):.1f}"
           f" MB | lm fp16: held-out CE {ce.mean():.4f} -> {ce_half.mean():.4f} | codec in "

@@ -89,12 +89,13 @@ def run(args, **kwargs):
     return tc.main(tc.parser.parse_args(args))
 
 
+# the full EnCodec recipe (with the discriminator), shrunk
 COMMON = ["--steps", "4", "--batch-size", "2", "--segment", "0.25", "--eval-every", "2", "--eval-clips", "2",
-          "--disc-filters", "8", "--log-every", "1"]
+          "--disc-filters", "8", "--log-every", "1", "--w-adv", "4", "--w-feat", "4", "--w-l1", "0.1"]
 
 
 def test_resume_is_exact(tmp_path):
-    full = run(["--out-dir", str(tmp_path / "a")] + COMMON)
+    full = run(["--out-dir", str(tmp_path / "a"), "--export", str(tmp_path / "codec.pt")] + COMMON)
     run(["--out-dir", str(tmp_path / "b")] + COMMON[:1] + ["2"] + COMMON[2:])  # stop after step 2
     resumed = run(["--out-dir", str(tmp_path / "b"), "--resume"] + COMMON)
     for (k, v), w in zip(full.state_dict().items(), resumed.state_dict().values()):
@@ -103,6 +104,11 @@ def test_resume_is_exact(tmp_path):
     codec = load_codec(tmp_path / "a" / "ckpt.pt")
     assert torch.equal(codec.quantizer.layers[0].embed, full.quantizer.layers[0].embed)
     assert (tmp_path / "a" / "samples" / "step000004_nq8.wav").exists()
+    # the exported codec: weights only (fp16 when harmless), decodes as the trained one
+    exported = load_codec(tmp_path / "codec.pt")
+    codes = full.eval().encode(torch.randn(1, 1, 3200))
+    assert torch.allclose(exported.decode(codes), full.decode(codes), atol=1e-3)
+    assert (tmp_path / "codec.pt").stat().st_size < (tmp_path / "a" / "ckpt.pt").stat().st_size / 2
     assert len((tmp_path / "a" / "eval.tsv").read_text().splitlines()) == 2
 
 
