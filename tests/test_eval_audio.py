@@ -1,0 +1,238 @@
+"""
+Tests for tests/eval_audio.py (the objective evaluation). Run: python -m pytest -q tests/test_eval_audio.py (CPU,
+one thread, about 40 s).
+
+The Frechet distance against cases computed by hand (identical Gaussians, a mean shift, 1-D, commuting
+covariances) and scipy's matrix square root; the classifier, trained with --fast sizes on clean clips and their
+rendering by a tiny random codec, recognises held-out clips far above chance, is deterministic and is cached under
+its settings and the codec's hash; the prompt sets carry the prompted labels; generation batches never pad a
+prompt; the whole script runs with --fast against a tiny random model exported by train_lm.py (as
+tests/test_sample.py builds one) and prints the table.
+"""
+
+import json
+import math
+import re
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+import data  # noqa: E402
+import eval_audio as ea  # noqa: E402
+import sample  # noqa: E402
+import train_lm  # noqa: E402
+from codec import PRESETS, Codec  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+# ----------------------------------------------------------------------------- Frechet distance
+
+
+def random_cov(d, seed):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(d, d, generator=g, dtype=torch.float64)
+    return a @ a.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
+
+
+def test_frechet_identical_gaussians_is_zero():
+    mu, cov = torch.randn(16, dtype=torch.float64), random_cov(16, 0)
+    assert abs(ea.frechet_distance(mu, cov, mu, cov)) < 1e-9
+    emb = torch.randn(200, 8, dtype=torch.float64)
+    assert abs(ea.fad(emb, emb)) < 1e-9
+    assert abs(ea.fad(emb, emb[torch.randperm(200)])) < 1e-9  # the order of the clips does not matter
+
+
+def test_frechet_mean_shift_with_identity_covariances():
+    eye = torch.eye(8, dtype=torch.float64)
+    d = torch.tensor([1.0, -2.0, 0.5, 0, 0, 3.0, 0, 0.25], dtype=torch.float64)
+    mu = torch.randn(8, dtype=torch.float64)
+    assert ea.frechet_distance(mu, eye, mu + d, eye) == pytest.approx(d.pow(2).sum().item(), abs=1e-12)
+    for scale in (2.0, 4.0):  # the same shift under any common covariance: still ||d||^2
+        assert ea.frechet_distance(mu, scale * eye, mu + d, scale * eye) == pytest.approx(d.pow(2).sum().item())
+
+
+def test_frechet_by_hand():
+    # 1-D: (m1 - m2)^2 + v1 + v2 - 2 sqrt(v1 v2) = (1 - 3)^2 + 4 + 9 - 2 * 6 = 5
+    assert ea.frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(5.0, abs=1e-12)
+    # diagonal (commuting) covariances: sum (sqrt a_i - sqrt b_i)^2
+    a, b = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 4.0, 1.0])
+    zero = torch.zeros(3)
+    assert ea.frechet_distance(zero, torch.diag(a), zero, torch.diag(b)) == pytest.approx(1 + 0 + 4, abs=1e-12)
+    # gaussian(): numpy's unbiased covariance
+    emb = torch.randn(50, 4, dtype=torch.float64)
+    mu, cov = ea.gaussian(emb)
+    assert torch.allclose(mu, emb.mean(0)) and np.allclose(cov.numpy(), np.cov(emb.numpy(), rowvar=False))
+
+
+def test_frechet_matches_scipy_sqrtm():
+    """Non-commuting covariances: the eigen method equals FAD's original formula with scipy.linalg.sqrtm."""
+    linalg = pytest.importorskip("scipy.linalg")
+    c1, c2 = random_cov(12, 1), random_cov(12, 2)
+    mu1, mu2 = torch.randn(12, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
+    covmean = linalg.sqrtm(c1.numpy() @ c2.numpy()).real
+    ref = ((mu1 - mu2) ** 2).sum().item() + np.trace(c1.numpy() + c2.numpy() - 2 * covmean)
+    assert ea.frechet_distance(mu1, c1, mu2, c2) == pytest.approx(ref, rel=1e-9)
+    r = ea.sqrtm_psd(c1)
+    assert torch.allclose(r @ r, c1) and torch.allclose(r, r.T)
+
+# ----------------------------------------------------------------------------- a tiny model, the classifier
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """train_lm.py's export of a tiny LM trained for 2 steps on a random tiny codec (tests/test_sample.py's)."""
+    tmp = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    codec = Codec(PRESETS["tiny"]).train()
+    codec(torch.stack([torch.from_numpy(data.make_clip(i, 0, 0.5)["wav"])[None] for i in range(4)]))  # k-means init
+    torch.save({"config": asdict(codec.config), "model": codec.eval().state_dict()}, tmp / "codec.pt")
+    train_lm.main(train_lm.parser.parse_args([
+        "--codec", str(tmp / "codec.pt"), "--out-dir", str(tmp / "run"), "--export", str(tmp / "export"),
+        "--n-clips", "8", "--eval-clips", "2", "--duration", "1", "--dim", "32", "--layers", "1", "--heads", "2",
+        "--batch-size", "4", "--steps", "2", "--eval-every", "2", "--n-samples", "1"]))
+    return str(tmp / "export")
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("eval")
+
+
+@pytest.fixture(scope="module")
+def codec(model):
+    lm, _, _, codec = sample.load(model, "cpu")
+    return codec, lm.config.n_q
+
+
+@pytest.fixture(scope="module")
+def classifier(codec, out_dir):
+    """The --fast classifier of the model's codec, trained into out_dir: the end-to-end test reuses it from there."""
+    settings = ea.classifier_settings(ea.parse_args(["--fast"]), *codec)
+    return ea.get_classifier(settings, str(out_dir), "cpu", codec[0], log=lambda *a: None)
+
+
+def test_classifier_learns(classifier, codec, out_dir):
+    model, acc = classifier
+    # chance: 1/12 sources, ~1/3 scenes (the most frequent one), 1/5 instruments. --fast (600 clips of 1 s, half
+    # of them through the random codec, 10 epochs) gives about 0.6, 0.6, 0.9
+    assert acc["source"] > 0.3 and acc["scene"] > 0.4 and acc["instrument"] > 0.7 and acc["kind"] > 0.9, acc
+    assert {"source (codec)", "scene (codec)", "instrument (codec)", "kind (codec)"} < set(acc)
+    # cached under a name made from its settings, the codec's hash among them; the same settings reload it
+    (path,) = out_dir.glob("classifier_*.pt")
+    settings = ea.classifier_settings(ea.parse_args(["--fast"]), *codec)
+    assert settings["codec"] == train_lm.codec_hash(codec[0]) and settings["n_q"] == 4
+    assert ea.classifier_settings(ea.parse_args(["--fast"]))["codec"] is None
+    again, acc2 = ea.get_classifier(settings, str(out_dir), "cpu", codec[0], log=lambda *a: None)
+    assert acc2 == acc and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                                 again.state_dict().values()))
+    assert len(list(out_dir.glob("classifier_*.pt"))) == 1
+    # the embedding and the heads: [B, width], one prediction per head; a music clip has no source
+    wav = torch.stack([torch.from_numpy(data.make_clip(i, 5, 1.0, kind="music")["wav"]) for i in range(8)])
+    emb, preds = ea.classify(model, wav)
+    assert emb.shape == (8, 32) and set(preds) == {"source", "scene", "instrument"}
+    assert (preds["source"] == 0).float().mean() > 0.7  # 0: "none"
+
+
+def test_classifier_is_deterministic(codec):
+    """The same settings give the same weights, bit for bit (tiny sizes: 24 clips of 0.5 s, 1 epoch)."""
+    s = dict(ea.classifier_settings(ea.parse_args(["--fast"]), *codec), train_clips=24, epochs=1, duration=0.5,
+             held_out=8)
+    (a, acc_a), (b, acc_b) = (ea.train_classifier(s, "cpu", codec[0], log=lambda *x: None) for _ in range(2))
+    assert acc_a == acc_b and all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    c, acc_c = ea.train_classifier(dict(s, seed=1, codec=None, n_q=None), "cpu", log=lambda *x: None)  # clean only
+    assert not torch.equal(a.heads["source"].weight, c.heads["source"].weight) and "source (codec)" not in acc_c
+
+
+def test_log_mel_ignores_the_level():
+    wav = torch.from_numpy(data.make_clip(0, 0, 1.0)["wav"])[None]
+    x = ea.log_mel(wav)
+    assert x.shape == (1, ea.N_MELS, 63) and x.max() == 1.0 and x.min() >= -1.0
+    assert torch.allclose(ea.log_mel(0.1 * wav), x, atol=1e-4)
+
+
+def test_prompt_sets_and_adherence():
+    prompts = ea.prompt_labels()
+    assert ("dog bark", "park", None) in prompts and ("knocking", "beach", None) not in prompts  # plausible pairs
+    assert prompts[-5:] == [(None, None, i) for i in data.INSTRUMENTS]
+    sets = ea.eval_sets(2, 0, 0.2)
+    assert [p for p, _ in sets] == prompts
+    for (src, scene, instr), clips in sets:
+        assert len(clips) == 4 and len({c["sentence"] for c in clips}) >= 1
+        for c in clips:
+            assert (c["labels"]["source"], c["labels"]["scene"], c["labels"]["instrument"]) == (src, scene, instr)
+            if src is not None:
+                assert c["tags"] == f"{src} {scene}"
+    # adherence: the prompted source/instrument, and the scene of sound prompts only
+    pr = [("dog bark", "park", None), ("rain", "street", None), (None, None, "piano"), (None, None, "bass")]
+    idx = lambda h, name: ea.HEADS[h].index(name)  # noqa: E731
+    preds = dict(source=torch.tensor([idx("source", "dog bark"), idx("source", "siren"), 0, 0]),
+                 scene=torch.tensor([idx("scene", "beach"), idx("scene", "street"), 0, 0]),
+                 instrument=torch.tensor([0, 0, idx("instrument", "piano"), idx("instrument", "drums")]))
+    assert ea.adherence(preds, pr) == (0.5, 0.5)  # dog and piano right; the rain's scene right
+    assert ea.per_class(preds, pr) == "dog bark 1/1, rain 0/1, piano 1/1, bass 0/1"
+
+def test_generate_batches_prompts_of_one_length(monkeypatch):
+    """No prompt is padded (a batch holds one token count), and each clip lands at its prompt's place."""
+    calls = []
+
+    def fake_main(argv):  # sample.main's interface: writes --out (or out_0.wav, ... for several), returns the paths
+        prompts = [argv[i + 1] for i, a in enumerate(argv) if a == "--prompt"]
+        calls.append(prompts)
+        out = argv[argv.index("--out") + 1]
+        paths = [out] if len(prompts) == 1 else [out[:-4] + f"_{i}.wav" for i in range(len(prompts))]
+        for path, text in zip(paths, prompts):
+            sf.write(path, np.full(1600, len(text) / 100, dtype=np.float32), 16000)
+        return paths
+
+    monkeypatch.setattr(ea.sample, "main", fake_main)
+    texts, lengths = ["aa", "bbbb", "cc", "dddd", "ee"], [1, 2, 1, 2, 1]
+    wav = ea.generate("m", texts, lengths, 0.2, 0, "cpu", 3.0, batch=2, log=lambda *a: None)
+    assert calls == [["aa", "cc"], ["ee"], ["bbbb", "dddd"]]
+    assert wav.shape == (5, 3200) and torch.allclose(wav[:, 0], torch.tensor([len(t) / 100 for t in texts]), atol=1e-4)
+    assert not wav[:, 1600:].any()  # shorter files are zero-padded to the duration
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_end_to_end_fast(model, classifier, out_dir, capsys):
+    capsys.readouterr()
+    results = ea.main(["--fast", "--model", model, "--out-dir", str(out_dir)])  # 2 clips per prompt
+    out = capsys.readouterr().out
+    assert "classifier: reusing" in out  # trained by the fixture, same settings
+    n = 2 * len(ea.prompt_labels())
+    rows = re.findall(r"^\| (generated|real|real through the codec \(4 codebooks\)) \| (\d+) \|"
+                      r"(?: \d+% \|){4}(?: [\d.]+ \|){2}$", out, re.M)
+    assert [r[0] for r in rows] == ["generated", "real", "real through the codec (4 codebooks)"], out
+    assert all(int(r[1]) == n for r in rows)
+    assert "| clips | n | source/instrument, tags |" in out and "per class, generated from tags: dog bark " in out
+    saved = json.loads((out_dir / "results.json").read_text())
+    assert saved == json.loads(json.dumps(results)) and (out_dir / "table.md").read_text().count("\n") == 5
+    real, gen = results["rows"][1], results["rows"][0]
+    assert real["tags"] == real["paraphrases"] and real["fd_tags"] == real["fd_paraphrases"]
+    # real clips are recognised (chance ~0.1), and are nearer the reference than a random model's
+    assert real["tags"]["what"] > 0.3 and gen["fd_tags"] > real["fd_tags"] and all(
+        math.isfinite(r[k]) and r[k] >= 0 for r in results["rows"] for k in ("fd_tags", "fd_paraphrases"))
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(SystemExit, match=r"^eval_audio.py: error: cannot load --model [^\n]*$"):
+        ea.main(["--fast", "--model", str(tmp_path / "missing"), "--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--n-per-prompt must be >= 2"):
+        ea.main(["--fast", "--n-per-prompt", "1"])
+    with pytest.raises(SystemExit, match="--seed -1 must be in"):
+        ea.main(["--fast", "--seed", "-1"])
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
