@@ -32,12 +32,7 @@ import train_lm  # noqa: E402
 from codec import PRESETS, Codec  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 # ----------------------------------------------------------------------------- Frechet distance
 

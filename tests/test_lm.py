@@ -21,13 +21,7 @@ from lm import (LM, LMConfig, PRESETS, build_pattern, cfg_logits, codebook_cross
 TINY = LMConfig(dim=64, num_heads=4, num_layers=2, card=32, cond_dim=64, max_duration=1.0, extend_stride=0.6)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """Tiny models run fastest on one thread, and steadily on a busy machine; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def tiny_lm(**kw):

@@ -24,30 +24,16 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import data  # noqa: E402
 import sample  # noqa: E402
 import train_lm  # noqa: E402
-from codec import PRESETS, Codec  # noqa: E402
 from conditioners import Tokenizer  # noqa: E402
 from lm import LM, LMConfig  # noqa: E402
+from conftest import tiny_codec  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the subprocesses compute as the in-process runs (one thread)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_codec(seed=0):
-    """The tiny codec with random weights, its codebooks initialised by one k-means batch."""
-    torch.manual_seed(seed)
-    codec = Codec(PRESETS["tiny"]).train()
-    codec(torch.stack([torch.from_numpy(data.make_clip(i, seed, 0.5)["wav"])[None] for i in range(4)]))
-    return codec.eval()
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

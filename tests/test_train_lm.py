@@ -19,27 +19,19 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import data  # noqa: E402
 import train_lm as tl  # noqa: E402
-from codec import PRESETS, Codec, load_codec  # noqa: E402
+from codec import load_codec  # noqa: E402
 from lm import load_lm  # noqa: E402
+from conftest import tiny_codec  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and steadily next to another job; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def make_codec(path, seed=0):
     """A tiny codec with random weights whose codebooks were initialised by one k-means batch, saved with its config."""
-    torch.manual_seed(seed)
-    codec = Codec(PRESETS["tiny"]).train()
-    codec(torch.stack([torch.from_numpy(data.make_clip(i, seed, 0.5)["wav"])[None] for i in range(4)]))
-    torch.save({"config": asdict(codec.config), "model": codec.eval().state_dict()}, path)
+    codec = tiny_codec(seed)
+    torch.save({"config": asdict(codec.config), "model": codec.state_dict()}, path)
     return str(path)
 
 
