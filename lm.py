@@ -40,6 +40,7 @@ class LMConfig:
     pattern: str = 'delay'             # 'delay' | 'parallel' | 'flatten' | 'coarse_first'
     delays: tuple = (0, 1, 2, 3)       # per-codebook offsets of the pattern (see pattern_steps)
     cross_attention: bool = True       # False (melody): text and chroma are prepended instead
+    cross_attention_mask: bool = False # True: padded text positions are masked out (see Attention)
     cond_dim: int = 1024               # width of the condition after the conditioner's output_proj
     frame_rate: int = 50               # codec frames per second (all official codecs: 50 Hz)
     max_duration: float = 30.0         # training segment (s) = the longest single generation window
@@ -60,7 +61,8 @@ PRESETS = {
     'musicgen-melody': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536, cross_attention=False),
     'audiogen-medium': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536, max_duration=10.0,
                                 extend_stride=2.0),
-    'tiny': LMConfig(dim=256, num_heads=8, num_layers=6, card=256, cond_dim=256, max_duration=5.0, extend_stride=3.0),
+    'tiny': LMConfig(dim=256, num_heads=8, num_layers=6, card=256, cond_dim=256, max_duration=5.0, extend_stride=3.0,
+                     cross_attention_mask=True),
 }
 
 # ----------------------------------------------------------------------------- codebook patterns
@@ -175,8 +177,10 @@ def codebook_cross_entropy(logits, targets):
 
 class Attention(nn.Module):
     """Multi-head attention with AudioCraft's fused in_proj_weight [3D, D] (q, k, v rows) and no
-    biases. Self-attention is causal; cross-attention (source given) takes k, v from the condition,
-    unmasked: AudioCraft zeroes padded text positions but still attends to them (logit q.0 = 0)."""
+    biases. Self-attention is causal; cross-attention (source given) takes k, v from the condition.
+    AudioCraft zeroes padded text positions but still attends to them (logit q.0 = 0): a prompt then
+    reads differently alone than padded in a batch. With cross_attention_mask (transformers' MusicGen,
+    and this repo's tiny model) source_mask [B, 1, 1, S] hides them."""
 
     def __init__(self, config):
         super().__init__()
@@ -184,7 +188,7 @@ class Attention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * config.dim, config.dim))
         self.out_proj = nn.Linear(config.dim, config.dim, bias=False)
 
-    def forward(self, x, source=None, cache=None, offset=0):
+    def forward(self, x, source=None, cache=None, offset=0, source_mask=None):
         B, T, D = x.shape
         heads = lambda z: z.view(B, -1, self.num_heads, D // self.num_heads).transpose(1, 2)  # [B, H, *, hd]
         if source is None:
@@ -207,6 +211,7 @@ class Attention(nn.Module):
         # else T new steps after L - T cached ones: query i sees keys j <= i + L - T
         L, causal = k.shape[2], source is None and T > 1
         mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(L - T) if causal and L > T else None
+        mask = source_mask if source is not None else mask
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and L == T)  # [B, H, T, hd]
         return self.out_proj(y.transpose(1, 2).reshape(B, T, D))               # [B, T, D]
 
@@ -224,10 +229,10 @@ class Layer(nn.Module):
         self.linear1 = nn.Linear(D, config.hidden_scale * D, bias=False)
         self.linear2 = nn.Linear(config.hidden_scale * D, D, bias=False)
 
-    def forward(self, x, condition=None, cache=None, offset=0):
+    def forward(self, x, condition=None, cache=None, offset=0, condition_mask=None):
         x = x + self.self_attn(self.norm1(x), cache=cache and cache['self'], offset=offset)
         if condition is not None:
-            x = x + self.cross_attention(self.norm_cross(x), condition, cache=cache and cache['cross'])
+            x = x + self.cross_attention(self.norm_cross(x), condition, cache and cache['cross'], 0, condition_mask)
         return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
 
 # ----------------------------------------------------------------------------- model
@@ -277,17 +282,23 @@ class LM(nn.Module):
                 raise ValueError(f"{name} must be [B, S, {c.cond_dim}]; got {tuple(x.shape)}: project it to "
                                  f"cond_dim={c.cond_dim} with the conditioner's output_proj")
 
-    def step_logits(self, seq, condition=None, prepend=None, cache=None):
+    def step_logits(self, seq, condition=None, prepend=None, cache=None, condition_mask=None):
         """Pattern sequence [B, K, S] -> logits [B, K, S, card] (AudioCraft's LMModel.forward).
         prepend [B, P, D] is concatenated before the sequence and its outputs trimmed; positions count
-        it. With a cache (dict from new_cache) only the new steps are given; positions continue."""
+        it. With a cache (dict from new_cache) only the new steps are given; positions continue.
+        condition_mask [B, S_cond] (True = token) is used only with config.cross_attention_mask."""
         offset = cache['offset'] if cache is not None else 0
+        source_mask = None
+        if self.config.cross_attention_mask and condition is not None and condition_mask is not None:
+            m = condition_mask.bool()
+            # a row without tokens (the null condition) attends to all its zeros, as AudioCraft: output 0
+            source_mask = (m | ~m.any(-1, keepdim=True))[:, None, None, :]             # [B, 1, 1, S_cond]
         x = sum(emb(seq[:, k]) for k, emb in enumerate(self.emb))                   # [B, S, D]
         if prepend is not None:
             x = torch.cat([prepend.to(x.dtype), x], dim=1)                           # [B, P + S, D]
         x = x + sin_embedding(torch.arange(offset, offset + x.shape[1], device=x.device), x.shape[-1])
         for i, layer in enumerate(self.transformer.layers):
-            x = layer(x, condition, cache and cache['layers'][i], offset)
+            x = layer(x, condition, cache and cache['layers'][i], offset, source_mask)
         if cache is not None:
             cache['offset'] += x.shape[1]
         x = self.out_norm(x[:, -seq.shape[2]:])                                      # [B, S, D]
@@ -301,14 +312,14 @@ class LM(nn.Module):
         """codes [B, K, T], condition [B, S, D] -> (logits [B, K, T, card], loss or None).
         logits[:, q, t] predicts codes[:, q, t] (already aligned, no shift); NaN where the pattern
         gives no valid prediction. condition_mask [B, S] (1 = token) zeroes padded positions, as the
-        conditioner does, but they stay attended to (AudioCraft behaviour; transformers masks them).
+        conditioner does; they stay attended to (AudioCraft) unless config.cross_attention_mask.
         loss = mean over K of codebook_cross_entropy(logits, targets); targets are usually codes."""
         c = self.config
         self.check(codes, condition, prepend)
         if condition is not None and condition_mask is not None:
             condition = condition * condition_mask[..., None].to(condition.dtype)
         seq, _ = build_pattern(codes, c.card, c.pattern, c.delays, valid_only=True)  # [B, K, S_valid]
-        logits = self.step_logits(seq, condition, prepend)                           # [B, K, S_valid, card]
+        logits = self.step_logits(seq, condition, prepend, None, condition_mask)     # [B, K, S_valid, card]
         logits, _ = revert_pattern(logits, codes.shape[2], float('nan'), c.pattern, c.delays, logits=True)
         loss = None if targets is None else codebook_cross_entropy(logits, targets).mean()
         return logits, loss
@@ -316,13 +327,15 @@ class LM(nn.Module):
     @torch.no_grad()
     def generate(self, condition=None, duration=None, prompt=None, prepend=None, null_condition=None,
                  null_prepend=None, cfg_coef=3.0, temperature=1.0, top_k=250, top_p=0.0, greedy=False,
-                 generator=None, callback=None, use_cache=True, extend_stride=None):
+                 generator=None, callback=None, use_cache=True, extend_stride=None, condition_mask=None):
         """Sample codes [B, K, int(duration * frame_rate)] (duration defaults to max_duration), the prompt
         codes [B, K, P] included. CFG runs conditional and null rows as one 2B batch; the null condition
         defaults to zeros, exactly AudioCraft's null text (embeddings times an all-zero mask); melody's null
         prepend is not zeros: pass null_prepend. Past max_duration, a max_duration window hops by
         extend_stride seconds, re-prompted with its own tokens after the hop (AudioCraft
-        genmodel._generate_tokens). callback(done, total) counts the steps of the current window."""
+        genmodel._generate_tokens). callback(done, total) counts the steps of the current window.
+        condition_mask [B, S] (True = token) zeroes padding (and masks it, with cross_attention_mask); the
+        null rows have no token."""
         c, fr = self.config, self.config.frame_rate
         stride = extend_stride if extend_stride is not None else c.extend_stride
         duration = duration if duration is not None else c.max_duration
@@ -346,17 +359,22 @@ class LM(nn.Module):
             if null.shape != condition.shape:
                 raise ValueError(f"null_condition {tuple(null.shape)} must match condition {tuple(condition.shape)}")
             condition = torch.cat([condition, null])
+            if condition_mask is not None:  # the null rows: no token (all zeros, whatever their mask)
+                condition_mask = torch.cat([condition_mask.bool(), torch.zeros_like(condition_mask, dtype=torch.bool)])
+                condition = condition * condition_mask[..., None].to(condition.dtype)
         if prepend is not None:
             prepend = torch.cat([prepend, null_prepend])                              # [2B, P, D]
         chunks, offset = [prompt], 0                         # offset: frames before the current window
         while offset + prompt.shape[2] < total:
             n = int(min(duration - offset / fr, c.max_duration) * fr)   # this window's frames, prompt included
-            codes = self.sample_window(prompt, n, condition, prepend, cfg_coef, sampling, use_cache, callback)
+            codes = self.sample_window(prompt, n, condition, prepend, cfg_coef, sampling, use_cache, callback,
+                                       condition_mask)
             chunks.append(codes[..., prompt.shape[2]:])                 # only the new frames
             prompt, offset = codes[..., int(stride * fr):], offset + int(stride * fr)  # keep the tail
         return torch.cat(chunks, dim=-1)
 
-    def sample_window(self, prompt, num_frames, condition, prepend, cfg_coef, sampling, use_cache, callback):
+    def sample_window(self, prompt, num_frames, condition, prepend, cfg_coef, sampling, use_cache, callback,
+                      condition_mask=None):
         """One window (AudioCraft's LMModel.generate): fill the pattern sequence step by step.
         prompt [B, K, P] -> codes [B, K, num_frames]; condition / prepend already hold 2B rows."""
         c = self.config
@@ -373,7 +391,8 @@ class LM(nn.Module):
             x = seq[..., prev:s] if use_cache else seq[..., :s]      # cached: only the new steps
             x = torch.cat([x, x]) if guided else x                   # [2B, K, *]
             first = not use_cache or prev == 0                       # prepend enters on the first call
-            logits = self.step_logits(x, condition, prepend if first else None, cache)[:, :, -1]  # [2B, K, card]
+            logits = self.step_logits(x, condition, prepend if first else None, cache,
+                                      condition_mask)[:, :, -1]       # [2B, K, card]
             if guided:
                 logits = cfg_logits(*logits.chunk(2), cfg_coef)      # [B, K, card]
             token = sample_next_token(logits, **sampling)            # [B, K]

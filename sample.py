@@ -129,6 +129,38 @@ def load(path, device):
 
 
 @torch.no_grad()
+def generate(lm, text, melody, codec, prompts, duration=5.0, cfg_coef=3.0, top_k=250, top_p=0.0, temperature=1.0,
+             seed=0, melody_wav=None, continuation=None, callback=None):
+    """What `python sample.py` does after loading, for use from Python (tutorials, evaluation): (lm, text, melody,
+    codec) from load(), B prompts -> wav [B, C, round(duration * sample_rate)] float in [-1, 1] on the CPU.
+    melody_wav / continuation: [C, T] tensors at the codec's sample rate (data.load_audio), or None. The same seed
+    gives the same audio. ValueError on a bad request (a prompt of stop words, a duration the LM cannot make)."""
+    c, B = lm.config, len(prompts)
+    device = lm.out_norm.weight.device
+    embeds, mask = text(prompts)  # [B, L, D] (padded positions zeroed), [B, L]
+    condition = prepend = null_prepend = None
+    if c.cross_attention:  # text by cross-attention; the null text is zeros (lm.generate's default)
+        condition = embeds
+    else:  # melody models: [chroma | text] prepended; null = the chroma of silence and zero text
+        if melody is None:
+            raise ValueError("this LM prepends a melody but no melody conditioner was loaded")
+        prepend = torch.cat([melody([melody_wav] * B, codec.sample_rate)[0], embeds], dim=1)  # [B, chroma_len + L, D]
+        null_prepend = torch.cat([melody([None] * B)[0], torch.zeros_like(embeds)], dim=1)
+    prompt = None
+    if continuation is not None:  # the audio prompt, as codes [B, K, P]
+        prompt = codec.encode(continuation[None].to(device), n_q=c.n_q).repeat(B, 1, 1)
+    g = torch.Generator(device).manual_seed(seed)
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if str(device).startswith("cuda") else nullcontext()
+    with ctx:
+        codes = lm.generate(condition, duration=duration, prompt=prompt, prepend=prepend, null_prepend=null_prepend,
+                            condition_mask=mask if condition is not None else None, cfg_coef=cfg_coef,
+                            temperature=temperature, top_k=top_k, top_p=top_p, generator=g,
+                            callback=callback)  # [B, K, T]
+    wav = codec.decode(codes).float().clamp(-1, 1).cpu()  # [B, C, T * hop]
+    return wav[..., :round(duration * codec.sample_rate)]
+
+
+@torch.no_grad()
 def main(argv=None):
     args = parser.parse_args(argv)
     # check every input before the (slow) loading: one-line errors, nothing written
@@ -147,8 +179,6 @@ def main(argv=None):
         fail(f"--temperature {args.temperature} must be >= 0 (0 = greedy)")
     outs = output_paths(args.prompt, args.out)
     device, B = args.device, len(args.prompt)
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
-    torch.manual_seed(args.seed)
     t0 = time.time()
     try:
         lm, text, melody, codec = load(args.model, device)
@@ -160,38 +190,23 @@ def main(argv=None):
              f"{codec.config.bins}, {codec.frame_rate} Hz)")
     if args.melody and melody is None:
         fail("--melody needs a melody model (MusicGen-melody, chroma conditioning); this model has none")
+    window = [0]
+
+    def progress(done, total):  # one line, rewritten in place (every 10% when not a terminal)
+        window[0] += done == 1  # past max_duration each window restarts at step 1
+        if sys.stderr.isatty() or done == total or done % max(1, total // 10) == 0:
+            where = f"window {window[0]}, " if args.duration > c.max_duration else ""
+            print(f"\rgenerating {B} x {args.duration:g} s: {where}step {done}/{total}", end="",
+                  file=sys.stderr, flush=True)
+
     try:
-        embeds, _ = text(args.prompt)  # [B, L, D]; padded positions zeroed
-        condition = prepend = null_prepend = None
-        if c.cross_attention:  # text by cross-attention; the null text is zeros (lm.generate's default)
-            condition = embeds
-        else:  # melody models: [chroma | text] prepended; null = the chroma of silence and zero text
-            mel = [load_melody(args.melody, codec.sample_rate)[0]] * B if args.melody else [None] * B
-            prepend = torch.cat([melody(mel)[0], embeds], dim=1)  # [B, chroma_len + L, D]
-            null_prepend = torch.cat([melody([None] * B)[0], torch.zeros_like(embeds)], dim=1)
-        prompt = None
-        if args.continuation:  # the audio prompt, as codes [B, K, P]
-            wav = load_audio(args.continuation, codec.sample_rate, codec.channels)  # [C, T]
-            prompt = codec.encode(wav[None].to(device), n_q=c.n_q).repeat(B, 1, 1)
-        window = [0]
-
-        def progress(done, total):  # one line, rewritten in place (every 10% when not a terminal)
-            window[0] += done == 1  # past max_duration each window restarts at step 1
-            if sys.stderr.isatty() or done == total or done % max(1, total // 10) == 0:
-                where = f"window {window[0]}, " if args.duration > c.max_duration else ""
-                print(f"\rgenerating {B} x {args.duration:g} s: {where}step {done}/{total}", end="",
-                      file=sys.stderr, flush=True)
-
-        g = torch.Generator(device).manual_seed(args.seed)
-        with ctx:
-            codes = lm.generate(condition, duration=args.duration, prompt=prompt, prepend=prepend,
-                                null_prepend=null_prepend, cfg_coef=args.cfg_coef, temperature=args.temperature,
-                                top_k=args.top_k, top_p=args.top_p, generator=g, callback=progress)  # [B, K, T]
+        mel = load_melody(args.melody, codec.sample_rate)[0] if args.melody else None  # [C, T]
+        cont = load_audio(args.continuation, codec.sample_rate, codec.channels) if args.continuation else None
+        wav = generate(lm, text, melody, codec, args.prompt, args.duration, args.cfg_coef, args.top_k, args.top_p,
+                       args.temperature, args.seed, mel, cont, progress)  # [B, C, T]
         print(file=sys.stderr)
     except (ValueError, FileNotFoundError) as e:  # a prompt of stop words, an unreadable file, a too-long prompt
         fail(str(e).strip().splitlines()[0])
-    wav = codec.decode(codes).float().clamp(-1, 1).cpu()  # [B, C, T * hop]
-    wav = wav[..., :round(args.duration * codec.sample_rate)]
     for w, out in zip(wav, outs):  # temp file + rename: never a half-written WAV
         sf.write(out + ".tmp", w.T.numpy(), codec.sample_rate, subtype="PCM_16", format="WAV")
         os.replace(out + ".tmp", out)

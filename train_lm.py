@@ -321,8 +321,11 @@ def main(args):
     train, valid = cache["train"], cache["valid"]
     if master and not args.resume:  # on the captions as the conditioner sees them, plus every letter and digit
         caps = [normalize_text(c) if args.normalize else c for cs in train["captions"] for c in cs]
-        Tokenizer.train([c for c in caps if c.strip()] + [" ".join(string.ascii_letters + string.digits)],
-                        args.vocab_size, tok_path)
+        caps = [c for c in caps if c.strip()]
+        # each caption word once more as a sentence of its own: on the captions alone the unigram model keeps
+        # only ~180 pieces and splits common words ("piano" -> p i an o); with them every word is one piece
+        words = sorted({w for c in caps for w in c.split()})
+        Tokenizer.train(caps + words + [" ".join(string.ascii_letters + string.digits)], args.vocab_size, tok_path)
     barrier()  # and for the tokenizer
 
     # model and optimizer (the same seed on every rank: identical replicas)
@@ -404,7 +407,8 @@ def main(args):
                 model.eval()  # samples: CFG, a seeded generator (the global RNG, saved below, is untouched)
                 with torch.no_grad(), ctx:
                     g = torch.Generator(device).manual_seed(args.seed)
-                    codes = model.lm.generate(model.conditioner(prompts)[0], duration=args.duration,
+                    embeds, mask = model.conditioner(prompts) if prompts else (None, None)
+                    codes = model.lm.generate(embeds, duration=args.duration, condition_mask=mask,
                                               cfg_coef=args.cfg_coef, top_k=args.top_k,
                                               generator=g) if prompts else None
                 if codes is not None:  # [B, K, T]

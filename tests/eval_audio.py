@@ -26,8 +26,8 @@ settings and codec skip it), ~2 min for the 576 generated clips of 3 s with the 
    ("dog bark park", "happy piano drums slow") and their sentences (the paraphrases, data.py's templates), and
    are the "real" row; the other n (set R) are the reference of every Frechet distance.
 3. The model generates one clip per prompt of A from the tags, and one from the sentence, with sample.py (its
-   main(): the same loading and sampling as the command line, sample.py's defaults, cfg_coef from the flags),
-   batching only prompts of the same token count, so that each is conditioned as `sample.py --prompt` alone.
+   load() and generate(): the same loading and sampling as the command line, sample.py's defaults, cfg_coef from
+   the flags), each clip conditioned as `sample.py --prompt` alone conditions it (see generate below).
 4. Adherence: the share of clips for which the classifier picks the prompted source (sound prompts) or instrument
    (music prompts); the scene: the same over the sound prompts. Real clips (A) are the classifier's own accuracy;
    A through the model's codec (the LM's n_q codebooks) is the ceiling of the LM: what its tokens can hold.
@@ -52,14 +52,11 @@ References:
 """
 
 import argparse
-import contextlib
 import hashlib
-import io
 import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import torch
@@ -305,27 +302,26 @@ def token_counts(text, texts, batch=64):
     return [n for k in range(0, len(texts), batch) for n in text(texts[k:k + batch])[1].sum(1).tolist()]
 
 
-def generate(model, texts, lengths, duration, seed, device, cfg_coef, batch=48, log=print):
-    """One clip per text with sample.py (its main(): WAVs written to a temporary folder, read back at 16 kHz):
-    texts [N], their lengths in text tokens [N] -> wav [N, T]. A batch holds prompts of one length only, so none is
-    padded: as in AudioCraft, the LM attends to the zeroed positions of a padded prompt, so padding changes what it
-    generates, and each clip must be conditioned as `sample.py --prompt TEXT` alone conditions it. Batches of at
-    most `batch` prompts; batch j samples with seed 1000 * seed + j."""
+@torch.no_grad()
+def generate(model, texts, lengths, duration, seed, cfg_coef, batch=48, log=print):
+    """One clip per text with sample.generate (sample.py's sampling and defaults, cfg_coef from the flags):
+    model = sample.load's (lm, text, melody, codec), texts [N], their lengths in text tokens [N] -> wav [N, T] at
+    16 kHz. An LM without cross_attention_mask attends to the zeroed positions of a padded prompt (as AudioCraft),
+    so padding changes what it generates: there a batch holds prompts of one length only, so that each clip is
+    conditioned as `sample.py --prompt TEXT` alone conditions it. Batches of at most `batch` prompts; batch j
+    samples with seed 1000 * seed + j."""
+    lm, codec = model[0], model[3]
     T, out, t0 = round(duration * SR), [None] * len(texts), time.time()
+    if lm.config.cross_attention_mask:  # padding is masked: any prompts may share a batch
+        lengths = [0] * len(texts)
     groups = [[i for i in range(len(texts)) if lengths[i] == n] for n in sorted(set(lengths))]
     chunks = [g[k:k + batch] for g in groups for k in range(0, len(g), batch)]  # [[index into texts]]
-    with tempfile.TemporaryDirectory() as tmp:
-        for j, chunk in enumerate(chunks):
-            argv = ["--model", model, "--device", device, "--duration", str(duration), "--cfg-coef", str(cfg_coef),
-                    "--seed", str(1000 * seed + j), "--out", os.path.join(tmp, "g.wav")]
-            for i in chunk:
-                argv += ["--prompt", texts[i]]
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                paths = sample.main(argv)  # its 'wrote ...' lines and progress line: silenced
-            for i, p in zip(chunk, paths):
-                w = data.load_audio(p, SR)[0]  # [T'] (mono, 16 kHz)
-                out[i] = F.pad(w, (0, max(0, T - len(w))))[:T]
-            log(f"generated {sum(w is not None for w in out)}/{len(texts)} clips ({time.time() - t0:.0f} s)")
+    for j, chunk in enumerate(chunks):
+        wav = sample.generate(*model, [texts[i] for i in chunk], duration, cfg_coef, seed=1000 * seed + j)
+        wav = data.resample(wav.mean(1), codec.sample_rate, SR)  # [b, T'] (mono, 16 kHz)
+        for i, w in zip(chunk, wav):
+            out[i] = F.pad(w, (0, max(0, T - len(w))))[:T]
+        log(f"generated {sum(w is not None for w in out)}/{len(texts)} clips ({time.time() - t0:.0f} s)")
     return torch.stack(out)
 
 
@@ -428,9 +424,9 @@ def main(argv=None):
     print(f"{len(sets)} prompts x {n} clips of {args.duration:g} s, e.g. {tags[0]!r} / {sentences[0]!r}")
 
     # 3. generated clips, and set A through the codec
-    gen_t = generate(args.model, tags, token_counts(text, tags), args.duration, args.seed, dev, args.cfg_coef)
-    gen_p = generate(args.model, sentences, token_counts(text, sentences), args.duration, args.seed + 1, dev,
-                     args.cfg_coef)
+    model = (lm, text, None, codec)
+    gen_t = generate(model, tags, token_counts(text, tags), args.duration, args.seed, args.cfg_coef)
+    gen_p = generate(model, sentences, token_counts(text, sentences), args.duration, args.seed + 1, args.cfg_coef)
     wav_c = through_codec(codec, lm.config.n_q, wav_a, dev)
 
     # 4. classify and compare: adherence per caption style, Frechet distance to R

@@ -14,12 +14,12 @@ import json
 import math
 import re
 import sys
+import types
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,25 +180,24 @@ def test_prompt_sets_and_adherence():
     assert ea.adherence(preds, pr) == (0.5, 0.5)  # dog and piano right; the rain's scene right
     assert ea.per_class(preds, pr) == "dog bark 1/1, rain 0/1, piano 1/1, bass 0/1"
 
-def test_generate_batches_prompts_of_one_length(monkeypatch):
-    """No prompt is padded (a batch holds one token count), and each clip lands at its prompt's place."""
+@pytest.mark.parametrize("masked", [False, True])
+def test_generate_batches(monkeypatch, masked):
+    """Without cross_attention_mask no prompt is padded (a batch holds one token count); with it any prompts share a
+    batch. Each clip lands at its prompt's place, resampled to 16 kHz and cut or zero-padded to the duration."""
     calls = []
 
-    def fake_main(argv):  # sample.main's interface: writes --out (or out_0.wav, ... for several), returns the paths
-        prompts = [argv[i + 1] for i, a in enumerate(argv) if a == "--prompt"]
+    def fake_generate(lm, text, melody, codec, prompts, duration, cfg_coef, seed):  # [b, C, T] at the codec's rate
         calls.append(prompts)
-        out = argv[argv.index("--out") + 1]
-        paths = [out] if len(prompts) == 1 else [out[:-4] + f"_{i}.wav" for i in range(len(prompts))]
-        for path, text in zip(paths, prompts):
-            sf.write(path, np.full(1600, len(text) / 100, dtype=np.float32), 16000)
-        return paths
+        return torch.stack([torch.full((1, 1600), len(p) / 100) for p in prompts])
 
-    monkeypatch.setattr(ea.sample, "main", fake_main)
+    monkeypatch.setattr(ea.sample, "generate", fake_generate)
+    lm = types.SimpleNamespace(config=types.SimpleNamespace(cross_attention_mask=masked))
+    codec = types.SimpleNamespace(sample_rate=16000)
     texts, lengths = ["aa", "bbbb", "cc", "dddd", "ee"], [1, 2, 1, 2, 1]
-    wav = ea.generate("m", texts, lengths, 0.2, 0, "cpu", 3.0, batch=2, log=lambda *a: None)
-    assert calls == [["aa", "cc"], ["ee"], ["bbbb", "dddd"]]
+    wav = ea.generate((lm, None, None, codec), texts, lengths, 0.2, 0, 3.0, batch=2, log=lambda *a: None)
+    assert calls == ([["aa", "bbbb"], ["cc", "dddd"], ["ee"]] if masked else [["aa", "cc"], ["ee"], ["bbbb", "dddd"]])
     assert wav.shape == (5, 3200) and torch.allclose(wav[:, 0], torch.tensor([len(t) / 100 for t in texts]), atol=1e-4)
-    assert not wav[:, 1600:].any()  # shorter files are zero-padded to the duration
+    assert not wav[:, 1600:].any()  # shorter clips are zero-padded to the duration
 
 # ----------------------------------------------------------------------------- end to end
 

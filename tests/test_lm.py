@@ -200,6 +200,37 @@ def test_logits_and_greedy_match_transformers(tmp_path):
     assert torch.equal(lm.generate(cond[:1], duration=T / 50, greedy=True), ref)
 
 
+def test_masked_cross_attention_matches_transformers(tmp_path):
+    """With cross_attention_mask, padded text positions are hidden as transformers' encoder_attention_mask hides
+    them: a prompt reads the same alone as padded in a batch; without it (AudioCraft) the padding changes it. A row
+    with no token (the null condition) attends to its zeros either way."""
+    hf, lm = hf_model(tmp_path)
+    masked = LM(LMConfig(**{**lm.config.__dict__, 'cross_attention_mask': True})).eval()
+    masked.load_state_dict(lm.state_dict())
+    B, K, T, card = 2, 4, 8, 32
+    seq, _ = build_pattern(torch.randint(0, card, (B, K, T)), card, valid_only=True)   # [B, K, T + 1]
+    cond, mask = torch.randn(B, 6, 64), torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]).bool()
+    cond = cond * mask[..., None]                                                     # the conditioner zeroes padding
+    with torch.no_grad():
+        theirs = hf(input_ids=seq.reshape(B * K, -1), encoder_hidden_states=cond,
+                    encoder_attention_mask=mask.long()).logits.view(B, K, -1, card)
+        ours = masked.step_logits(seq, cond, condition_mask=mask)
+        assert torch.allclose(ours, theirs, atol=1e-4)
+        alone = masked.step_logits(seq[1:], cond[1:, :3], condition_mask=mask[1:, :3])
+        assert torch.allclose(ours[1], alone[0], atol=1e-5)
+        unmasked = lm.step_logits(seq, cond, condition_mask=mask)                      # the flag is off: ignored
+        assert not torch.allclose(unmasked[1], alone[0], atol=1e-3)
+        null, no_token = torch.zeros(1, 6, 64), torch.zeros(1, 6, dtype=torch.bool)
+        assert torch.allclose(masked.step_logits(seq[:1], null, condition_mask=no_token),
+                              lm.step_logits(seq[:1], null), atol=1e-6)
+        # generation: the mask reaches every step, cached or not
+        args = dict(duration=0.2, greedy=True, condition_mask=mask[1:, :3])
+        a = masked.generate(cond[1:, :3], **args)
+        args['condition_mask'] = mask[1:]
+        assert torch.equal(masked.generate(cond[1:], **args), a)
+        assert torch.equal(masked.generate(cond[1:], **args, use_cache=False), a)
+
+
 def test_melody_prepend_matches_transformers(tmp_path):
     hf, lm = hf_model(tmp_path, melody=True)
     B, K, T, card = 2, 4, 10, 32
