@@ -294,9 +294,10 @@ class LM(nn.Module):
             # a row without tokens (the null condition) attends to all its zeros, as AudioCraft: output 0
             source_mask = (m | ~m.any(-1, keepdim=True))[:, None, None, :]             # [B, 1, 1, S_cond]
         x = sum(emb(seq[:, k]) for k, emb in enumerate(self.emb))                   # [B, S, D]
+        condition = condition.to(x.dtype) if condition is not None else None         # a bf16 LM: bf16 condition
         if prepend is not None:
             x = torch.cat([prepend.to(x.dtype), x], dim=1)                           # [B, P + S, D]
-        x = x + sin_embedding(torch.arange(offset, offset + x.shape[1], device=x.device), x.shape[-1])
+        x = x + sin_embedding(torch.arange(offset, offset + x.shape[1], device=x.device), x.shape[-1]).to(x.dtype)
         for i, layer in enumerate(self.transformer.layers):
             x = layer(x, condition, cache and cache['layers'][i], offset, source_mask)
         if cache is not None:
@@ -392,7 +393,7 @@ class LM(nn.Module):
             x = torch.cat([x, x]) if guided else x                   # [2B, K, *]
             first = not use_cache or prev == 0                       # prepend enters on the first call
             logits = self.step_logits(x, condition, prepend if first else None, cache,
-                                      condition_mask)[:, :, -1]       # [2B, K, card]
+                                      condition_mask)[:, :, -1].float()  # [2B, K, card]; CFG in fp32
             if guided:
                 logits = cfg_logits(*logits.chunk(2), cfg_coef)      # [B, K, card]
             token = sample_next_token(logits, **sampling)            # [B, K]

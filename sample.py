@@ -44,9 +44,12 @@ from train_lm import COND, load_model
 
 parser = argparse.ArgumentParser(description="Generate audio from text with a trained text-to-audio LM.")
 # Model
-parser.add_argument("--model", default="checkpoints", help="export dir (lm.pt, codec.pt, tokenizer.model), an LM "
-                                                           "checkpoint, or a dir of official AudioCraft files")
+parser.add_argument("--model", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints"),
+                    help="export dir (lm.pt, codec.pt, tokenizer.model), an LM checkpoint, or a dir of official "
+                         "AudioCraft files (default: checkpoints/ next to sample.py, the shipped model)")
 parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+parser.add_argument("--bf16", action="store_true", help="LM weights in bfloat16: faster on a CPU with bf16 "
+                                                        "instructions (tests/bench_lm.py), a few tokens differ from fp32")
 # Sampling (AudioCraft's defaults: top-k 250, cfg_coef 3)
 parser.add_argument("--prompt", action="append", default=[], help="text prompt; repeat it for a batch")
 parser.add_argument("--duration", type=float, default=5.0, help="seconds to generate (past the model's max_duration "
@@ -184,6 +187,8 @@ def main(argv=None):
         lm, text, melody, codec = load(args.model, device)
     except Exception as e:  # missing, corrupt or mismatched files: say which, no traceback
         fail(f"cannot load --model {args.model}: {(str(e).strip() or type(e).__name__).splitlines()[0]}")
+    if args.bf16:
+        lm.to(torch.bfloat16)  # the condition is cast to it in lm.step_logits; CFG and sampling stay fp32
     c = lm.config
     if c.card != codec.config.bins or c.n_q > codec.config.n_q or c.frame_rate != codec.frame_rate:
         fail(f"the LM ({c.n_q} x {c.card} codes, {c.frame_rate} Hz) does not fit the codec ({codec.config.n_q} x "

@@ -1,9 +1,10 @@
 """
 Benchmark (not a test): generation steps/s with CFG at batch 1, ours vs transformers' MusicGen decoder
-on the same random weights, KV-cached and uncached.
+on the same random weights, KV-cached and uncached, with fp32 weights and with bf16 weights (both models
+converted with .to(torch.bfloat16); `sample.py --bf16` does this to ours).
 
-    python tests/bench_lm.py                 # tiny and musicgen-small, CPU
-    python tests/bench_lm.py --configs tiny --frames 100
+    python tests/bench_lm.py                 # tiny and musicgen-small, CPU, fp32 and bf16
+    python tests/bench_lm.py --configs tiny --frames 100 --dtypes float32
 
 One step = one sequence step of the delay pattern (all K codebooks); T frames take T + 3 steps.
 transformers runs its own generate (guidance_scale, top_k) on MusicgenForCausalLM with an explicit
@@ -26,6 +27,7 @@ parser.add_argument('--configs', default='tiny,musicgen-small', help='comma-sepa
 parser.add_argument('--frames', type=int, default=0, help='frames to generate (0: 60 for tiny, 24 otherwise)')
 parser.add_argument('--text_len', type=int, default=12, help='condition length (text tokens)')
 parser.add_argument('--repeats', type=int, default=3, help='runs per measurement; the fastest is kept')
+parser.add_argument('--dtypes', default='float32,bfloat16', help='weight dtypes to measure, comma-separated')
 parser.add_argument('--threads', type=int, default=0,
                     help='torch threads (0: torch default); 1 gives steadier figures on a shared machine')
 args = parser.parse_args()
@@ -63,7 +65,7 @@ def main():
     from transformers import DynamicCache, EncoderDecoderCache, MusicgenDecoderConfig, MusicgenForCausalLM
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, CPU fp32, {torch.get_num_threads()} threads, "
+    print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.1f}, batch 1 with CFG (2 rows), {args.text_len} text tokens")
     rows = []
     for name in args.configs.split(','):
@@ -79,36 +81,42 @@ def main():
         hf = MusicgenForCausalLM(hc).eval()
         missing, unexpected = hf.load_state_dict(to_transformers(lm.state_dict()), strict=False)
         assert not unexpected and all('embed_positions' in k for k in missing), (missing, unexpected)
-        cond = torch.randn(1, args.text_len, c.dim)
+        for dtype in args.dtypes.split(','):
+            lm.to(getattr(torch, dtype)), hf.to(getattr(torch, dtype))
+            cond = torch.randn(1, args.text_len, c.dim, generator=torch.Generator().manual_seed(0)).to(lm.emb[0].weight)
 
-        def ours(use_cache, greedy=False):
-            gen = torch.Generator().manual_seed(0)
-            return lm.generate(cond, duration=T / c.frame_rate, use_cache=use_cache, greedy=greedy, generator=gen)
+            def ours(use_cache, greedy=False):
+                gen = torch.Generator().manual_seed(0)
+                return lm.generate(cond, duration=T / c.frame_rate, use_cache=use_cache, greedy=greedy, generator=gen)
 
-        def theirs(use_cache, greedy=False):
-            name = 'cache' if 'cache' in inspect.signature(hf.forward).parameters else 'past_key_values'  # renamed
-            kw = {name: EncoderDecoderCache(DynamicCache(), DynamicCache())} if use_cache else dict(use_cache=False)
-            return hf.generate(input_ids=torch.full((c.n_q, 1), c.card),
-                               attention_mask=torch.ones(1, 1, dtype=torch.long), guidance_scale=3.0,
-                               encoder_hidden_states=torch.cat([cond, torch.zeros_like(cond)]),
-                               do_sample=not greedy, max_length=T + c.n_q, num_return_sequences=1,
-                               **({} if greedy else dict(top_k=250)), **kw)
+            def theirs(use_cache, greedy=False):
+                name = 'cache' if 'cache' in inspect.signature(hf.forward).parameters else 'past_key_values'  # renamed
+                kw = {name: EncoderDecoderCache(DynamicCache(), DynamicCache())} if use_cache else dict(use_cache=False)
+                return hf.generate(input_ids=torch.full((c.n_q, 1), c.card),
+                                   attention_mask=torch.ones(1, 1, dtype=torch.long), guidance_scale=3.0,
+                                   encoder_hidden_states=torch.cat([cond, torch.zeros_like(cond)]),
+                                   do_sample=not greedy, max_length=T + c.n_q, num_return_sequences=1,
+                                   **({} if greedy else dict(top_k=250)), **kw)
 
-        with torch.no_grad():
-            same = torch.equal(ours(True, greedy=True), theirs(True, greedy=True))
-            for use_cache in (True, False):
-                t_ours, _ = best_time(lambda: ours(use_cache))
-                t_hf, _ = best_time(lambda: theirs(use_cache))
-                rows.append((name, 'cached' if use_cache else 'uncached', steps, steps / t_ours, steps / t_hf, same))
-        del lm, hf
-    print(f"\n{'config':16s} {'mode':9s} {'steps':>5s} {'ours steps/s':>13s} {'transformers':>13s} {'ratio':>6s}"
-          "  greedy equal")
-    for name, mode, steps, a, b, same in rows:
-        print(f"{name:16s} {mode:9s} {steps:5d} {a:13.1f} {b:13.1f} {a / b:6.2f}x  {same}")
+            with torch.no_grad():
+                same = torch.equal(ours(True, greedy=True), theirs(True, greedy=True))
+                for use_cache in (True, False):
+                    t_ours, _ = best_time(lambda: ours(use_cache))
+                    t_hf, _ = best_time(lambda: theirs(use_cache))
+                    rows.append((name, dtype, 'cached' if use_cache else 'uncached', steps, steps / t_ours,
+                                 steps / t_hf, same))
+    print(f"\n{'config':16s} {'weights':9s} {'mode':9s} {'steps':>5s} {'ours steps/s':>13s} {'transformers':>13s} "
+          f"{'ratio':>6s}  greedy equal")
+    for name, dtype, mode, steps, a, b, same in rows:
+        print(f"{name:16s} {dtype:9s} {mode:9s} {steps:5d} {a:13.1f} {b:13.1f} {a / b:6.2f}x  {same}")
     for name in dict.fromkeys(r[0] for r in rows):
-        cached, uncached = [r for r in rows if r[0] == name]
-        print(f"{name}: cache speed-up ours {cached[3] / uncached[3]:.2f}x, "
-              f"transformers {cached[4] / uncached[4]:.2f}x")
+        for dtype in dict.fromkeys(r[1] for r in rows):
+            cached, uncached = [r for r in rows if r[:2] == (name, dtype)]
+            print(f"{name} {dtype}: cache speed-up ours {cached[4] / uncached[4]:.2f}x, "
+                  f"transformers {cached[5] / uncached[5]:.2f}x")
+        fp32, bf16 = (next((r for r in rows if r[:3] == (name, d, 'cached')), None) for d in ('float32', 'bfloat16'))
+        if fp32 and bf16:
+            print(f"{name}: ours bf16 (cached) vs transformers fp32 (cached): {bf16[4] / fp32[5]:.2f}x")
 
 
 if __name__ == '__main__':

@@ -1,0 +1,365 @@
+# %% [markdown]
+# # 04 Codebook patterns and the language model
+#
+# The codec of tutorial 02 turns a clip into K parallel streams of codes, [B, K, T] (K codebooks,
+# T frames at 50 Hz). MusicGen (arXiv 2306.05284) models them with ONE causal transformer: each
+# sequence step sums the embeddings of K codes and predicts K codes with K output heads. Which code
+# goes in which step is the *codebook interleaving pattern* (Sec. 2.2). With `lm.py` and the
+# shipped model (`checkpoints/`):
+#
+# 1. codes [B, K, T] of a `data.py` clip from the shipped codec
+# 2. four patterns (delay, parallel, flatten, coarse-first): steps per T frames, drawn as grids
+# 3. the round trip revert_pattern(build_pattern(codes)) == codes
+# 4. which positions the training loss sees (`valid_only`), on a hand-checkable example
+# 5. the LM's architecture: the presets and their parameter counts
+# 6. a forward pass: per-codebook cross-entropy of the shipped LM on held-out clips
+# 7. causality: changing one code moves only the predictions after it
+# 8. the KV cache: identical greedy tokens, fewer positions, a speed-up
+# 9. what the frames read from the text: a cross-attention map
+#
+# Run: `python tutorials/04_patterns_and_lm.py`, or open it as a notebook (VS Code, Jupyter +
+# jupytext). `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output folder
+# (default `tutorials/out/`). Numbers pasted under prints do not depend on the trained weights;
+# the ones that do (losses, attention) are checked by assertions on their properties only.
+
+# %%
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # no display needed: pictures go to files
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+ROOT = HERE if (HERE / "lm.py").exists() else HERE.parent
+sys.path.insert(0, str(ROOT))
+from codec import load_codec  # noqa: E402
+from conditioners import normalize_text  # noqa: E402
+from data import VALID_SEED_OFFSET, make_clip  # noqa: E402
+from lm import (LM, PRESETS, build_pattern, codebook_cross_entropy, pattern_steps,  # noqa: E402
+                revert_pattern)
+from train_lm import load_model  # noqa: E402
+
+FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
+OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
+OUT.mkdir(parents=True, exist_ok=True)
+device = "cuda" if torch.cuda.is_available() else "cpu"
+print(f"device {device}, fast mode {FAST}")
+torch.set_grad_enabled(False)  # nothing is trained here
+
+
+def save(fig, name):
+    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
+    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
+    if "ipykernel" not in sys.modules:
+        plt.close(fig)
+    print("wrote", name)
+
+# %% [markdown]
+# ## Step 1. Codes from the shipped codec
+#
+# `train_lm.load_model` rebuilds the LM and its text conditioner from the config stored in
+# `lm.pt`; `load_codec` the codec. The LM models the first `n_q` codebooks of the codec (4 of
+# its 8). We take held-out clips (`make_clip` with the valid seed: never seen in training).
+# Target: codes [B, K, T] with T = duration * 50 Hz and every code in [0, card).
+
+# %%
+model, ckpt = load_model(str(ROOT / "checkpoints" / "lm.pt"), device)  # TextToAudio: .lm, .conditioner
+lm, cond = model.lm, model.conditioner
+codec = load_codec(ROOT / "checkpoints" / "codec.pt").to(device)
+c = lm.config
+K, card, delays = c.n_q, c.card, c.delays
+print(f"LM: {K} codebooks of {card} codes, pattern {c.pattern!r} {delays}, max_duration {c.max_duration} s")
+duration, n_clips = (1.0, 2) if FAST else (c.max_duration, 8)
+clips = [make_clip(i, VALID_SEED_OFFSET, duration, codec.sample_rate) for i in range(n_clips)]
+wav = torch.stack([torch.from_numpy(x["wav"])[None] for x in clips]).to(device)  # [B, 1, samples]
+codes = codec.encode(wav, n_q=K)  # [B, K, T]
+T = codes.shape[-1]
+print("codes", tuple(codes.shape), "for", [x["tags"] for x in clips])
+assert T == round(duration * codec.frame_rate) and 0 <= codes.min() and codes.max() < card
+
+# %% [markdown]
+# ## Step 2. Four patterns and their number of steps
+#
+# A pattern puts code (q, t) of codebook q and frame t at sequence step `steps[q, t]`; cells where
+# no code lands hold the special token `card` (its own embedding row; step 0 is all special: the
+# "start" the first prediction reads). MusicGen Sec. 2.2 compares:
+#
+# - delay (MusicGen's choice): step 1 + t + delays[q], delays (0, 1, 2, 3); S = T + 4 steps.
+#   Codebook q of frame t is predicted after codebooks < q of the same frame.
+# - parallel: all K codes of a frame in one step; S = T + 1. Fastest, but codebooks of a frame
+#   are drawn independently of each other.
+# - flatten: one code per step, S = 1 + K T. Exact autoregression, K times the steps.
+# - coarse-first (VALL-E): all of codebook 1, then the other codebooks in parallel; S = 1 + 2T.
+#
+# Target: S for T frames and K = 4 (hand-derived above, asserted); `04_patterns.png`.
+
+# %%
+PATTERNS = {"delay": (0, 1, 2, 3), "parallel": (0, 0, 0, 0), "flatten": (0, 1, 2, 3), "coarse_first": (0, 0, 0, 0)}
+for name, d in PATTERNS.items():
+    _, S, S_valid = pattern_steps(T, 4, name, d)
+    print(f"{name:12s} delays {d}: {S:3d} steps for {T} frames ({S / T:.2f} per frame), training input {S_valid}")
+    assert S == {"delay": T + 4, "parallel": T + 1, "flatten": 1 + 4 * T, "coarse_first": 1 + 2 * T}[name]
+# fast mode (T = 50); full mode has T = 150:
+# delay        delays (0, 1, 2, 3):  54 steps for 50 frames (1.08 per frame), training input 51
+# parallel     delays (0, 0, 0, 0):  51 steps for 50 frames (1.02 per frame), training input 51
+# flatten      delays (0, 1, 2, 3): 201 steps for 50 frames (4.02 per frame), training input 201
+# coarse_first delays (0, 0, 0, 0): 101 steps for 50 frames (2.02 per frame), training input 101
+
+Ts = 6  # a small grid to look at: frame index t in each cell
+frame_ids = torch.arange(Ts).repeat(1, 4, 1)  # [1, K=4, Ts]: code (q, t) = t
+S_max = pattern_steps(Ts, 4, "flatten", PATTERNS["flatten"])[1]
+colours = matplotlib.colors.ListedColormap(["0.8"] + list(plt.cm.Pastel1.colors[:Ts]))  # grey, then one per frame
+fig, axes = plt.subplots(4, 1, figsize=(13, 8), layout="constrained")
+for ax, (name, d) in zip(axes, PATTERNS.items()):
+    seq, mask = build_pattern(frame_ids, -1, name, d)  # [1, K, S] frame index or -1, [K, S] code or not
+    S_valid = pattern_steps(Ts, 4, name, d)[2]
+    ax.imshow(torch.where(mask, seq[0] + 1, 0), cmap=colours, vmin=-0.5, vmax=Ts + 0.5)  # 0: special
+    for q in range(4):
+        for s in range(seq.shape[2]):
+            ax.text(s, q, f"{seq[0, q, s].item()}" if mask[q, s] else "S", ha="center", va="center", fontsize=8)
+    ax.axvline(S_valid - 0.5, color="k", ls="--", lw=1)
+    ax.set(xlim=(-0.5, S_max - 0.5), yticks=range(4), yticklabels=[f"cb {q + 1}" for q in range(4)],
+           title=f"{name} {d}: {seq.shape[2]} steps (dashed: end of the training input)")
+axes[-1].set_xlabel("sequence step (cell = frame t of that codebook, S = special token)")
+save(fig, "04_patterns.png")
+
+# %% [markdown]
+# ## Step 3. The round trip
+#
+# `build_pattern` scatters the codes into the [B, K, S] sequence, `revert_pattern` gathers them
+# back. Every code lands in exactly one cell, so the sequence holds K T codes and S K - K T
+# special tokens. Target: revert(build(codes)) == codes for every pattern (assertions).
+
+# %%
+for name, d in PATTERNS.items():
+    seq, mask = build_pattern(codes, card, name, d)  # [B, K, S], [K, S]
+    back, valid = revert_pattern(seq, T, card, name, d)  # [B, K, T], [K, T]
+    assert torch.equal(back, codes) and valid.all() and mask.sum() == K * T
+    assert (seq[:, ~mask] == card).all()  # the cells without a code hold the special token
+    print(f"{name:12s} {tuple(seq.shape)}: {int(mask.sum())} codes, {int((~mask).sum())} special cells")
+# delay        (2, 4, 54): 200 codes, 16 special cells           (fast mode)
+
+# %% [markdown]
+# ## Step 4. Which positions the training loss sees
+#
+# In training the LM reads the first S_valid = T + 1 steps (`valid_only=True`, AudioCraft's
+# keep_only_valid_steps), and the output at step s predicts the cells of step s + 1. A code at
+# step T + 1 or later has no prediction in that window: with delays the last delays[q] frames of
+# codebook q are never trained (`revert_pattern(..., logits=True)` marks them invalid, NaN in
+# `LM.forward`'s logits). By hand for K = 3, T = 4, delays (0, 1, 2), codes a, b, c:
+#
+#     step:   0  1  2  3  4 | 5  6        predicted from step:  a0..a3: 0 1 2 3
+#             S a0 a1 a2 a3 | S  S                              b0..b2: 1 2 3
+#             S  S b0 b1 b2 | b3 S                              c0, c1: 2 3
+#             S  S  S c0 c1 | c2 c3      (b3, c2, c3 sit at steps 5-6, outside the 5-step input)
+#
+# so 4 + 3 + 2 = 9 of the 12 codes are trained. Target: that mask (assertion), and on our clips
+# K T - sum(delays) trained targets per clip.
+
+# %%
+small = torch.arange(12).view(1, 3, 4)  # [B=1, K=3, T=4]: a0..a3 = 0..3, b = 4..7, c = 8..11
+seq, _ = build_pattern(small, -1, "delay", (0, 1, 2), valid_only=True)  # [1, 3, 5]
+print(seq[0].tolist())
+# [[-1, 0, 1, 2, 3], [-1, -1, 4, 5, 6], [-1, -1, -1, 8, 9]]
+fake_logits = torch.zeros(1, 3, seq.shape[2], 7)  # [B, K, S_valid, card]: only the shapes matter here
+_, trained = revert_pattern(fake_logits, 4, float("nan"), "delay", (0, 1, 2), logits=True)  # [K, T]
+print(trained.int().tolist())
+# [[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]]
+assert trained.tolist() == [[True] * 4, [True, True, True, False], [True, True, False, False]]
+trained_real = revert_pattern(build_pattern(codes, card, c.pattern, delays, valid_only=True)[0][..., None],
+                              T, -1, c.pattern, delays, logits=True)[1]  # [K, T]
+print(f"trained targets per clip: {int(trained_real.sum())} of {K * T}")
+# trained targets per clip: 194 of 200      (fast mode: 4 x 50 - (0 + 1 + 2 + 3))
+assert trained_real.sum() == K * T - sum(delays)
+
+# %% [markdown]
+# ## Step 5. The architecture and its size
+#
+# `LM`: per codebook an embedding table of card + 1 rows (the +1 is the special token), summed;
+# sinusoidal positions; `num_layers` pre-norm layers of causal self-attention, cross-attention to
+# the text and a feed-forward block of width 4 dim (no biases); a final LayerNorm and K linear heads.
+# Per layer that is 4 D^2 (self-attention: q, k, v, out) + 4 D^2 (cross) + 8 D^2 (feed-forward)
+# weights. We build each preset on the `meta` device (shapes only, no memory) and count.
+# MusicGen's "300M" small model is the 24 x 12 D^2 = 302M of self-attention + feed-forward;
+# with cross-attention, embeddings and heads the LM holds 420M. Target: the table; counted ==
+# analytic for every preset.
+
+# %%
+print(f"{'preset':16s} {'dim':>5s} {'layers':>6s} {'heads':>5s} {'K x card':>9s} {'self+FF':>8s} "
+      f"{'cross':>7s} {'emb+heads':>9s} {'total':>8s}")
+for name, pc in PRESETS.items():
+    with torch.device("meta"):
+        n_counted = sum(p.numel() for p in LM(pc).parameters())
+    D, L = pc.dim, pc.num_layers
+    self_ff = L * (4 * D * D + 2 * pc.hidden_scale * D * D + 2 * 2 * D)  # attention, FF, norm1/norm2 (w, b)
+    cross = L * (4 * D * D + 2 * D) if pc.cross_attention else 0  # attention + norm_cross
+    io = pc.n_q * ((pc.card + 1) * D + D * pc.card) + 2 * D  # embeddings, heads, out_norm
+    assert n_counted == self_ff + cross + io
+    print(f"{name:16s} {D:5d} {L:6d} {pc.num_heads:5d} {pc.n_q:2d} x {pc.card:4d} {self_ff / 1e6:7.1f}M "
+          f"{cross / 1e6:6.1f}M {io / 1e6:8.1f}M {n_counted / 1e6:7.1f}M")
+# preset             dim layers heads  K x card  self+FF   cross emb+heads    total
+# musicgen-small    1024     24    16  4 x 2048   302.1M  100.7M     16.8M   419.6M
+# musicgen-medium   1536     48    24  4 x 2048  1359.2M  453.1M     25.2M  1837.6M
+# musicgen-large    2048     48    32  4 x 2048  2416.3M  805.5M     33.6M  3255.4M
+# musicgen-melody   1536     48    24  4 x 2048  1359.2M    0.0M     25.2M  1384.4M
+# audiogen-medium   1536     48    24  4 x 2048  1359.2M  453.1M     25.2M  1837.6M
+# tiny               256      6     8  4 x  256     4.7M    1.6M      0.5M     6.8M
+print(f"shipped LM: {sum(p.numel() for p in lm.parameters()) / 1e6:.2f}M parameters, "
+      f"text conditioner {sum(p.numel() for p in cond.parameters()) / 1e6:.2f}M")
+
+# %% [markdown]
+# ## Step 6. A forward pass and the loss
+#
+# `LM.forward(codes, condition, condition_mask, targets)` builds the training input (step 4), runs
+# the transformer and reverts the logits to [B, K, T, card], aligned with the codes (no shift
+# needed). The loss is the cross-entropy of each codebook over its trained positions
+# (`codebook_cross_entropy`), averaged over K (AudioCraft's solvers/musicgen.py). A uniform guess
+# scores ln(card) = ln 256 = 5.55 nats; a fresh (random) LM a little worse (5.9: its
+# random logits are confidently wrong now and then).
+# Target: logits NaN exactly where step 4 says; loss == mean of the K values; the trained LM
+# below ln(card) on held-out clips, and below a fresh LM.
+
+# %%
+texts = [x["tags"] for x in clips]
+embeds, mask = cond(texts)  # [B, L, D] (padding zeroed), [B, L]
+logits, loss = lm(codes, embeds, mask, targets=codes)  # [B, K, T, card], scalar
+ce = codebook_cross_entropy(logits, codes)  # [K]
+torch.manual_seed(0)
+fresh_ce = codebook_cross_entropy(LM(c).to(device).eval()(codes, embeds, mask)[0], codes)
+print(f"logits {tuple(logits.shape)}; cross-entropy per codebook {[round(v, 2) for v in ce.tolist()]}, "
+      f"mean {loss.item():.2f} nats (ln {card} = {math.log(card):.2f}); fresh LM {fresh_ce.mean().item():.2f}")
+assert torch.equal(logits[..., 0].isnan(), ~trained_real.expand(len(texts), K, T))
+assert torch.allclose(loss, ce.mean()) and loss < math.log(card) and loss < fresh_ce.mean()
+
+# %% [markdown]
+# ## Step 7. Causality
+#
+# A prediction may only read steps before its own cell. We change one code, codebook 1 at frame
+# t0 (step 1 + t0), and compare all logits. With delays, the prediction of (q, t) is made at step
+# t + delays[q], so it must not move when t + delays[q] < 1 + t0, and every later prediction
+# may. Note what moves: codebooks 2-4 of frame t0 itself are predicted after codebook 1 of that
+# frame (their cells come later): the delay pattern's way of conditioning the finer codebooks on
+# the coarser ones. Target: unchanged exactly where predicted; `04_causality.png`.
+
+# %%
+t0 = 5
+changed = codes[:1].clone()
+changed[0, 0, t0] = (changed[0, 0, t0] + 1) % card  # another code for codebook 1, frame t0
+a = lm(codes[:1], embeds[:1], mask[:1])[0]  # [1, K, T, card]
+b = lm(changed, embeds[:1], mask[:1])[0]
+moved = (a - b).abs().amax(-1)[0]  # [K, T], NaN where untrained
+steps = pattern_steps(T, K, c.pattern, delays)[0]  # [K, T]
+earlier = (steps - 1) < steps[0, t0]  # predicted before the changed cell enters
+assert (moved[earlier & trained_real] == 0).all() and (moved[~earlier & trained_real] > 0).all()
+print(f"unchanged: {int((earlier & trained_real).sum())} predictions, moved: {int((~earlier & trained_real).sum())}")
+# unchanged: 18 predictions, moved: 176      (fast mode: 6 + 5 + 4 + 3 with t + delays[q] <= t0 = 5)
+fig, ax = plt.subplots(figsize=(9, 2.6))
+show = 16
+ax.imshow(torch.log10(moved[:, :show] + 1e-12).nan_to_num(-12).cpu(), cmap="magma", vmin=-8, vmax=1, aspect="auto")
+ax.scatter([t0], [0], marker="x", color="C0", s=80, label="changed code")
+ax.set(yticks=range(K), yticklabels=[f"cb {q + 1}" for q in range(K)], xlabel="frame t",
+       title="log10 max |change| of the logits when one code changes (black: none)")
+ax.legend(loc="upper right")
+save(fig, "04_causality.png")
+
+# %% [markdown]
+# ## Step 8. The KV cache
+#
+# Sampling fills the sequence step by step. Without a cache, step s runs the transformer over
+# all s earlier steps: 1 + 2 + ... + (S - 1) = S (S - 1) / 2 positions. With a cache each layer
+# keeps the keys and values of the past steps, and only the new step runs: S - 1 positions. Both
+# must give the same tokens. We count the positions the embeddings see (a forward hook) and time
+# both (greedy, so that the tokens are comparable; CFG doubles the batch: 2 rows per prompt).
+# Target: identical tokens; the counts (asserted); the speed-up (grows with the length).
+
+# %%
+gen_dur = 0.5 if FAST else c.max_duration
+S = pattern_steps(round(gen_dur * c.frame_rate), K, c.pattern, delays)[1]
+prompt_embeds, prompt_mask = cond(texts[:1])  # [1, L, D], [1, L]
+seen = []
+hook = lm.emb[0].register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[1]))  # [2B, steps]
+result = {}
+for use_cache in (True, False):
+    seen.clear()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.time()
+    tokens = lm.generate(prompt_embeds, duration=gen_dur, greedy=True, use_cache=use_cache, condition_mask=prompt_mask)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    result[use_cache] = (tokens, time.time() - start, sum(seen))
+hook.remove()
+(cached, t_c, n_c), (uncached, t_u, n_u) = result[True], result[False]
+print(f"{S} steps: cached {n_c} positions in {t_c:.2f} s, uncached {n_u} in {t_u:.2f} s, speed-up {t_u / t_c:.1f}x")
+# 29 steps: cached 28 positions ..., uncached 406 ...        (fast mode: 25 frames + 4)
+assert torch.equal(cached, uncached) and n_c == S - 1 and n_u == S * (S - 1) // 2
+
+# %% [markdown]
+# ## Step 9. A cross-attention map
+#
+# In every layer each sequence step reads the text by cross-attention: queries from the audio
+# stream, keys and values from the conditioner's embeddings [B, L, D]. `lm.Attention` calls
+# `F.scaled_dot_product_attention`, which does not return its weights, so we catch the inputs of
+# each layer's `cross_attention` with a forward hook and recompute
+# softmax(q k^T / sqrt(head_dim)) from its fused `in_proj_weight` (rows [0, D) make q, [D, 2D) k,
+# [2D, 3D) v), averaged over heads. One prompt has no padding, so no mask is needed.
+# Target: rows sum to 1; out_proj(weights @ v) reproduces the module's output (assertion);
+# `04_cross_attention.png`, with the prompt's pieces as tick labels.
+
+# %%
+captured = {}
+
+
+def grab(i):
+    def hook(module, args, kwargs, output):  # args: (x, source, ...) as Layer.forward calls it
+        captured[i] = (args[0], args[1] if len(args) > 1 else kwargs["source"], output)
+    return hook
+
+
+layers = lm.transformer.layers
+handles = [layer.cross_attention.register_forward_hook(grab(i), with_kwargs=True) for i, layer in enumerate(layers)]
+lm(codes[:1], prompt_embeds, prompt_mask)
+for h in handles:
+    h.remove()
+
+D, H = c.dim, c.num_heads
+fig, axes = plt.subplots(1, len(layers), figsize=(2.2 * len(layers) + 1, 4.5), sharey=True, layout="constrained")
+text = normalize_text(texts[0]) if cond.normalize else texts[0]
+pieces = cond.tokenizer.sp.encode(text, out_type=str) + ["</s>"]
+assert len(pieces) == prompt_embeds.shape[1]
+for i, ax in zip(range(len(layers)), axes):
+    x, source, output = captured[i]  # [1, S_valid, D], [1, L, D], [1, S_valid, D]
+    W = layers[i].cross_attention.in_proj_weight
+    heads = lambda z: z.view(1, -1, H, D // H).transpose(1, 2)  # [1, H, *, head_dim]
+    q, k, v = heads(F.linear(x, W[:D])), heads(F.linear(source, W[D:2 * D])), heads(F.linear(source, W[2 * D:]))
+    weights = (q @ k.transpose(-1, -2) / math.sqrt(D // H)).softmax(-1)  # [1, H, S_valid, L]
+    again = layers[i].cross_attention.out_proj((weights @ v).transpose(1, 2).reshape(1, -1, D))
+    assert torch.allclose(again, output, atol=1e-4) and torch.allclose(weights.sum(-1), torch.ones(()))
+    ax.imshow(weights[0].mean(0).cpu(), aspect="auto", cmap="viridis", vmin=0, interpolation="nearest")
+    ax.set_xticks(range(len(pieces)), pieces, rotation=60, fontsize=8)
+    ax.set_title(f"layer {i + 1}")
+axes[0].set_ylabel("sequence step (~ frame, 20 ms)")
+fig.suptitle(f"cross-attention, mean over {H} heads (colour scale per layer, from 0): {texts[0]!r} on its own clip")
+save(fig, "04_cross_attention.png")
+
+# %% [markdown]
+# ## Errata and notes
+#
+# - The padded text positions: AudioCraft zeroes them but still attends to them (the key of a zero
+#   vector is zero, logit 0); `LMConfig.cross_attention_mask` hides them instead (transformers'
+#   MusicGen). With one prompt, as in step 9, there is no padding and both agree. With padding,
+#   add `source_mask` to the logits before the softmax of step 9.
+# - `lm.py`'s patterns are index maps (`pattern_steps`), not AudioCraft's layout lists; the official
+#   models all use 'delay'. 'flatten' is AudioCraft's 'unroll'; the MusicLM pattern is not here.
+# - Step 6's clips are held out but drawn from the same generator as the training data: the loss
+#   says how well the LM learnt that generator, not how it would do on real audio.
+# - Step 8's speed-up is small for short clips: the cache saves O(S^2) work, and a tiny model at
+#   S ~ 30 steps spends most of its time in per-call overhead.
+# - Next: tutorial 05 samples from this LM with classifier-free guidance.

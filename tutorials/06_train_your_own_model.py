@@ -1,0 +1,364 @@
+# %% [markdown]
+# # 06 Train your own model, end to end
+#
+# Tutorials 01-05 took the pieces apart. Here we put them back together with the repo's own scripts,
+# called from Python so every result can be checked: a codec (EnCodec, arXiv 2210.13438), then a
+# text-to-audio language model on its codes (AudioGen's recipe, arXiv 2209.15352, with MusicGen's
+# delay pattern and optimizer, arXiv 2306.05284), then sampling with classifier-free guidance:
+#
+# 1. the built-in data: a clip, its captions and labels, spectrograms of a few clips
+# 2. training a codec with `train_codec.main`, reading its log and `eval.tsv`
+# 3. training the LM on that codec with `train_lm.main`, exporting the shippable model
+# 4. sampling from the export with `sample.load` + `sample.generate`, writing WAVs
+# 5. your own folder of audio (`data.FolderDataset`) and the README's full recipe
+#
+# Everything goes to `OUT/run/` (codec, LM, export); nothing is written to `runs/` or `checkpoints/`.
+# Both scripts run in this process, as one process: DDP starts only under `torchrun` (it sets
+# WORLD_SIZE). Sizes by mode: `TUTORIAL_FAST=1` trains for tens of steps with tiny sizes (about a
+# minute on a CPU; the models learn almost nothing, the plumbing is what is checked); the full mode
+# is a short real run, a few minutes on one GPU (about 10 minutes on a 2-core CPU, with smaller sizes).
+#
+# Run: `python tutorials/06_train_your_own_model.py`, or open it as a notebook (VS Code, Jupyter +
+# jupytext); `TUTORIAL_OUT=dir` moves the output folder (default `tutorials/out/`). The captions in
+# step 1 are exact (the data is a pure function of the seed); loss values pasted under the prints
+# come from fast mode on a CPU and will differ in the last digits. The assertions hold everywhere.
+
+# %%
+import contextlib
+import io
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # no display needed: pictures go to files
+import matplotlib.pyplot as plt
+import numpy as np
+import soundfile as sf
+import torch
+
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+ROOT = HERE if (HERE / "train_lm.py").exists() else HERE.parent
+sys.path.insert(0, str(ROOT))
+import sample  # noqa: E402
+import train_codec  # noqa: E402
+import train_lm  # noqa: E402
+from codec import load_codec  # noqa: E402
+from data import FolderDataset, make_clip  # noqa: E402
+from train_codec import mel_spectrogram  # noqa: E402
+
+FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
+OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
+OUT.mkdir(parents=True, exist_ok=True)
+RUN = OUT / "run"  # this tutorial's runs: codec/, lm/, model/ (the export)
+device = "cuda" if torch.cuda.is_available() else "cpu"
+print(f"device {device}, fast mode {FAST}")
+
+
+def save(fig, name):
+    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
+    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
+    if "ipykernel" not in sys.modules:
+        plt.close(fig)
+    print("wrote", name)
+
+
+def log_mel(wav, sample_rate):
+    """log10 mel spectrogram [64, frames] of a waveform [T] (n_fft 1024, hop 256: the codec's eval metric)."""
+    return torch.log10(1e-5 + mel_spectrogram(wav.reshape(1, 1, -1).float().cpu(), sample_rate, 1024, 256))[0]
+
+
+def run_script(script, argv):
+    """Run script.main(script.parser.parse_args(argv)) here, showing its output and returning it as text.
+    The scripts report training losses on stdout only (eval.tsv has the evaluations), so we keep a copy."""
+    class Tee(io.StringIO):
+        def write(self, s):
+            shown.write(s)
+            return super().write(s)
+    shown, buf = sys.stdout, Tee()
+    t0 = time.time()
+    with contextlib.redirect_stdout(buf):
+        script.main(script.parser.parse_args(argv))
+    print(f"({script.__name__}: {time.time() - t0:.0f} s)")
+    return buf.getvalue()
+
+
+# The sizes of each mode: fast (CI, seconds), full on a GPU (a short real run), full on a CPU (smaller).
+if FAST:
+    CODEC = dict(steps=40, batch=4, segment=0.5, every=20, clips=4, log=1)
+    LM = dict(clips=64, valid=8, duration=1.0, size=["--dim", "64", "--layers", "2", "--heads", "4"],
+              steps=60, batch=8, every=20, warmup=10, log=1)
+elif device == "cuda":
+    CODEC = dict(steps=2000, batch=16, segment=1.0, every=250, clips=16, log=10)
+    LM = dict(clips=2000, valid=64, duration=3.0, size=[], steps=1500, batch=32, every=250, warmup=100, log=10)
+else:
+    CODEC = dict(steps=600, batch=8, segment=0.5, every=100, clips=8, log=5)
+    LM = dict(clips=400, valid=32, duration=2.0, size=["--dim", "128", "--layers", "4", "--heads", "4"],
+              steps=300, batch=16, every=100, warmup=30, log=5)
+shutil.rmtree(RUN, ignore_errors=True)  # a fresh run: train_codec/train_lm append to an existing eval.tsv
+
+# %% [markdown]
+# ## Step 1. The built-in data
+#
+# Nothing to download: `data.make_clip(i, seed)` synthesises clip i from a recipe (12 sound sources
+# in 4 scenes, or a melody on piano, organ, plucked string, bass, with or without drums) and
+# returns the waveform [T] at 16 kHz, two captions (AudioGen-style tags and a sentence) and the
+# labels it was made from (for music: key, tempo and the notes; for sounds: source, scene, onsets).
+# It is a pure function of (seed, i): the training scripts, this tutorial and you see the same clips.
+# Target: the captions below (exact), the determinism check, `06_data.png`.
+
+# %%
+sr, dur = 16000, 2.0
+clips = [make_clip(i, seed=0, duration=dur, sample_rate=sr) for i in range(4)]
+for i, c in enumerate(clips):
+    print(f"clip {i}: tags {c['tags']!r:30s} sentence {c['sentence']!r}")
+# clip 0: tags 'happy plucked string slow'    sentence 'a relaxed happy plucked string melody'
+# clip 1: tags 'drums slow'                   sentence 'a relaxed beat played on drums'
+# clip 2: tags 'siren street'                 sentence 'on a busy street, a siren wails'
+# clip 3: tags 'drums fast'                   sentence 'an upbeat drum beat at 129 bpm'
+labels = clips[0]["labels"]
+print({k: v for k, v in labels.items() if v is not None and k != "notes"}, "notes (onset s, length s, MIDI):",
+      [(round(float(s), 2), round(float(m), 2), int(p)) for s, m, p in labels["notes"]])
+# {'kind': 'music', 'instrument': 'plucked string', 'mood': 'happy', 'tempo': 'slow', 'bpm': 61, 'key': 'C major',
+#  'drums': False} notes (onset s, length s, MIDI): [(0.0, 0.49, 48), (0.49, 1.51, 50)]
+assert clips[0]["wav"].shape == (int(dur * sr),) and np.abs(clips[0]["wav"]).max() <= 1.0
+assert np.array_equal(make_clip(2, seed=0, duration=dur)["wav"], clips[2]["wav"])  # same (seed, i), same clip
+
+fig, axes = plt.subplots(1, 4, figsize=(15, 3), sharey=True, layout="constrained")
+for ax, c in zip(axes, clips):
+    ax.imshow(log_mel(torch.from_numpy(c["wav"]), sr), origin="lower", aspect="auto", cmap="magma", vmin=-5, vmax=1,
+              extent=(0, dur, 0, 64))
+    ax.set(title=c["tags"], xlabel="time (s)")
+axes[0].set_ylabel("mel band")
+fig.suptitle("four built-in clips (log mel spectrograms)")
+save(fig, "06_data.png")
+
+# %% [markdown]
+# ## Step 2. Train the codec
+#
+# `train_codec.py` trains the `tiny` codec (3.7M parameters, 16 kHz, 50 frames per second, 8
+# codebooks of 256 codes) on random batches of built-in clips. Its default CPU recipe uses the
+# reconstruction losses only (L1 on the waveform + the multi-scale mel loss, mixed by the loss
+# balancer, EnCodec Sec. 3.4) plus the commitment loss; `--w-adv 4 --w-feat 4` adds the MS-STFT
+# discriminator (Sec. 3.3). It prints a line every `--log-every` steps
+# (`step 5/40 | l1 0.1380 msspec 0.9679 commit 0.0093 | 4.49 steps/s`), and every `--eval-every`
+# steps it measures SI-SNR (dB, higher is better) and the mel distance (lower is better) on
+# held-out clips for 1, 2, 4 and 8 codebooks, appends them to `eval.tsv` (columns: step, seconds,
+# then `n_q:si_snr:mel` per number of codebooks), writes `samples/` and the checkpoint `ckpt.pt`.
+# Target: the mel loss falls, `ckpt.pt` exists and loads, `06_codec_training.png`.
+
+# %%
+log = run_script(train_codec, [
+    "--out-dir", str(RUN / "codec"), "--device", device, "--steps", str(CODEC["steps"]),
+    "--batch-size", str(CODEC["batch"]), "--segment", str(CODEC["segment"]), "--eval-every", str(CODEC["every"]),
+    "--eval-clips", str(CODEC["clips"]), "--log-every", str(CODEC["log"])])
+# codec tiny: 3.68M params, 16000 Hz, 50 Hz frames, 8 x 256 codes; 1 process(es) x 4 clips of 0.5 s = ...
+# step 1/40 | l1 0.2107 msspec 1.8853 commit 0.0000 | 2.41 steps/s
+# ...
+# eval step 40 (0.1 min): 1 cb: SI-SNR -60.06 dB mel 1.704 | ... | 8 cb: SI-SNR -59.74 dB mel 1.712   (fast)
+steps, losses = [], {}
+for m in re.finditer(r"^step (\d+)/\d+ \| (.*?) \| [\d.]+ steps/s", log, re.M):  # the progress lines
+    steps.append(int(m[1]))
+    for name, value in zip(*[iter(m[2].split())] * 2):  # "l1 0.2107 msspec 1.8853 ..." -> pairs
+        losses.setdefault(name, []).append(float(value))
+evals = []  # (step, {n_q: (si_snr, mel)})
+for line in (RUN / "codec" / "eval.tsv").read_text().splitlines():
+    step, _, *cols = line.split("\t")
+    evals.append((int(step), {int(q): (float(s), float(d)) for q, s, d in (c.split(":") for c in cols)}))
+print(f"{len(steps)} progress lines, {len(evals)} evaluations; msspec {np.mean(losses['msspec'][:5]):.3f} "
+      f"(first 5 steps) -> {np.mean(losses['msspec'][-10:]):.3f} (last 10)")
+# 40 progress lines, 2 evaluations; msspec 1.449 (first 5 steps) -> 1.220 (last 10)   (fast)
+assert [e[0] for e in evals] == list(range(CODEC["every"], CODEC["steps"] + 1, CODEC["every"]))
+assert np.mean(losses["msspec"][-10:]) < np.mean(losses["msspec"][:5])  # it learns
+codec_ckpt = RUN / "codec" / "ckpt.pt"
+assert codec_ckpt.is_file() and load_codec(codec_ckpt).config.n_q == 8
+
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.5), layout="constrained")
+for name in ("l1", "msspec", "commit"):
+    axes[0].plot(steps, losses[name], label=name, lw=1)
+axes[0].set(xlabel="step", yscale="log", title="training losses (stdout)")
+axes[0].legend()
+for q in evals[0][1]:
+    axes[1].plot([e[0] for e in evals], [e[1][q][0] for e in evals], "o-", label=f"{q} codebook(s)")
+    axes[2].plot([e[0] for e in evals], [e[1][q][1] for e in evals], "o-", label=f"{q} codebook(s)")
+axes[1].set(xlabel="step", ylabel="dB", title="held-out SI-SNR (eval.tsv), higher is better")
+axes[2].set(xlabel="step", title="held-out mel distance (eval.tsv), lower is better")
+axes[2].legend()
+save(fig, "06_codec_training.png")
+
+# %% [markdown]
+# ## Step 3. Train the language model on the codec
+#
+# `train_lm.py --codec ckpt.pt` first encodes the clips ONCE into a token cache (codes [N, K, T]
+# as int16, with their captions), then trains a sentencepiece tokenizer on the captions, then the
+# LM and its text conditioner (a small T5 trained from scratch with the LM; MusicGen instead
+# freezes a pretrained T5) on the delay-patterned codes (MusicGen Sec. 2.2), with the
+# cross-entropy of each codebook. For classifier-free guidance one coin per step replaces every
+# prompt of the batch by the null condition (p = 0.1, AudioGen). The LM models the first 4 of the
+# codec's 8 codebooks (the `tiny` LM preset's n_q). `--export` writes the shippable model:
+# `lm.pt`, `codec.pt`, `tokenizer.model`. Progress lines read
+# `step 20/60 | loss 3.1 | ce a b c d | ppl ... | lr ... | grad ... | steps/s`; `eval.tsv` holds
+# step, seconds, the mean held-out cross-entropy and one per codebook.
+# A model that knows nothing predicts each of the 256 codes with probability 1/256, a loss of
+# ln 256 = 5.55 nats. A fresh LM is a little worse: AudioCraft's init gives the output heads a
+# std of 1/sqrt(dim) on a layer-normed input of norm sqrt(dim), so its logits are ~N(0, 1), and
+# for Gaussian logits of variance s^2 the expected cross-entropy is ln(card) + s^2 / 2 = 6.05.
+# Target: the first loss near 6.05, the loss falls, the exported files exist and load,
+# `06_lm_training.png`.
+
+# %%
+log = run_script(train_lm, [
+    "--codec", str(codec_ckpt), "--out-dir", str(RUN / "lm"), "--export", str(RUN / "model"), "--device", device,
+    "--n-clips", str(LM["clips"]), "--eval-clips", str(LM["valid"]), "--duration", str(LM["duration"]), *LM["size"],
+    "--steps", str(LM["steps"]), "--batch-size", str(LM["batch"]), "--eval-every", str(LM["every"]),
+    "--warmup", str(LM["warmup"]), "--log-every", str(LM["log"]), "--n-samples", "1"])
+# token cache: encoding 64 + 8 clips of 1.0 s -> .../run/lm/cache/tokens_....pt
+# LM 0.26M + text conditioner 0.43M params (64 wide, 2 layers, 4 x 256 codes); 64 clips of 50 frames; ...
+# step 1/60 | loss 5.9963 | ce 5.980 5.171 5.890 6.944 | ppl 395.6 176.0 361.4 1037.1 | lr 1.00e-04 | ...   (fast)
+# ...
+# eval step 60 (0.1 min): held-out loss 0.7668 | ce 1.482 0.529 0.603 0.453 | ...
+# exported to .../run/model: lm.pt 1.4 MB, codec.pt 7.9 MB, tokenizer.model 0.2 MB = 9.6 MB | ...
+lm_steps, lm_loss, lm_ce = [], [], []
+for m in re.finditer(r"^step (\d+)/\d+ \| loss ([\d.]+) \| ce ([\d. ]+?) \|", log, re.M):
+    lm_steps.append(int(m[1]))
+    lm_loss.append(float(m[2]))
+    lm_ce.append([float(x) for x in m[3].split()])  # one per codebook
+lm_evals = np.array([[float(x) for x in line.split("\t")]  # step, seconds, mean, ce per codebook
+                     for line in (RUN / "lm" / "eval.tsv").read_text().splitlines()])
+card = 256  # the tiny codec's codes per codebook
+print(f"first loss {lm_loss[0]:.2f} (ln {card} + 1/2 = {math.log(card) + 0.5:.2f}); train loss "
+      f"{np.mean(lm_loss[:5]):.2f} (first 5) -> {np.mean(lm_loss[-10:]):.2f} (last 10); "
+      f"held-out {lm_evals[0, 2]:.2f} (step {lm_evals[0, 0]:.0f}) -> {lm_evals[-1, 2]:.2f} (step {lm_evals[-1, 0]:.0f})")
+# first loss 6.00 (ln 256 + 1/2 = 6.05); train loss 5.41 (first 5) -> 0.82 (last 10); held-out 2.01 (step 20) -> 0.77 (step 60)
+# (fast: the barely trained codec uses few codes, so they are easy to predict; the README's run ends at 3.14)
+assert abs(lm_loss[0] - (math.log(card) + 0.5)) < 0.5  # a fresh LM: random N(0, 1) logits
+assert np.mean(lm_loss[-10:]) < np.mean(lm_loss[:5]) and lm_evals[-1, 2] < lm_evals[0, 2]
+export = RUN / "model"
+assert all((export / f).is_file() for f in ("lm.pt", "codec.pt", "tokenizer.model"))
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.5), layout="constrained")
+axes[0].plot(lm_steps, lm_loss, lw=1, color="k", label="train loss (mean)")
+axes[0].plot(lm_evals[:, 0], lm_evals[:, 2], "o-", color="C3", label="held-out (eval.tsv)")
+axes[0].axhline(math.log(card), ls=":", color="grey", label=f"uniform guess, ln {card}")
+axes[0].set(xlabel="step", ylabel="cross-entropy (nats)", title="LM loss")
+axes[0].legend()
+for k, ce in enumerate(np.array(lm_ce).T):
+    axes[1].plot(lm_steps, ce, lw=1, label=f"codebook {k + 1}")
+axes[1].set(xlabel="step", title="train cross-entropy per codebook")
+axes[1].legend()
+save(fig, "06_lm_training.png")
+
+# %% [markdown]
+# ## Step 4. Sample from the exported model
+#
+# `sample.load(folder, device)` reads an export (or an LM checkpoint, or official AudioCraft files,
+# tutorial 07) and returns `(lm, text conditioner, melody conditioner or None, codec)`.
+# `sample.generate(lm, text, melody, codec, prompts, duration=..., seed=...)` is what
+# `python sample.py --model folder --prompt ...` does after loading: the prompts and the null
+# condition go through the LM as one batch of 2B rows, logits = uncond + cfg_coef * (cond - uncond)
+# (cfg_coef 3), top-k 250 sampling, and the codec decodes the codes. It returns wav [B, C, T] in
+# [-1, 1] on the CPU, exactly `duration` seconds long; the same seed gives the same audio.
+# Target: the WAVs `06_sample_*.wav` of the requested length, the same seed -> the same audio,
+# `06_samples.png`.
+
+# %%
+lm, text, melody, codec = sample.load(str(export), device)
+prompts = ["dog bark park", "happy piano slow"]
+duration = LM["duration"]  # the LM's max_duration: one window
+wav = sample.generate(lm, text, melody, codec, prompts, duration=duration, seed=0)  # [B, C, T]
+print("wav", tuple(wav.shape), f"at {codec.sample_rate} Hz")
+# wav (2, 1, 16000) at 16000 Hz   (fast; full mode: 3 s on a GPU, 2 s on a CPU)
+assert wav.shape == (len(prompts), 1, round(duration * codec.sample_rate)) and wav.abs().max() <= 1
+assert torch.equal(sample.generate(lm, text, melody, codec, prompts, duration=duration, seed=0), wav)
+for p, w in zip(prompts, wav):
+    name = f"06_sample_{p.replace(' ', '_')}.wav"
+    sf.write(OUT / name, w.T.numpy(), codec.sample_rate, subtype="PCM_16")
+    assert sf.info(OUT / name).frames == round(duration * codec.sample_rate)
+    print("wrote", name)
+
+fig, axes = plt.subplots(1, len(prompts), figsize=(12, 3), sharey=True, layout="constrained")
+for ax, p, w in zip(axes, prompts, wav):
+    ax.imshow(log_mel(w, codec.sample_rate), origin="lower", aspect="auto", cmap="magma", vmin=-5, vmax=1,
+              extent=(0, duration, 0, 64))
+    ax.set(title=repr(p), xlabel="time (s)")
+fig.suptitle(f"samples of the model trained here ({'fast mode: it knows almost nothing yet' if FAST else 'short run'})")
+save(fig, "06_samples.png")
+
+# %% [markdown]
+# ## Step 5. Your own audio, and the full recipe
+#
+# `--data` points both scripts at your audio instead of the built-in clips. `data.FolderDataset`
+# reads two layouts:
+#
+# - **AudioCraft's manifest**: a `data.jsonl` (or `.jsonl.gz`) with one
+#   `{"path": "a.wav", "duration": 12.3, "sample_rate": 44100, ...}` per line (paths relative to the
+#   manifest), the caption in the sidecar `a.json` as `"description"` (a string, or a list of
+#   which one is drawn per item, as AudioGen does). `python data.py --out DIR --n 100` writes the
+#   built-in clips in this layout, a good template.
+# - **a plain folder**: every `.wav/.flac/.ogg/.mp3` under it, the caption of `x.wav` in `x.txt`.
+#
+# Files are resampled to the codec's rate and cropped at random to the training length; files too
+# short, unreadable or missing are skipped with a warning naming them. Below: a three-file folder
+# of the second layout, read back. Target: 3 items of 1 s with their captions (assertions).
+
+# %%
+folder = RUN / "my_audio"
+folder.mkdir(parents=True, exist_ok=True)
+for i in range(3):
+    c = make_clip(10 + i, seed=0, duration=2.0, sample_rate=44100)  # your recordings, at any rate
+    sf.write(folder / f"clip{i}.wav", c["wav"], 44100)
+    (folder / f"clip{i}.txt").write_text(c["sentence"])
+ds = FolderDataset(str(folder), sample_rate=16000, duration=1.0)  # what --data gives train_codec.py
+item = ds[0]
+print(len(ds), "files;", tuple(item["wav"].shape), repr(item["text"]))
+# 3 files; (1, 16000) 'rain falling at a park while wind rustles the leaves'
+assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (folder / "clip0.txt").read_text()
+
+# %% [markdown]
+# Then the same three commands as above, from a shell (`--device cuda` on a GPU):
+#
+# ```bash
+# python train_codec.py --data my_audio --out-dir runs/my_codec
+# python train_lm.py --data my_audio --codec runs/my_codec/ckpt.pt --out-dir runs/my_lm --export runs/my_model
+# python sample.py --model runs/my_model --prompt "a description in the style of your captions"
+# ```
+#
+# Caveats: `train_codec.py` evaluates on built-in clips even with `--data` (its SI-SNR then says
+# little about your audio; listen to `samples/`), while `train_lm.py` holds out one file in ten of
+# your folder. The tiny presets are sized for synthetic clips; real music wants more (`--preset`,
+# `--dim`, `--layers`, many more steps) and `--resume` continues a run exactly.
+#
+# The README's recipe of the shipped default model (`checkpoints/`, about an hour on 2 CPU cores):
+#
+# ```bash
+# python train_codec.py                          # tiny codec, built-in data, 8000 steps -> runs/codec/ckpt.pt
+# OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 train_lm.py --codec runs/codec/ckpt.pt \
+#     --batch-size 8 --steps 1800 --export checkpoints    # tiny LM -> checkpoints/{lm.pt,codec.pt,tokenizer.model}
+# ```
+#
+# `torchrun --nproc_per_node N` trains data-parallel (one process per core or GPU); EnCodec's full
+# recipe with the discriminator is
+# `python train_codec.py --w-l1 0.1 --w-adv 4 --w-feat 4 --lr 3e-4 --batch-size 64 --segment 1 --disc-filters 32`.
+# The README lists the held-out numbers these runs reach (8.4 dB SI-SNR with 8 codebooks; a
+# held-out LM loss of 3.14 nats). Writing into `checkpoints/` replaces the shipped model: pick
+# another `--export` folder to keep it.
+#
+# ## Errata and notes
+#
+# - The progress lines are parsed from stdout (step 2, 3): they are the only record of the
+#   training losses. If the scripts' line format changes, the regular expressions above must too;
+#   `eval.tsv` is the stable record.
+# - `eval.tsv` is appended to, also by a fresh run into an existing `--out-dir` (for `--resume`):
+#   that is why this tutorial deletes `OUT/run` first.
+# - In fast mode the codec's SI-SNR is far below 0 dB (its output is not yet correlated with the
+#   input) and the LM has learnt little more than which codes are frequent: the samples are noise,
+#   and the LM's loss falls far lower than a real run's because that codec uses only a few codes.
+#   In a trained model the first codebook is the easiest to predict and the later (residual) ones
+#   the hardest (README: 1.86 vs 3.99 nats). The full mode's numbers approach the README's tables.
+# - The LM's `max_duration` is its training clip length (`--duration`); `sample.generate` goes past
+#   it by sliding windows that hop by `extend_stride` (tutorial 05).
