@@ -404,8 +404,9 @@ def load_t5(path):
 class TextConditioner(nn.Module):
     """Text prompts -> (embeds [B, L, dim], mask [B, L] bool), as AudioCraft's T5Conditioner: tokenize (eos, pad
     to longest), T5 last hidden state, output_proj (Linear with bias), then embeds * mask. None is the null
-    condition: encoded as "" with its mask set all False, so its embeddings are all zeros. As in AudioCraft the
-    LM's cross-attention does not use the mask: zeroed positions are attended with logit 0 (facts §0.2)."""
+    condition: encoded as "" with its mask set all False, so its embeddings are all zeros. The official LMs'
+    cross-attention does not use the mask (AudioCraft attends to the zeroed positions, logit 0); an LM with
+    LMConfig.cross_attention_mask (this repo's tiny model) hides them."""
 
     def __init__(self, t5, tokenizer, dim, finetune=False, normalize=False, word_dropout=0.0):
         super().__init__()

@@ -17,7 +17,7 @@ Steps: prompts -> text conditioner -> LM.generate with classifier-free guidance 
 batch, logits = uncond + cfg_coef * (cond - uncond)), top-k / top-p sampling -> codes [B, K, T] -> codec.decode.
 
 References:
-1) MusicGen, Copet et al. 2023, arXiv:2306.05284 Sec. 2.4 (CFG), 3 (melody). Official code:
+1) MusicGen, Copet et al. 2023, arXiv:2306.05284 (CFG with guidance scale 3, melody conditioning). Official code:
    audiocraft/models/genmodel.py (generate, generate_continuation), musicgen.py (generate_with_chroma)
 2) AudioGen, Kreuk et al. 2022, arXiv:2209.15352. Official code: audiocraft/models/audiogen.py
 3) Classifier-free guidance, Ho & Salimans 2022, arXiv:2207.12598
@@ -101,6 +101,12 @@ def subdir(root, want, avoid=None):
     return None
 
 
+def frozen(*modules):
+    """Inference only: eval mode, no gradients (the tiny model's T5 is trainable), so calls outside no_grad build
+    no graph."""
+    return tuple(None if m is None else m.eval().requires_grad_(False) for m in modules)
+
+
 def load(path, device):
     """--model -> (lm, text conditioner, melody conditioner or None, codec), in eval mode on device."""
     if os.path.basename(path) == "state_dict.bin":  # an official LM file: its folder holds the rest
@@ -110,7 +116,7 @@ def load(path, device):
         model, ckpt = load_model(path, device)
         codec = os.path.join(os.path.dirname(path), ckpt["codec"]["path"])  # exports: codec.pt next to lm.pt
         codec = load_codec(codec if os.path.isfile(codec) else ckpt["codec"]["path"])
-        return model.lm, model.conditioner, None, codec.to(device)
+        return frozen(model.lm, model.conditioner, None, codec.to(device))
     if not os.path.isfile(os.path.join(path, "state_dict.bin")):
         raise FileNotFoundError(f"no lm.pt (this repo) nor state_dict.bin (AudioCraft) in {path}; train a model with "
                                 f"train_lm.py or pass --model")
@@ -128,7 +134,7 @@ def load(path, device):
         melody = MelodyConditioner(lm.config.dim, codec.sample_rate, duration=lm.config.max_duration)
         load_state(melody, {k[len(MELODY):]: v for k, v in cond_state.items()  # chroma.spec.window: not needed
                             if k.startswith(MELODY + "output_proj.")}, path)
-    return lm, text.to(device), melody and melody.to(device), codec.to(device)
+    return frozen(lm, text.to(device), melody and melody.to(device), codec.to(device))
 
 
 @torch.no_grad()
