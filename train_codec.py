@@ -245,6 +245,17 @@ def save_atomic(obj, path):
     os.replace(path + ".tmp", path)
 
 
+def trim_log(path, step):
+    """Keep the rows of a step-indexed log (eval.tsv: the step first) up to `step`: a fresh run (step 0) starts it
+    over, a resumed run drops what a crashed run wrote after its last checkpoint."""
+    if os.path.isfile(path):
+        with open(path) as f:
+            rows = [r for r in f if int(r.split("\t", 1)[0]) <= step]
+        with open(path + ".tmp", "w") as f:
+            f.writelines(rows)
+        os.replace(path + ".tmp", path)
+
+
 def get_batch(dataset, step, batch_size, seed, rank=0, world=1):
     """The clips of one step, a function of (seed, step) only, so a resumed run sees exactly the
     batches the uninterrupted run would have seen. Each rank takes its slice: wav [B, C, T]."""
@@ -368,6 +379,8 @@ def main(args):
         torch.set_rng_state(ckpt["rng"])
         if device.startswith("cuda"):
             torch.cuda.set_rng_state(ckpt["cuda_rng"])
+    if master:
+        trim_log(os.path.join(args.out_dir, "eval.tsv"), step)
     train_model = nn.parallel.DistributedDataParallel(model) if ddp else model
     train_disc = nn.parallel.DistributedDataParallel(disc) if ddp else disc
     if args.compile:

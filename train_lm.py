@@ -55,7 +55,7 @@ import data
 from codec import load_codec, load_state, torch_load
 from conditioners import T5_PRESETS, T5Config, TextConditioner, Tokenizer, cfg_dropout, normalize_text
 from lm import LM, PRESETS, LMConfig, codebook_cross_entropy, load_lm
-from train_codec import export_codec, save_atomic
+from train_codec import export_codec, save_atomic, trim_log
 
 parser = argparse.ArgumentParser(description="Train the text-to-audio LM on codec tokens.")
 # I/O and data
@@ -356,6 +356,8 @@ def main(args):
         torch.set_rng_state(ckpt["rng"][rank if len(ckpt["rng"]) == world else 0])  # T5 dropout's draws
         if device.startswith("cuda"):
             torch.cuda.set_rng_state(ckpt["cuda_rng"])
+    if master:
+        trim_log(os.path.join(args.out_dir, "eval.tsv"), step)
     # DDP averages the gradients across ranks inside backward; compile (CUDA) fuses the LM's kernels
     train_model = nn.parallel.DistributedDataParallel(model) if ddp else model
     if args.compile:

@@ -110,6 +110,10 @@ def test_resume_is_exact(tmp_path):
     assert torch.allclose(exported.decode(codes), full.decode(codes), atol=1e-3)
     assert (tmp_path / "codec.pt").stat().st_size < (tmp_path / "a" / "ckpt.pt").stat().st_size / 2
     assert len((tmp_path / "a" / "eval.tsv").read_text().splitlines()) == 2
+    # eval.tsv: the resumed run has the rows of the full one; a fresh run in the same folder starts it over
+    assert [r.split("\t")[0] for r in (tmp_path / "b" / "eval.tsv").read_text().splitlines()] == ["2", "4"]
+    run(["--out-dir", str(tmp_path / "b")] + COMMON[:1] + ["2"] + COMMON[2:])
+    assert [r.split("\t")[0] for r in (tmp_path / "b" / "eval.tsv").read_text().splitlines()] == ["2"]
 
 
 def test_bad_arguments(tmp_path):

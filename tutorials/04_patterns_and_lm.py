@@ -187,9 +187,9 @@ assert trained_real.sum() == K * T - sum(delays)
 # the text and a feed-forward block of width 4 dim (no biases); a final LayerNorm and K linear heads.
 # Per layer that is 4 D^2 (self-attention: q, k, v, out) + 4 D^2 (cross) + 8 D^2 (feed-forward)
 # weights. We build each preset on the `meta` device (shapes only, no memory) and count.
-# MusicGen's "300M" small model is the 24 x 12 D^2 = 302M of self-attention + feed-forward;
-# with cross-attention, embeddings and heads the LM holds 420M. Target: the table; counted ==
-# analytic for every preset.
+# MusicGen's 300M for its small model matches the 24 x 12 D^2 = 302M of self-attention +
+# feed-forward; with cross-attention (24 x 4 D^2 = 101M), embeddings and heads its LM holds 420M.
+# Target: the table; counted == analytic for every preset.
 
 # %%
 print(f"{'preset':16s} {'dim':>5s} {'layers':>6s} {'heads':>5s} {'K x card':>9s} {'self+FF':>8s} "

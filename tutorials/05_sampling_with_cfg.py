@@ -13,8 +13,8 @@
 # 5. longer than max_duration: the sliding window
 # 6. continuing an audio prompt
 #
-# CFG comes from Ho & Salimans 2022 (arXiv 2207.12598); AudioGen (arXiv 2209.15352, Sec. 3.2)
-# brought it to audio tokens and MusicGen (arXiv 2306.05284, Sec. 2.4) uses cfg_coef = 3.
+# CFG comes from diffusion models (Ho & Salimans 2022, arXiv 2207.12598); AudioGen (arXiv
+# 2209.15352) brought it to audio tokens, and MusicGen (arXiv 2306.05284) samples with cfg_coef = 3.
 #
 # Run: `python tutorials/05_sampling_with_cfg.py`, or open it as a notebook (VS Code, Jupyter +
 # jupytext). `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output folder

@@ -16,7 +16,7 @@
 # Both scripts run in this process, as one process: DDP starts only under `torchrun` (it sets
 # WORLD_SIZE). Sizes by mode: `TUTORIAL_FAST=1` trains for tens of steps with tiny sizes (about a
 # minute on a CPU; the models learn almost nothing, the plumbing is what is checked); the full mode
-# is a short real run, a few minutes on one GPU (about 10 minutes on a 2-core CPU, with smaller sizes).
+# is a short real run sized for a few minutes on one GPU (on a CPU it trains smaller models).
 #
 # Run: `python tutorials/06_train_your_own_model.py`, or open it as a notebook (VS Code, Jupyter +
 # jupytext); `TUTORIAL_OUT=dir` moves the output folder (default `tutorials/out/`). The captions in
@@ -233,8 +233,10 @@ lm_evals = np.array([[float(x) for x in line.split("\t")]  # step, seconds, mean
 card = 256  # the tiny codec's codes per codebook
 print(f"first loss {lm_loss[0]:.2f} (ln {card} + 1/2 = {math.log(card) + 0.5:.2f}); train loss "
       f"{np.mean(lm_loss[:5]):.2f} (first 5) -> {np.mean(lm_loss[-10:]):.2f} (last 10); "
-      f"held-out {lm_evals[0, 2]:.2f} (step {lm_evals[0, 0]:.0f}) -> {lm_evals[-1, 2]:.2f} (step {lm_evals[-1, 0]:.0f})")
-# first loss 6.00 (ln 256 + 1/2 = 6.05); train loss 5.41 (first 5) -> 0.82 (last 10); held-out 2.01 (step 20) -> 0.77 (step 60)
+      f"held-out {lm_evals[0, 2]:.2f} (step {lm_evals[0, 0]:.0f}) -> {lm_evals[-1, 2]:.2f} "
+      f"(step {lm_evals[-1, 0]:.0f})")
+# first loss 6.00 (ln 256 + 1/2 = 6.05); train loss 5.41 (first 5) -> 0.82 (last 10); held-out 2.01 (step 20)
+# -> 0.77 (step 60)
 # (fast: the barely trained codec uses few codes, so they are easy to predict; the README's run ends at 3.14)
 assert abs(lm_loss[0] - (math.log(card) + 0.5)) < 0.5  # a fresh LM: random N(0, 1) logits
 assert np.mean(lm_loss[-10:]) < np.mean(lm_loss[:5]) and lm_evals[-1, 2] < lm_evals[0, 2]
@@ -302,8 +304,9 @@ save(fig, "06_samples.png")
 #   built-in clips in this layout, a good template.
 # - **a plain folder**: every `.wav/.flac/.ogg/.mp3` under it, the caption of `x.wav` in `x.txt`.
 #
-# Files are resampled to the codec's rate and cropped at random to the training length; files too
-# short, unreadable or missing are skipped with a warning naming them. Below: a three-file folder
+# Files are resampled to the codec's rate and cropped at random to the training length; unreadable
+# or missing files are skipped with a warning naming them, and so are files shorter than a crop
+# (`train_codec.py`; `train_lm.py` pads those with silence instead). Below: a three-file folder
 # of the second layout, read back. Target: 3 items of 1 s with their captions (assertions).
 
 # %%
