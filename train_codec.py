@@ -388,12 +388,19 @@ def main(args):
 
     # data: clips of `segment` seconds; held-out clips for evaluation
     sr, T = config.sample_rate, int(args.segment * config.sample_rate)
-    if args.data:
+    if args.data:  # one file in ten held out (as train_lm.py); eval: 2 s crops of them, cycled with new crops
         data = FolderDataset(args.data, sr, config.channels, duration=args.segment, seed=args.seed)
+        valid = FolderDataset(args.data, sr, config.channels, duration=2.0, seed=args.seed, pad=True)
+        valid.files = data.files[9::10] or data.files[:1]  # a folder of fewer than 10 files: both use file 0
+        data.files = [f for i, f in enumerate(data.files) if i % 10 != 9]
+        clips = []
+        for i in range(args.eval_clips):
+            valid.epoch = i // len(valid.files)
+            clips.append(valid[i % len(valid.files)]["wav"])
     else:
-        data = BuiltinDataset(1_000_000, seed=args.seed, duration=args.segment, sample_rate=sr)
-    valid = BuiltinDataset(args.eval_clips, seed=args.seed, duration=2.0, sample_rate=sr, split="valid")
-    valid_wav = torch.stack([valid[i]["wav"] for i in range(len(valid))]).to(device)
+        valid = BuiltinDataset(args.eval_clips, seed=args.seed, duration=2.0, sample_rate=sr, split="valid")
+        clips = [valid[i]["wav"] for i in range(len(valid))]
+    valid_wav = torch.stack(clips).to(device)  # [eval_clips, C, 2 s]
     if master:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"codec {args.preset}: {n_params / 1e6:.2f}M params, {config.sample_rate} Hz, {model.frame_rate} Hz "

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import data  # noqa: E402
 import train_codec as tc  # noqa: E402
 from codec import PRESETS, Codec, load_codec  # noqa: E402
 
@@ -114,6 +116,21 @@ def test_resume_is_exact(tmp_path):
     assert [r.split("\t")[0] for r in (tmp_path / "b" / "eval.tsv").read_text().splitlines()] == ["2", "4"]
     run(["--out-dir", str(tmp_path / "b")] + COMMON[:1] + ["2"] + COMMON[2:])
     assert [r.split("\t")[0] for r in (tmp_path / "b" / "eval.tsv").read_text().splitlines()] == ["2"]
+
+
+def test_folder_data_holds_out_one_file_in_ten(tmp_path, monkeypatch):
+    """--data: training crops come from 9 files of 10, the eval clips from the 10th (2 s crops, padded)."""
+    for i in range(11):
+        t = torch.arange(16000) / 16000
+        sf.write(tmp_path / f"{i:02d}.wav", (0.3 * torch.sin(2 * torch.pi * 110 * (i + 1) * t)).numpy(), 16000)
+    seen = []
+    original = data.FolderDataset._load
+    monkeypatch.setattr(data.FolderDataset, "_load", lambda self, i: seen.append(
+        (self.duration, os.path.basename(self.files[i][0]))) or original(self, i))
+    run(["--out-dir", str(tmp_path / "run"), "--data", str(tmp_path), "--steps", "2", "--batch-size", "2",
+         "--segment", "0.25", "--eval-every", "2", "--eval-clips", "2", "--log-every", "1"])
+    assert {f for d, f in seen if d == 2.0} == {"09.wav"} and "09.wav" not in {f for d, f in seen if d == 0.25}
+    assert len({f for d, f in seen if d == 0.25}) > 1 and (tmp_path / "run" / "eval.tsv").exists()
 
 
 def test_bad_arguments(tmp_path):
