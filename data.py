@@ -361,6 +361,7 @@ _SFX = {
     "engine": (_engine, 1, "street park", "an engine is running", "an engine runs", "an engine running"),
 }
 SOURCES = list(_SFX)
+SCENES_OF = {source: v[2].split() for source, v in _SFX.items()}  # the scenes each source is placed in
 
 
 def _ambience(scene, rng, n, sr):

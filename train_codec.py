@@ -398,6 +398,7 @@ def main(args):
             valid.epoch = i // len(valid.files)
             clips.append(valid[i % len(valid.files)]["wav"])
     else:
+        data = BuiltinDataset(1_000_000, seed=args.seed, duration=args.segment, sample_rate=sr)
         valid = BuiltinDataset(args.eval_clips, seed=args.seed, duration=2.0, sample_rate=sr, split="valid")
         clips = [valid[i]["wav"] for i in range(len(valid))]
     valid_wav = torch.stack(clips).to(device)  # [eval_clips, C, 2 s]

@@ -272,8 +272,8 @@ def fad(emb1, emb2):
 
 def prompt_labels():
     """The prompts' labels (source, scene, instrument): every plausible (source, scene) pair, then each instrument.
-    The plausible scenes of a source are data._SFX's (no knocking on the beach)."""
-    sfx = [(s, scene, None) for s in data.SOURCES for scene in data._SFX[s][2].split()]
+    The plausible scenes of a source are data.SCENES_OF's (no knocking on the beach)."""
+    sfx = [(s, scene, None) for s in data.SOURCES for scene in data.SCENES_OF[s]]
     return sfx + [(None, None, i) for i in data.INSTRUMENTS]
 
 

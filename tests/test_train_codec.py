@@ -143,7 +143,7 @@ def test_bad_arguments(tmp_path):
 def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):
     """torchrun with the gloo backend and 2 CPU processes; the script checks the replicas' weights
     against each other at every checkpoint and fails if they differ."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(ROOT / "train_codec.py"), "--out-dir", str(tmp_path), "--device", "cpu"] + COMMON
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)

@@ -137,7 +137,7 @@ def test_bad_arguments(codecs, tmp_path):
 
 def test_ddp_two_cpu_processes_stay_in_sync(codecs, tmp_path):
     """torchrun, gloo, 2 CPU processes: the script compares the replicas' weights at every checkpoint."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(ROOT / "train_lm.py"), "--device", "cpu", "--steps", "2", "--eval-every", "2",
            *common(codecs[0], tmp_path, tmp_path / "cache")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -237,8 +237,8 @@ print(f"first loss {lm_loss[0]:.2f} (ln {card} + 1/2 = {math.log(card) + 0.5:.2f
       f"(step {lm_evals[-1, 0]:.0f})")
 # first loss 6.00 (ln 256 + 1/2 = 6.05); train loss 5.41 (first 5) -> 0.82 (last 10); held-out 2.01 (step 20)
 # -> 0.77 (step 60)
-# (fast: the barely trained codec uses few codes, so they are easy to predict; the README's run ends at 3.14)
-assert abs(lm_loss[0] - (math.log(card) + 0.5)) < 0.5  # a fresh LM: random N(0, 1) logits
+# (fast: the barely trained codec uses few codes, so they are easy to predict; the README's run ends near 2.9)
+assert abs(lm_loss[0] - (math.log(card) + 0.5)) < 1.0  # a fresh LM: random N(0, 1) logits (one batch: noisy)
 assert np.mean(lm_loss[-10:]) < np.mean(lm_loss[:5]) and lm_evals[-1, 2] < lm_evals[0, 2]
 export = RUN / "model"
 assert all((export / f).is_file() for f in ("lm.pt", "codec.pt", "tokenizer.model"))
@@ -336,19 +336,19 @@ assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (fol
 # your folder. The tiny presets are sized for synthetic clips; real music wants more (`--preset`,
 # `--dim`, `--layers`, many more steps) and `--resume` continues a run exactly.
 #
-# The README's recipe of the shipped default model (`checkpoints/`, about an hour on 2 CPU cores):
+# The README's recipe of the shipped default model (`checkpoints/`, about 30 + 55 minutes on 2 CPU cores):
 #
 # ```bash
 # python train_codec.py                          # tiny codec, built-in data, 8000 steps -> runs/codec/ckpt.pt
 # OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 train_lm.py --codec runs/codec/ckpt.pt \
-#     --batch-size 8 --steps 1800 --export checkpoints    # tiny LM -> checkpoints/{lm.pt,codec.pt,tokenizer.model}
+#     --n-clips 4000 --batch-size 8 --steps 4000 --eval-every 500 --export checkpoints   # tiny LM
 # ```
 #
 # `torchrun --nproc_per_node N` trains data-parallel (one process per core or GPU); EnCodec's full
 # recipe with the discriminator is
 # `python train_codec.py --w-l1 0.1 --w-adv 4 --w-feat 4 --lr 3e-4 --batch-size 64 --segment 1 --disc-filters 32`.
 # The README lists the held-out numbers these runs reach (8.4 dB SI-SNR with 8 codebooks; a
-# held-out LM loss of 3.14 nats). Writing into `checkpoints/` replaces the shipped model: pick
+# held-out LM loss of 2.91 nats). Writing into `checkpoints/` replaces the shipped model: pick
 # another `--export` folder to keep it.
 #
 # ## Errata and notes
