@@ -457,6 +457,12 @@ class MelodyConditioner(nn.Module):
         self.output_proj = nn.Linear(n_chroma, dim)  # AudioCraft: ...conditioners.self_wav.output_proj
 
     def forward(self, melodies, sample_rate=None):
+        return self.embed(self.chroma(melodies, sample_rate))
+
+    @torch.no_grad()
+    def chroma(self, melodies, sample_rate=None):
+        """Melodies -> the dominant pitch class of each frame, tiled or cropped to chroma_len: [B, chroma_len] long
+        (what forward embeds; train_lm.py caches it)."""
         device = self.output_proj.weight.device
         chromas = []
         for wav in melodies:
@@ -470,12 +476,16 @@ class MelodyConditioner(nn.Module):
             else:  # down-mix to mono, then resample: [1, T]
                 wav = resample(wav.to(device).float().reshape(-1, wav.shape[-1]).mean(0, keepdim=True),
                                 sample_rate or self.sample_rate, self.sample_rate)
-            chroma = chromagram(wav, self.sample_rate, self.n_fft, self.n_chroma)[0]  # [frames, 12]
+            chroma = chromagram(wav, self.sample_rate, self.n_fft, self.n_chroma)[0].argmax(-1)  # [frames]
             reps = math.ceil(self.chroma_len / chroma.shape[0])
-            chromas.append(chroma.repeat(reps, 1)[: self.chroma_len])  # tile, then crop: [chroma_len, 12]
-        embeds = self.output_proj(torch.stack(chromas))  # [B, chroma_len, dim]
+            chromas.append(chroma.repeat(reps)[: self.chroma_len])  # tile, then crop: [chroma_len]
+        return torch.stack(chromas)  # [B, chroma_len]; 0 everywhere = the null melody
+
+    def embed(self, chroma):
+        """[B, chroma_len] pitch classes -> (embeds [B, chroma_len, dim] = output_proj(one-hot), mask all True)."""
+        embeds = self.output_proj(F.one_hot(chroma, self.n_chroma).to(self.output_proj.weight.dtype))
         # at inference AudioCraft disables masking (match_len_on_eval), so the mask is all ones
-        return embeds, torch.ones(embeds.shape[:2], dtype=torch.bool, device=device)
+        return embeds, torch.ones(embeds.shape[:2], dtype=torch.bool, device=embeds.device)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from codec import load_codec, load_state
 from conditioners import MelodyConditioner, TextConditioner, load_melody, load_t5
 from data import load_audio
 from lm import load_lm
-from train_lm import COND, load_model
+from train_lm import COND, MELODY, load_model
 
 parser = argparse.ArgumentParser(description="Generate audio from text with a trained text-to-audio LM.")
 # Model
@@ -64,7 +64,6 @@ parser.add_argument("--continuation", default=None, help="audio to continue: its
 # Output
 parser.add_argument("--out", default=None, help="output .wav (default: made from the prompt; numbered for several)")
 
-MELODY = "condition_provider.conditioners.self_wav."  # AudioCraft's prefix of the chroma conditioner's keys
 
 
 def fail(msg):
@@ -116,7 +115,7 @@ def load(path, device):
         model, ckpt = load_model(path, device)
         codec = os.path.join(os.path.dirname(path), ckpt["codec"]["path"])  # exports: codec.pt next to lm.pt
         codec = load_codec(codec if os.path.isfile(codec) else ckpt["codec"]["path"])
-        return frozen(model.lm, model.conditioner, None, codec.to(device))
+        return frozen(model.lm, model.conditioner, model.melody, codec.to(device))
     if not os.path.isfile(os.path.join(path, "state_dict.bin")):
         raise FileNotFoundError(f"no lm.pt (this repo) nor state_dict.bin (AudioCraft) in {path}; train a model with "
                                 f"train_lm.py or pass --model")
@@ -150,6 +149,9 @@ def generate(lm, text, melody, codec, prompts, duration=5.0, cfg_coef=3.0, top_k
     condition = prepend = null_prepend = None
     if c.cross_attention:  # text by cross-attention; the null text is zeros (lm.generate's default)
         condition = embeds
+        if melody is not None:  # this repo's melody models (train_lm.py --melody): the chroma alone is prepended
+            prepend = melody([melody_wav] * B, codec.sample_rate)[0]  # [B, chroma_len, D]
+            null_prepend = melody([None] * B)[0]
     else:  # melody models: [chroma | text] prepended; null = the chroma of silence and zero text
         if melody is None:
             raise ValueError("this LM prepends a melody but no melody conditioner was loaded")

@@ -6,13 +6,17 @@ Train the text-to-audio language model (lm.py) on codec tokens, with AudioGen's 
     torchrun --nproc_per_node 2 train_lm.py ...             # data parallel (DDP; gloo on CPU)
     python train_lm.py --resume                             # continue exactly where out_dir stopped
     python train_lm.py --resume --export checkpoints        # (re)write the shippable model only
+    python train_lm.py --melody                             # music clips also conditioned on their chromagram
 
 1. The clips are encoded ONCE by the codec into a token cache (codes int16 [N, K, T], captions, labels), named
    by a hash of the codec weights and the data settings: reused by later runs, rebuilt when the codec changes.
 2. A sentencepiece tokenizer is trained on the (normalised) captions: out_dir/tokenizer.model.
 3. The LM and the text conditioner (a T5 encoder + output_proj) are trained jointly from scratch on the
    delay-patterned codes, with the cross-entropy of each codebook. For classifier-free guidance one coin per
-   step replaces every prompt of the batch by the null condition (p = 0.1, AudioGen).
+   step replaces every prompt of the batch by the null condition (p = 0.1, AudioGen). With --melody, each music
+   clip's own chromagram (cached with its codes) is embedded and prepended to the sequence, as MusicGen-melody's
+   self_wav (which prepends the text too; here the text keeps its cross-attention); the same coin nulls it, and
+   one more per step (p = 0.5, AudioCraft's attribute dropout) nulls the melodies alone.
 4. Every --eval-every steps: the held-out loss, a few held-out captions sampled with CFG and decoded to WAV
    (next to real_*.wav, their own clips through the codec), a checkpoint.
 5. At the end: the shippable model (lm.pt, codec.pt, tokenizer.model), stored in fp16 where that is harmless.
@@ -31,8 +35,9 @@ References:
 4) nanoGPT train.py (loop, warmup + cosine, DDP, torch.compile, bf16 autocast), github.com/karpathy/nanoGPT
 
 Deviations from AudioCraft (also in the README): the T5 is trained from scratch with the LM (AudioCraft: a frozen
-pretrained t5-large); normalize_text is on (released configs: off); no melody conditioning; synthetic data;
-max_duration is the training clip length, and sampling past it hops by extend_stride = max_duration / 3.
+pretrained t5-large); normalize_text is on (released configs: off); --melody prepends the clip's own chroma (no
+demucs stem separation) while the text stays in cross-attention; synthetic data; max_duration is the training
+clip length, and sampling past it hops by extend_stride = max_duration / 3.
 """
 
 import argparse
@@ -53,7 +58,7 @@ import torch.nn as nn
 
 import data
 from codec import load_codec, load_state, torch_load
-from conditioners import T5_PRESETS, T5Config, TextConditioner, Tokenizer, cfg_dropout, normalize_text
+from conditioners import T5_PRESETS, MelodyConditioner, T5Config, TextConditioner, Tokenizer, normalize_text
 from lm import LM, PRESETS, LMConfig, codebook_cross_entropy, load_lm
 from train_codec import export_codec, save_atomic, trim_log
 
@@ -79,6 +84,10 @@ parser.add_argument("--t5", default="tiny", help=f"T5 architecture: {', '.join(T
 parser.add_argument("--vocab-size", type=int, default=1000, help="most sentencepiece pieces")
 parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True,
                     help="AudioGen's text normalisation of captions and prompts (stop words, lemmas)")
+parser.add_argument("--melody", action="store_true", help="also condition on each music clip's own chromagram "
+                    "(MusicGen-melody's self_wav), prepended to the sequence; sound clips get the null melody")
+parser.add_argument("--melody-dropout", type=float, default=0.5, help="P(all melodies of a step -> null) "
+                    "(AudioCraft's attribute dropout of self_wav)")
 # Optimization (MusicGen Sec. 4.1; lr 1e-3 suits the tiny LM)
 parser.add_argument("--steps", type=int, default=3000, help="training steps")
 parser.add_argument("--batch-size", type=int, default=16, help="clips per step (per process)")
@@ -100,6 +109,7 @@ parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else
 parser.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
 
 COND = "condition_provider.conditioners.description."  # AudioCraft's prefix of the text conditioner's keys
+MELODY = "condition_provider.conditioners.self_wav."  # and of the chroma conditioner's
 
 # -----------------------------------------------------------------------------
 # data: the token cache and the batches
@@ -133,8 +143,10 @@ def clips(args, split, n, sample_rate, channels):
 
 
 @torch.no_grad()
-def build_cache(args, codec, n_q, path, device):
-    """Encode both splits, 16 clips per call -> {split: {codes int16 [N, K, T], captions, labels}}, saved atomically."""
+def build_cache(args, codec, n_q, path, device, melody=None):
+    """Encode both splits, 16 clips per call -> {split: {codes int16 [N, K, T], captions, labels}}, saved atomically.
+    With a melody conditioner, also chroma int8 [N, chroma_len]: each music clip's pitch classes (built-in data:
+    the clips with an instrument; a folder: every clip), 0 (the null melody) for the others."""
     out, t0 = {}, time.time()
     for split, n in (("train", args.n_clips), ("valid", args.eval_clips)):
         items = list(clips(args, split, n, codec.sample_rate, codec.channels))
@@ -144,6 +156,10 @@ def build_cache(args, codec, n_q, path, device):
             codes.append(codec.encode(wav, n_q=n_q).cpu().short())  # [b, K, frames]; card <= 32768
             print(f"\rencoding {split}: {min(n, i + 16)}/{n} clips ({time.time() - t0:.0f} s)", end="", flush=True)
         out[split] = dict(codes=torch.cat(codes), captions=[it[1] for it in items], labels=[it[2] for it in items])
+        if melody is not None:
+            music = [args.data is not None or it[2].get("instrument") is not None for it in items]
+            out[split]["chroma"] = torch.stack([melody.chroma([it[0]])[0] if m else torch.zeros(melody.chroma_len,
+                                                dtype=torch.long) for it, m in zip(items, music)]).to(torch.int8)
         print()
     save_atomic(out, path)
 
@@ -154,38 +170,53 @@ def as_prompt(text, normalize):
 
 
 def get_batch(split, step, args, rank=0, world=1):
-    """(codes [B, K, T] long, texts [B]) of one step, a function of (seed, step) only, so a resumed run sees exactly
-    the batches of the uninterrupted one. Each item draws one of its captions; each rank takes its slice of the
-    global batch, and the CFG coin is the same on every rank (one draw per step)."""
+    """(codes [B, K, T] long, texts [B], chroma [B, chroma_len] long or None) of one step, a function of (seed, step)
+    only, so a resumed run sees exactly the batches of the uninterrupted one. Each item draws one of its captions;
+    each rank takes its slice of the global batch, and the CFG coin is the same on every rank (one draw per step):
+    it nulls text and melody together; the melody has its own coin too (AudioCraft's attribute dropout)."""
     B, g = args.batch_size, torch.Generator().manual_seed(args.seed * 1_000_003 + step)
     idx = torch.randint(len(split["codes"]), (B * world,), generator=g)
     pick = torch.randint(2**30, (B * world,), generator=g)  # which caption of each item
     texts = [as_prompt(split["captions"][i][p % len(split["captions"][i])], args.normalize)
              for i, p in zip(idx.tolist(), pick.tolist())]
-    texts, _ = cfg_dropout(texts, p=args.cfg_dropout, generator=g)  # all None with probability p
-    return split["codes"][idx[rank * B:(rank + 1) * B]].long(), texts[rank * B:(rank + 1) * B]
+    null = torch.rand(1, generator=g).item() < args.cfg_dropout  # all prompts -> None with probability p
+    texts = [None] * len(texts) if null else texts
+    mine = idx[rank * B:(rank + 1) * B]
+    chroma = None
+    if "chroma" in split:
+        null = null or torch.rand(1, generator=g).item() < args.melody_dropout
+        chroma = split["chroma"][mine].long() * (not null)  # 0 everywhere = the null melody
+    return split["codes"][mine].long(), texts[rank * B:(rank + 1) * B], chroma
 
 # -----------------------------------------------------------------------------
 # the model: LM + text conditioner
 
 
 class TextToAudio(nn.Module):
-    """The LM and its text conditioner as one module, so that DDP, torch.compile and the optimizer see both:
-    texts -> conditioner -> (embeds [B, L, D], mask [B, L]) -> the LM's cross-attention."""
+    """The LM and its conditioners as one module, so that DDP, torch.compile and the optimizer see them all:
+    texts -> conditioner -> (embeds [B, L, D], mask [B, L]) -> the LM's cross-attention; with a melody conditioner,
+    chroma [B, chroma_len] -> embeds [B, chroma_len, D] prepended to the sequence (MusicGen-melody's prefix)."""
 
-    def __init__(self, lm, conditioner):
+    def __init__(self, lm, conditioner, melody=None):
         super().__init__()
-        self.lm, self.conditioner = lm, conditioner
+        self.lm, self.conditioner, self.melody = lm, conditioner, melody
 
-    def forward(self, codes, texts):
-        """codes [B, K, T] long, texts [B] (str or None) -> (logits [B, K, T, card], cross-entropy per codebook [K])."""
+    def forward(self, codes, texts, chroma=None):
+        """codes [B, K, T] long, texts [B] (str or None), chroma [B, chroma_len] long (melody models; None: the null
+        melody) -> (logits [B, K, T, card], cross-entropy per codebook [K])."""
         embeds, mask = self.conditioner(texts)  # null rows: all zeros
-        logits, _ = self.lm(codes, embeds, mask)  # logits[:, q, t] predicts codes[:, q, t]; NaN where none
+        prepend = None
+        if self.melody is not None:
+            chroma = chroma if chroma is not None else torch.zeros(len(codes), self.melody.chroma_len, dtype=torch.long)
+            prepend = self.melody.embed(chroma.to(codes.device))[0]  # [B, chroma_len, D]
+        logits, _ = self.lm(codes, embeds, mask, prepend=prepend)  # logits[:, q, t] predicts codes[:, q, t]
         return logits, codebook_cross_entropy(logits, codes)
 
     def checkpoint(self):
-        """One flat state dict, lm.load_lm's: the LM's keys, then the conditioner's under AudioCraft's names."""
-        return {**self.lm.state_dict(), **{COND + k: v for k, v in self.conditioner.state_dict().items()}}
+        """One flat state dict, lm.load_lm's: the LM's keys, then the conditioners' under AudioCraft's names."""
+        melody = self.melody.state_dict().items() if self.melody is not None else []
+        return {**self.lm.state_dict(), **{COND + k: v for k, v in self.conditioner.state_dict().items()},
+                **{MELODY + k: v for k, v in melody}}
 
 
 def load_model(path, device="cpu"):
@@ -200,7 +231,11 @@ def load_model(path, device="cpu"):
     tokenizer = Tokenizer(os.path.join(os.path.dirname(path), meta["tokenizer"]))
     cond = TextConditioner(T5Config(**meta["t5"]), tokenizer, lm.config.dim, finetune=True, normalize=meta["normalize"])
     load_state(cond, {k[len(COND):]: v for k, v in cond_state.items() if k.startswith(COND)}, path)
-    return TextToAudio(lm, cond).to(device).eval(), ckpt
+    melody = None
+    if meta.get("melody"):  # trained with --melody: the chroma conditioner's settings and output_proj
+        melody = MelodyConditioner(lm.config.dim, **meta["melody"])
+        load_state(melody, {k[len(MELODY):]: v for k, v in cond_state.items() if k.startswith(MELODY)}, path)
+    return TextToAudio(lm, cond, melody).to(device).eval(), ckpt
 
 
 def get_lr(step, args):
@@ -224,8 +259,9 @@ def evaluate(model, split, args, device, ctx, n=None):
         codes = split["codes"][i:min(n, i + args.batch_size)].long().to(device)  # [b, K, T]
         caps = split["captions"][i:i + len(codes)]
         texts = [as_prompt(c[(i + j) % len(c)], args.normalize) for j, c in enumerate(caps)]
+        chroma = split["chroma"][i:i + len(codes)].long() if "chroma" in split else None
         with ctx:
-            ce = ce + model(codes, texts)[1].float() * len(codes) / n  # clip-weighted mean
+            ce = ce + model(codes, texts, chroma)[1].float() * len(codes) / n  # clip-weighted mean
     model.train()
     return ce
 
@@ -306,8 +342,17 @@ def main(args):
         raise SystemExit(f"the LM models {config.n_q} codebooks, the codec has {codec.config.n_q}: pick another preset")
 
     # the token cache, named by the codec's weights and the data settings; then the tokenizer, trained once per run
+    # --melody: the chroma at the codec's rate, with MusicGen's time resolution (n_fft 16384 at 32 kHz: 7.8 frames/s)
+    melody_meta = None
+    if ckpt and ckpt["conditioner"].get("melody"):
+        melody_meta = ckpt["conditioner"]["melody"]
+    elif args.melody and not ckpt:
+        melody_meta = dict(sample_rate=codec.sample_rate, radix2_exp=14 - round(math.log2(32000 / codec.sample_rate)),
+                           duration=args.duration)
+    melody = MelodyConditioner(config.dim, **melody_meta) if melody_meta else None
     settings = dict(codec=meta["codec"]["hash"], n_q=config.n_q, data=args.data and os.path.abspath(args.data),
-                    n_clips=args.n_clips, eval_clips=args.eval_clips, duration=args.duration, seed=args.seed)
+                    n_clips=args.n_clips, eval_clips=args.eval_clips, duration=args.duration, seed=args.seed,
+                    **(dict(melody=melody_meta) if melody_meta else {}))
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     cache_path = os.path.join(args.cache_dir or os.path.join(args.out_dir, "cache"), f"tokens_{key}.pt")
     if master and os.path.isfile(cache_path):
@@ -315,7 +360,7 @@ def main(args):
     elif master:
         os.makedirs(os.path.dirname(cache_path), exist_ok=True)
         print(f"token cache: encoding {args.n_clips} + {args.eval_clips} clips of {args.duration} s -> {cache_path}")
-        build_cache(args, codec, config.n_q, cache_path, device)
+        build_cache(args, codec, config.n_q, cache_path, device, melody)
     barrier()  # the other ranks wait for the cache
     cache = torch.load(cache_path, weights_only=True)
     train, valid = cache["train"], cache["valid"]
@@ -339,8 +384,9 @@ def main(args):
         tokenizer = Tokenizer(tok_path)
         t5_config = replace(T5_PRESETS[args.t5], vocab_size=tokenizer.vocab_size)  # no unused embedding rows
         model = TextToAudio(LM(config), TextConditioner(t5_config, tokenizer, config.dim, finetune=True,
-                                                        normalize=args.normalize))
-        meta["conditioner"] = dict(t5=asdict(t5_config), tokenizer="tokenizer.model", normalize=args.normalize)
+                                                        normalize=args.normalize), melody)
+        meta["conditioner"] = dict(t5=asdict(t5_config), tokenizer="tokenizer.model", normalize=args.normalize,
+                                   melody=melody_meta)
     model.to(device).train()
     # AdamW with decay on matrices and embeddings only, as nanoGPT (norm gains and biases are not decayed)
     groups = [dict(params=[p for p in model.parameters() if p.dim() >= 2], weight_decay=args.weight_decay),
@@ -362,14 +408,15 @@ def main(args):
     train_model = nn.parallel.DistributedDataParallel(model) if ddp else model
     if args.compile:
         train_model = torch.compile(train_model)
-    prompts = [c[0] for c in valid["captions"] if as_prompt(c[0], args.normalize)][:args.n_samples]  # to sample
+    picked = [i for i, c in enumerate(valid["captions"]) if as_prompt(c[0], args.normalize)][:args.n_samples]
+    prompts = [valid["captions"][i][0] for i in picked]  # sampled at each eval, with their clips' melodies
     if master:  # what is trained on what, and the codec's rendering of the sampled captions' own clips
         n_lm, n_t5 = (sum(p.numel() for p in m.parameters()) / 1e6 for m in (model.lm, model.conditioner))
         K, T = train["codes"].shape[1:]
         print(f"LM {n_lm:.2f}M + text conditioner {n_t5:.2f}M params ({config.dim} wide, {config.num_layers} layers, "
               f"{K} x {config.card} codes); {len(train['codes'])} clips of {T} frames; {world} process(es) x "
               f"{args.batch_size} clips = {world * args.batch_size * K * T} tokens per step")
-        write_wavs(codec, valid["codes"][:len(prompts)].long().to(device), f"{args.out_dir}/samples/real_{{}}.wav")
+        write_wavs(codec, valid["codes"][picked].long().to(device), f"{args.out_dir}/samples/real_{{}}.wav")
 
     # the loop: one optimizer step per batch; eval, samples and a checkpoint every eval_every steps
     t0, t_log = time.time(), time.time()
@@ -377,9 +424,9 @@ def main(args):
         lr = get_lr(step, args)
         for group in opt.param_groups:
             group["lr"] = lr
-        codes, texts = get_batch(train, step, args, rank, world)  # [B, K, T], B prompts (None: null)
+        codes, texts, chroma = get_batch(train, step, args, rank, world)  # [B, K, T], B prompts (None: null)
         with ctx:  # bf16 on CUDA; the T5 inside runs in fp32 (TextConditioner)
-            _, ce = train_model(codes.to(device), texts)  # [K]: CE of each codebook over its valid (t, k) cells
+            _, ce = train_model(codes.to(device), texts, chroma)  # [K]: CE of each codebook over its valid cells
         loss = ce.mean()  # AudioCraft: the mean over codebooks (the last delays[k] frames of k are never targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -410,8 +457,12 @@ def main(args):
                 with torch.no_grad(), ctx:
                     g = torch.Generator(device).manual_seed(args.seed)
                     embeds, mask = model.conditioner(prompts) if prompts else (None, None)
-                    codes = model.lm.generate(embeds, duration=args.duration, condition_mask=mask,
-                                              cfg_coef=args.cfg_coef, top_k=args.top_k,
+                    prepend = null_prepend = None
+                    if model.melody is not None and prompts:  # the sampled captions' own melodies
+                        chroma = valid["chroma"][picked].long().to(device)  # [n, chroma_len]
+                        prepend, null_prepend = model.melody.embed(chroma)[0], model.melody.embed(0 * chroma)[0]
+                    codes = model.lm.generate(embeds, duration=args.duration, condition_mask=mask, prepend=prepend,
+                                              null_prepend=null_prepend, cfg_coef=args.cfg_coef, top_k=args.top_k,
                                               generator=g) if prompts else None
                 if codes is not None:  # [B, K, T]
                     write_wavs(codec, codes, f"{args.out_dir}/samples/step{step:06d}_{{}}.wav")

@@ -15,10 +15,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import data  # noqa: E402
+import sample  # noqa: E402
 import train_lm as tl  # noqa: E402
 from codec import load_codec  # noqa: E402
 from lm import load_lm  # noqa: E402
@@ -113,9 +116,9 @@ def test_batches_and_schedule():
     split = dict(codes=torch.arange(10, dtype=torch.int16)[:, None, None].expand(10, 4, 5),
                  captions=[["tag", "a sentence"], [""], ["the"]] + [["x"]] * 7)
     args = tl.parser.parse_args(["--batch-size", "4", "--cfg-dropout", "0"])
-    c0, t0 = tl.get_batch(split, 3, args)
-    c1, t1 = tl.get_batch(split, 3, args)
-    assert torch.equal(c0, c1) and t0 == t1 and c0.shape == (4, 4, 5)  # a function of (seed, step)
+    c0, t0, no_melody = tl.get_batch(split, 3, args)
+    c1, t1, _ = tl.get_batch(split, 3, args)
+    assert torch.equal(c0, c1) and t0 == t1 and c0.shape == (4, 4, 5) and no_melody is None  # f(seed, step)
     both = tl.get_batch(split, 3, args, 0, 2)[0], tl.get_batch(split, 3, args, 1, 2)[0]
     assert torch.equal(both[0], c0)  # rank 0 of 2 takes the first slice of the global batch
     assert tl.as_prompt("", True) is None and tl.as_prompt("the", True) is None and tl.as_prompt("the", False)
@@ -124,6 +127,35 @@ def test_batches_and_schedule():
     args = tl.parser.parse_args(["--steps", "100", "--warmup", "10", "--lr", "1", "--min-lr", "0.1"])
     assert tl.get_lr(0, args) == pytest.approx(0.1) and tl.get_lr(9, args) == 1.0
     assert tl.get_lr(55, args) == pytest.approx(0.55) and tl.get_lr(100, args) == 0.1  # cosine midpoint, end
+
+
+def test_melody_conditioning(codecs, tmp_path, capsys):
+    """--melody: each music clip caches its own chroma (sound clips: the null melody, 0), the LM reads it as a
+    prefix (its logits depend on it), the loss falls, and the export samples with sample.py --melody."""
+    model = run(common(codecs[0], tmp_path / "run", tmp_path / "cache", "--melody", "--steps", "30", "--lr", "3e-3",
+                       "--eval-every", "30", "--export", str(tmp_path / "export")))
+    losses = [float(x) for x in re.findall(r"^step \d+/30 \| loss ([\d.]+)", capsys.readouterr().out, re.M)]
+    assert sum(losses[-5:]) < 0.7 * sum(losses[:5]), losses
+    train = torch.load(next((tmp_path / "cache").iterdir()), weights_only=True)["train"]
+    music = [lab["instrument"] is not None for lab in train["labels"]]
+    assert any(music) and not all(music) and train["chroma"].shape == (8, model.melody.chroma_len)
+    for i, m in enumerate(music):  # clip i of the built-in data, at the codec's rate
+        wav = torch.from_numpy(data.make_clip(i, 0, 1.0, 16000)["wav"])
+        assert torch.equal(train["chroma"][i].long(), model.melody.chroma([wav])[0] if m else torch.zeros(
+            model.melody.chroma_len, dtype=torch.long))
+    i = music.index(True)
+    codes, chroma = train["codes"][i:i + 1].long(), train["chroma"][i:i + 1].long()
+    with torch.no_grad():
+        assert not torch.allclose(model.eval()(codes, ["piano"], chroma)[0], model(codes, ["piano"], 0 * chroma)[0],
+                                  equal_nan=True)
+    # the export keeps the melody conditioner; sample.py follows a melody file with it, or the null melody without
+    tune = tmp_path / "tune.wav"
+    sf.write(tune, data.make_clip(i, 0, 1.0, 16000)["wav"], 16000)
+    a, b = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
+    args = ["--model", str(tmp_path / "export"), "--prompt", "piano", "--duration", "0.5", "--temperature", "0"]
+    sample.main([*args, "--melody", str(tune), "--out", a])
+    sample.main([*args, "--out", b])
+    assert sf.info(a).frames == 8000 and Path(a).read_bytes() != Path(b).read_bytes()
 
 
 def test_bad_arguments(codecs, tmp_path):
