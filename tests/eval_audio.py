@@ -7,6 +7,7 @@ prints a markdown table, like tests/bench_codec.py.
     python tests/eval_audio.py --model runs/lm/export --seed 1 --n-per-prompt 16
     python tests/eval_audio.py --clean-classifier   # a classifier that never heard the codec (see 1.)
     python tests/eval_audio.py --fast --model DIR --out-dir /tmp/e      # tiny sizes, ~30 s (the tests)
+    python tests/eval_audio.py --melody --model runs/lm_melody/export     # how well a melody model follows chroma
 
 On 2 CPU cores the first run takes about 5 minutes: ~2.5 min for the classifier (cached: later runs with the same
 settings and codec skip it), ~2 min for the 576 generated clips of 3 s with the tiny LM, the rest seconds.
@@ -87,6 +88,8 @@ parser.add_argument("--clean-classifier", action="store_true", help="train the c
                     "yardstick that does not depend on the model's codec; default: half of its clips are the codec's "
                     "renderings)")
 parser.add_argument("--fast", action="store_true", help="tiny sizes (tests): 1 s clips, a small classifier")
+parser.add_argument("--melody", action="store_true", help="instead: melody following of a melody model (train_lm.py "
+                    "--melody), 8 x n-per-prompt held-out music clips (see melody_agreement)")
 
 SR = data.SAMPLE_RATE  # the classifier's rate; generated audio at another rate is resampled
 N_FFT, HOP, N_MELS, F_MIN = 1024, 256, 64, 30.0  # 64 ms windows, 16 ms hop: 188 frames for 3 s
@@ -391,6 +394,26 @@ def parse_args(argv=None):
     return args
 
 
+@torch.no_grad()
+def melody_agreement(model, n, seed, duration, cfg_coef):
+    """How well a melody model follows a melody: for n held-out music clips, the clip's tags as the prompt and its
+    own waveform as --melody (as sample.py does), the share of chroma frames (the model's MelodyConditioner.chroma:
+    the dominant pitch class of each frame) of the generated clip equal to the clip's; the same with the null melody
+    (same prompts, same seeds); and between each real clip and the next one (the agreement of two unrelated tunes
+    of this data). -> dict(melody=, null_melody=, other_clip=) shares in [0, 1]."""
+    lm, text, melody, codec = model
+    clips = [data.make_clip(i, EVAL_SEED + seed, duration, codec.sample_rate, kind="music") for i in range(n)]
+    wavs = [torch.from_numpy(c["wav"])[None].repeat(codec.channels, 1) for c in clips]  # [C, T] each
+    ref = torch.cat([melody.chroma([w]) for w in wavs])  # [n, chroma_len]
+    out = {}
+    for name, use in (("melody", True), ("null_melody", False)):
+        gen = [sample.generate(*model, [c["tags"]], duration, cfg_coef, seed=1000 * seed + i,
+                               melody_wav=w if use else None)[0] for i, (c, w) in enumerate(zip(clips, wavs))]
+        out[name] = (torch.cat([melody.chroma([g]) for g in gen]) == ref).float().mean().item()
+    out["other_clip"] = (ref == ref.roll(1, 0)).float().mean().item()
+    return out
+
+
 def classifier_settings(args, codec=None, n_q=None):
     """What the classifier depends on (its cache key): sizes, clip length, seed, batch, learning rate, and the codec
     (the hash of its weights, train_lm.codec_hash) and number of codebooks its training clips pass through."""
@@ -403,10 +426,25 @@ def main(argv=None):
     args = parse_args(argv)
     t0, n, dev = time.time(), args.n_per_prompt, args.device
     try:  # the model first: a missing one is an error now, not after training the classifier
-        lm, text, _, codec = sample.load(args.model, dev)
+        lm, text, melody, codec = sample.load(args.model, dev)
     except Exception as e:
         raise SystemExit(f"eval_audio.py: error: cannot load --model {args.model}: "
                          f"{(str(e).strip() or type(e).__name__).splitlines()[0]}") from None
+    if args.melody:
+        if melody is None:
+            raise SystemExit(f"eval_audio.py: error: --melody: {args.model} has no melody conditioner; train one "
+                             f"with train_lm.py --melody")
+        n_clips = 8 * n
+        res = melody_agreement((lm, text, melody, codec), n_clips, args.seed, args.duration, args.cfg_coef)
+        md = ("| chroma frames equal to the reference melody's | share |\n|---|---|\n"
+              + "\n".join(f"| {k.replace('_', ' ')} | {100 * v:.0f}% |" for k, v in res.items()))
+        print(f"model {args.model}, {n_clips} held-out music clips of {args.duration:g} s, seed {args.seed}, cfg "
+              f"{args.cfg_coef:g}\n\n{md}")
+        os.makedirs(args.out_dir, exist_ok=True)
+        with open(os.path.join(args.out_dir, "melody.json"), "w") as f:
+            json.dump(dict(model=args.model, n=n_clips, duration=args.duration, seed=args.seed, **res), f, indent=1)
+        print(f"\nwrote {args.out_dir}/melody.json in {time.time() - t0:.0f} s")
+        return res
 
     # 1. the classifier (cached): on clean clips, and on their rendering by the model's codec unless --clean-classifier
     clf_codec = None if args.clean_classifier else codec
@@ -424,7 +462,7 @@ def main(argv=None):
     print(f"{len(sets)} prompts x {n} clips of {args.duration:g} s, e.g. {tags[0]!r} / {sentences[0]!r}")
 
     # 3. generated clips, and set A through the codec
-    model = (lm, text, None, codec)
+    model = (lm, text, melody, codec)  # a melody model gets the null melody
     gen_t = generate(model, tags, token_counts(text, tags), args.duration, args.seed, args.cfg_coef)
     gen_p = generate(model, sentences, token_counts(text, sentences), args.duration, args.seed + 1, args.cfg_coef)
     wav_c = through_codec(codec, lm.config.n_q, wav_a, dev)

@@ -222,6 +222,24 @@ def test_end_to_end_fast(model, classifier, out_dir, capsys):
         math.isfinite(r[k]) and r[k] >= 0 for r in results["rows"] for k in ("fd_tags", "fd_paraphrases"))
 
 
+def test_melody_mode(model, tmp_path, capsys):
+    """--melody: a melody model's chroma agreement with the reference melody, with and without it, and between two
+    unrelated real clips; a model without a melody conditioner is refused."""
+    train_lm.main(train_lm.parser.parse_args([
+        "--codec", str(Path(model).parent / "codec.pt"), "--out-dir", str(tmp_path / "run"), "--melody",
+        "--export", str(tmp_path / "export"), "--n-clips", "8", "--eval-clips", "2", "--duration", "1", "--dim", "32",
+        "--layers", "1", "--heads", "2", "--batch-size", "4", "--steps", "2", "--eval-every", "2", "--n-samples", "1"]))
+    capsys.readouterr()
+    res = ea.main(["--fast", "--melody", "--model", str(tmp_path / "export"), "--out-dir", str(tmp_path / "e")])
+    out = capsys.readouterr().out
+    assert set(res) == {"melody", "null_melody", "other_clip"} and all(0 <= v <= 1 for v in res.values())
+    assert 0 < res["other_clip"] < 1  # 16 unrelated tunes share some pitch classes, not all
+    assert "16 held-out music clips" in out and "| null melody |" in out
+    assert json.loads((tmp_path / "e" / "melody.json").read_text())["n"] == 16
+    with pytest.raises(SystemExit, match="no melody conditioner"):
+        ea.main(["--fast", "--melody", "--model", model, "--out-dir", str(tmp_path / "e2")])
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(SystemExit, match=r"^eval_audio.py: error: cannot load --model [^\n]*$"):
         ea.main(["--fast", "--model", str(tmp_path / "missing"), "--out-dir", str(tmp_path)])
