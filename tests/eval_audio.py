@@ -399,8 +399,9 @@ def melody_agreement(model, n, seed, duration, cfg_coef):
     """How well a melody model follows a melody: for n held-out music clips, the clip's tags as the prompt and its
     own waveform as --melody (as sample.py does), the share of chroma frames (the model's MelodyConditioner.chroma:
     the dominant pitch class of each frame) of the generated clip equal to the clip's; the same with the null melody
-    (same prompts, same seeds); and between each real clip and the next one (the agreement of two unrelated tunes
-    of this data). -> dict(melody=, null_melody=, other_clip=) shares in [0, 1]."""
+    (same prompts, same seeds); the clip itself through the codec (the LM's n_q codebooks: the ceiling); and between
+    each real clip and the next one (two unrelated tunes of this data: chance).
+    -> dict(melody=, null_melody=, real_through_codec=, other_clip=) shares in [0, 1]."""
     lm, text, melody, codec = model
     clips = [data.make_clip(i, EVAL_SEED + seed, duration, codec.sample_rate, kind="music") for i in range(n)]
     wavs = [torch.from_numpy(c["wav"])[None].repeat(codec.channels, 1) for c in clips]  # [C, T] each
@@ -410,6 +411,8 @@ def melody_agreement(model, n, seed, duration, cfg_coef):
         gen = [sample.generate(*model, [c["tags"]], duration, cfg_coef, seed=1000 * seed + i,
                                melody_wav=w if use else None)[0] for i, (c, w) in enumerate(zip(clips, wavs))]
         out[name] = (torch.cat([melody.chroma([g]) for g in gen]) == ref).float().mean().item()
+    coded = [codec.decode(codec.encode(w[None].to(ref.device), n_q=lm.config.n_q))[0] for w in wavs]  # the ceiling
+    out["real_through_codec"] = (torch.cat([melody.chroma([c]) for c in coded]) == ref).float().mean().item()
     out["other_clip"] = (ref == ref.roll(1, 0)).float().mean().item()
     return out
 

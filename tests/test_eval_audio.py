@@ -232,7 +232,8 @@ def test_melody_mode(model, tmp_path, capsys):
     capsys.readouterr()
     res = ea.main(["--fast", "--melody", "--model", str(tmp_path / "export"), "--out-dir", str(tmp_path / "e")])
     out = capsys.readouterr().out
-    assert set(res) == {"melody", "null_melody", "other_clip"} and all(0 <= v <= 1 for v in res.values())
+    assert set(res) == {"melody", "null_melody", "real_through_codec", "other_clip"} and all(
+        0 <= v <= 1 for v in res.values())
     assert 0 < res["other_clip"] < 1  # 16 unrelated tunes share some pitch classes, not all
     assert "16 held-out music clips" in out and "| null melody |" in out
     assert json.loads((tmp_path / "e" / "melody.json").read_text())["n"] == 16
