@@ -147,16 +147,16 @@ def generate(lm, text, melody, codec, prompts, duration=5.0, cfg_coef=3.0, top_k
     device = lm.out_norm.weight.device
     embeds, mask = text(prompts)  # [B, L, D] (padded positions zeroed), [B, L]
     condition = prepend = null_prepend = None
+    if melody is not None:  # the melody's chroma (None: the chroma of silence) and the CFG null one, each once
+        prepend = melody([melody_wav], codec.sample_rate)[0].expand(B, -1, -1)  # [B, chroma_len, D]
+        null_prepend = melody([None])[0].expand(B, -1, -1)
     if c.cross_attention:  # text by cross-attention; the null text is zeros (lm.generate's default)
-        condition = embeds
-        if melody is not None:  # this repo's melody models (train_lm.py --melody): the chroma alone is prepended
-            prepend = melody([melody_wav] * B, codec.sample_rate)[0]  # [B, chroma_len, D]
-            null_prepend = melody([None] * B)[0]
-    else:  # melody models: [chroma | text] prepended; null = the chroma of silence and zero text
-        if melody is None:
-            raise ValueError("this LM prepends a melody but no melody conditioner was loaded")
-        prepend = torch.cat([melody([melody_wav] * B, codec.sample_rate)[0], embeds], dim=1)  # [B, chroma_len + L, D]
-        null_prepend = torch.cat([melody([None] * B)[0], torch.zeros_like(embeds)], dim=1)
+        condition = embeds  # this repo's melody models (train_lm.py --melody) prepend the chroma alone
+    elif melody is None:
+        raise ValueError("this LM prepends a melody but no melody conditioner was loaded")
+    else:  # MusicGen-melody: [chroma | text] prepended; null = the chroma of silence and zero text
+        prepend = torch.cat([prepend, embeds], dim=1)  # [B, chroma_len + L, D]
+        null_prepend = torch.cat([null_prepend, torch.zeros_like(embeds)], dim=1)
     prompt = None
     if continuation is not None:  # the audio prompt, as codes [B, K, P]
         prompt = codec.encode(continuation[None].to(device), n_q=c.n_q).repeat(B, 1, 1)

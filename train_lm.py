@@ -58,7 +58,8 @@ import torch.nn as nn
 
 import data
 from codec import load_codec, load_state, torch_load
-from conditioners import T5_PRESETS, MelodyConditioner, T5Config, TextConditioner, Tokenizer, normalize_text
+from conditioners import (T5_PRESETS, MelodyConditioner, T5Config, TextConditioner, Tokenizer, cfg_dropout,
+                          normalize_text)
 from lm import LM, PRESETS, LMConfig, codebook_cross_entropy, load_lm
 from train_codec import export_codec, save_atomic, trim_log
 
@@ -179,12 +180,12 @@ def get_batch(split, step, args, rank=0, world=1):
     pick = torch.randint(2**30, (B * world,), generator=g)  # which caption of each item
     texts = [as_prompt(split["captions"][i][p % len(split["captions"][i])], args.normalize)
              for i, p in zip(idx.tolist(), pick.tolist())]
-    null = torch.rand(1, generator=g).item() < args.cfg_dropout  # all prompts -> None with probability p
-    texts = [None] * len(texts) if null else texts
+    melodies = idx.tolist() if "chroma" in split else None  # item i plays the chroma of clip melodies[i]
+    texts, melodies = cfg_dropout(texts, melodies, p=args.cfg_dropout, generator=g)  # all None with probability p
     mine = idx[rank * B:(rank + 1) * B]
     chroma = None
-    if "chroma" in split:
-        null = null or torch.rand(1, generator=g).item() < args.melody_dropout
+    if melodies is not None:
+        null = melodies[0] is None or torch.rand(1, generator=g).item() < args.melody_dropout
         chroma = split["chroma"][mine].long() * (not null)  # 0 everywhere = the null melody
     return split["codes"][mine].long(), texts[rank * B:(rank + 1) * B], chroma
 

@@ -405,14 +405,14 @@ def melody_agreement(model, n, seed, duration, cfg_coef):
     lm, text, melody, codec = model
     clips = [data.make_clip(i, EVAL_SEED + seed, duration, codec.sample_rate, kind="music") for i in range(n)]
     wavs = [torch.from_numpy(c["wav"])[None].repeat(codec.channels, 1) for c in clips]  # [C, T] each
-    ref = torch.cat([melody.chroma([w]) for w in wavs])  # [n, chroma_len]
+    ref = melody.chroma(wavs)  # [n, chroma_len]
     out = {}
     for name, use in (("melody", True), ("null_melody", False)):
         gen = [sample.generate(*model, [c["tags"]], duration, cfg_coef, seed=1000 * seed + i,
                                melody_wav=w if use else None)[0] for i, (c, w) in enumerate(zip(clips, wavs))]
-        out[name] = (torch.cat([melody.chroma([g]) for g in gen]) == ref).float().mean().item()
+        out[name] = (melody.chroma(gen) == ref).float().mean().item()
     coded = [codec.decode(codec.encode(w[None].to(ref.device), n_q=lm.config.n_q))[0] for w in wavs]  # the ceiling
-    out["real_through_codec"] = (torch.cat([melody.chroma([c]) for c in coded]) == ref).float().mean().item()
+    out["real_through_codec"] = (melody.chroma(coded) == ref).float().mean().item()
     out["other_clip"] = (ref == ref.roll(1, 0)).float().mean().item()
     return out
 
