@@ -103,12 +103,15 @@ def _lemma(word):
     return word
 
 
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # a word: letters or digits (any script), an inner apostrophe
+
+
 def normalize_text(text):
     """AudioGen-style prompt normalisation: lower-case, strip punctuation, drop stop words, reduce inflections.
     "A dog is barking at the park." -> "dog bark park". Possessive 's is stripped ("dog's" -> "dog"); other
     contractions ("isn't", "we're") are stop words and dropped. Numbers are kept as digits (AudioCraft spells
     them out with num2words, after which spaCy drops most of them as stop words)."""
-    words = re.findall(r"[^\W_]+(?:'[^\W_]+)?", text.lower().replace("\u2019", "'"))  # letters/digits, any script
+    words = _WORD.findall(text.lower().replace("\u2019", "'"))  # letters/digits, any script
     out = []
     for w in words:
         w = w[:-2] if w.endswith("'s") else w
@@ -374,18 +377,28 @@ class T5Encoder(nn.Module):
 
 
 def load_t5(path):
-    """Load a Hugging Face T5 directory (config.json, pytorch_model.bin, spiece.model) from local files ->
-    (T5Encoder in eval mode, Tokenizer). torch.load uses weights_only=True. Decoder and lm_head weights of a full
-    T5ForConditionalGeneration checkpoint are ignored. A directory with only model.safetensors: convert it with
-    torch.save(safetensors.torch.load_file(f), "pytorch_model.bin")."""
-    for name in ("config.json", "pytorch_model.bin", "spiece.model"):
+    """Load a Hugging Face T5 directory (config.json, the weights: pytorch_model.bin or else model.safetensors,
+    spiece.model) from local files -> (T5Encoder in eval mode, Tokenizer). torch.load uses weights_only=True.
+    Decoder and lm_head weights of a full T5ForConditionalGeneration checkpoint are ignored."""
+    for name in ("config.json", "spiece.model"):
         if not os.path.isfile(os.path.join(path, name)):
             raise FileNotFoundError(f"{os.path.join(path, name)} missing: download the whole Hugging Face T5 directory")
+    weights = next((os.path.join(path, name) for name in ("pytorch_model.bin", "model.safetensors")
+                    if os.path.isfile(os.path.join(path, name))), None)
+    if weights is None:
+        raise FileNotFoundError(f"{path} has neither pytorch_model.bin nor model.safetensors: download the whole "
+                                f"Hugging Face T5 directory")
+    if weights.endswith(".safetensors"):
+        try:
+            from safetensors.torch import load_file  # only for this format (installed with transformers)
+        except ImportError:
+            raise ImportError(f"{weights} needs the safetensors package: pip install safetensors") from None
     try:
         with open(os.path.join(path, "config.json")) as f:
             hf = json.load(f)
         config = T5Config(**{k.name: hf[k.name] for k in fields(T5Config) if k.name in hf})
-        sd = torch.load(os.path.join(path, "pytorch_model.bin"), map_location="cpu", weights_only=True)
+        sd = load_file(weights) if weights.endswith(".safetensors") else \
+            torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as e:  # JSON errors, truncated zip, pickle errors, a bad feed_forward_proj, ...
         raise ValueError(f"cannot read the T5 checkpoint in {path} ({type(e).__name__}: {e}); re-download it") from None
     if "shared.weight" not in sd and "encoder.embed_tokens.weight" in sd:
@@ -428,6 +441,8 @@ class TextConditioner(nn.Module):
                 if not isinstance(text, str) or not text.strip():
                     raise ValueError(f"empty prompt {text!r}: write a description, or pass None for no text (CFG null)")
                 text, prompt = normalize_text(text) if self.normalize else text, text
+                if not text and not _WORD.search(prompt):  # punctuation, symbols, emoji
+                    raise ValueError(f"prompt {prompt!r} has no words: describe the sound in words, e.g. \"dog bark\"")
                 if not text:
                     raise ValueError(f"prompt {prompt!r} has only stop words once normalised: add content words")
                 if self.training and self.word_dropout > 0:  # drop whole words (MusicGen: 0.3); may leave ""

@@ -87,7 +87,7 @@ def load_audio(path, sample_rate, channels=1, start=0, frames=-1):
     try:
         data, sr = sf.read(path, start=start, frames=frames, dtype="float32", always_2d=True)  # [T, C]
     except Exception as e:  # libsndfile's errors: unknown format, truncated header, ...
-        raise ValueError(f"cannot read audio file {path} ({e}); convert it to WAV or FLAC, or remove it") from None
+        raise ValueError(f"cannot read audio file {path} ({e}): convert it to WAV or FLAC") from None
     wav = torch.from_numpy(np.ascontiguousarray(data.T))  # [C, T]
     if channels == 1:
         wav = wav.mean(0, keepdim=True)
@@ -620,76 +620,108 @@ class FolderDataset(torch.utils.data.Dataset):
       - otherwise every audio file under root, with its caption in the sidecar a.txt (or a.json), if any.
     Items: dict(wav [channels, T] at sample_rate, text, labels = sidecar fields + path). With duration (s) set, each
     item is a random crop of that length, drawn from (seed, index, epoch): set .epoch each epoch for new crops.
-    Files shorter than duration are skipped, or zero-padded at the end if pad=True. An unreadable or too-short
-    file is reported by name (a warning) and skipped, at start-up or when first read: never a crash mid-epoch."""
+    At start-up every file is checked with sf.info (found, readable, long enough: the manifest's durations are not
+    trusted) and one line is printed (verbose; trainers print it on rank 0 only), also kept as .summary: the usable
+    files, how many have a caption (the others train as the null condition), the skipped ones and why, how many will
+    be resampled or zero-padded. Files shorter than duration are skipped, or zero-padded at the end if pad=True.
+    A file that still fails when read (a corrupt body) is skipped with a warning naming it: never a crash mid-epoch."""
 
-    def __init__(self, root, sample_rate, channels=1, duration=None, seed=0, pad=False):
+    def __init__(self, root, sample_rate, channels=1, duration=None, seed=0, pad=False, verbose=True):
         self.sample_rate, self.channels, self.duration, self.seed, self.pad = sample_rate, channels, duration, seed, pad
         self.epoch, self.bad = 0, set()
         if os.path.isfile(root):  # find the manifest: root itself, data.jsonl(.gz) in it, or any *.jsonl(.gz)
             manifests = [root]
+        elif not os.path.isdir(root):
+            raise FileNotFoundError(f"no such folder or manifest: {root}")
         else:
             manifests = [p for p in (os.path.join(root, "data.jsonl"), os.path.join(root, "data.jsonl.gz"))
                          if os.path.isfile(p)]
             manifests = manifests or sorted(glob.glob(os.path.join(root, "*.jsonl*")))
-            if not os.path.isdir(root):
-                raise FileNotFoundError(f"no such folder or manifest: {root}")
-        entries = self._read_manifest(manifests[0]) if manifests else self._scan(root)
-        self.files = [e for e in entries if self._usable(*e)]
+        self._check(self._read_manifest(manifests[0]) if manifests else self._scan(root))
+        self.summary = self._summarize(root)
+        if verbose:
+            print(self.summary, flush=True)
         if not self.files:
             raise ValueError(f"no usable audio in {root}: add .wav/.flac files (or a data.jsonl manifest), "
                              f"or lower duration={duration}")
 
     @staticmethod
     def _read_manifest(path):
-        """[(path, duration s, sample_rate)] from an AudioCraft manifest."""
+        """The audio paths of an AudioCraft manifest (its durations and rates: sf.info reads the true ones)."""
         with (gzip.open if path.endswith(".gz") else open)(path, "rt") as fp:
             metas = [json.loads(line) for line in fp if line.strip()]
         base = os.path.dirname(os.path.abspath(path))
-        return [(os.path.join(base, m["path"]), float(m["duration"]), int(m["sample_rate"])) for m in metas]
+        return [os.path.join(base, m["path"]) for m in metas]
 
     @staticmethod
     def _scan(root):
-        """[(path, duration s, sample_rate)] for every readable audio file under root (the others: a warning)."""
-        out = []
-        for path in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True)):
-            if path.lower().endswith(AUDIO_EXTS):
-                try:
-                    info = sf.info(path)
-                    out.append((path, info.frames / info.samplerate, info.samplerate))
-                except Exception as e:  # libsndfile cannot parse it: wrong format, truncated, empty...
-                    warnings.warn(f"skipping {path}: unreadable ({str(e).strip()})")
-        return out
+        """Every audio file under root, by extension, sorted (the same order, so the same items, everywhere)."""
+        return [p for p in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True))
+                if p.lower().endswith(AUDIO_EXTS)]
 
-    def _usable(self, path, duration, sample_rate):
-        """True if the file can give an item; otherwise warn, naming it."""
-        if not os.path.isfile(path):
-            warnings.warn(f"skipping {path}: file not found")
-            return False
-        if self.duration and duration < self.duration and not self.pad:
-            warnings.warn(f"skipping {path}: too short ({duration:.2f} s < duration={self.duration} s; "
-                          "pad=True zero-pads it)")
-            return False
-        return True
+    def _check(self, paths):
+        """Sort the files out from their headers (sf.info: no audio is decoded) and sidecars:
+        .files [(path, duration s, sample_rate)] usable, .skipped [(path, why)], .uncaptioned [path] usable ones
+        without a caption (they train as the null condition)."""
+        self.files, self.skipped, self.uncaptioned = [], [], []
+        for path in paths:
+            try:
+                info = sf.info(path)
+                captions = self._sidecar(path)[0]
+            except Exception as e:  # missing, or libsndfile cannot parse it (format, truncated header), or bad JSON
+                why = ("not found" if not os.path.isfile(path) else "unreadable" if isinstance(e, sf.LibsndfileError)
+                       else f"bad sidecar ({type(e).__name__})")
+                self.skipped.append((path, why))
+                continue
+            dur = info.frames / info.samplerate
+            if info.frames == 0 or (self.duration and dur < self.duration and not self.pad):
+                self.skipped.append((path, f"too short, {dur:.2f} s < {self.duration} s" if info.frames else "empty"))
+                continue
+            self.files.append((path, dur, info.samplerate))
+            if not any(isinstance(c, str) and c.strip() for c in captions):
+                self.uncaptioned.append(path)
+
+    def _summarize(self, root):
+        """The start-up line, e.g. 'FolderDataset x: 60 audio files, 58 with captions (2 without: a.wav, b.wav train
+        as the null condition), 1 skipped (c.wav: unreadable), 12 resampled 44100 -> 16000 Hz, 3 zero-padded to 3.0 s'
+        (a part that would say 0 is left out; at most 3 names each, then 'and N more')."""
+        base = os.path.abspath(root if os.path.isdir(root) else os.path.dirname(root))
+        name = lambda p: os.path.relpath(p, base) if os.path.abspath(p).startswith(base + os.sep) else p  # noqa: E731
+        some = lambda xs: ", ".join(xs[:3]) + (f" and {len(xs) - 3} more" if len(xs) > 3 else "")  # noqa: E731
+        n, bare = len(self.files), [name(p) for p in self.uncaptioned]
+        parts = [f"{n} audio file{'s' * (n != 1)}", f"{n - len(bare)} with captions"
+                 + (f" ({len(bare)} without: {some(bare)} train as the null condition)" if bare else "")]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped ({some([f'{name(p)}: {why}' for p, why in self.skipped])})")
+        rates = [sr for _, _, sr in self.files if sr != self.sample_rate]
+        if rates:
+            parts.append(f"{len(rates)} resampled {'/'.join(map(str, sorted(set(rates))))} -> {self.sample_rate} Hz")
+        padded = sum(dur < self.duration for _, dur, _ in self.files) if self.duration and self.pad else 0
+        if padded:
+            parts.append(f"{padded} zero-padded to {self.duration} s")
+        return f"FolderDataset {root}: " + ", ".join(parts)
 
     def __len__(self):
         return len(self.files)
 
-    def _caption(self, path, rng):
-        """(text, labels) from the sidecar a.json ("description") or a.txt of a.wav; ('', {}) if there is none."""
-        stem = os.path.splitext(path)[0]
+    @staticmethod
+    def _sidecar(path):
+        """(captions [str], labels) of a.wav: "description" of a.json (a string or a list) and its other fields, else
+        the text of a.txt; no captions ([]) if neither has one."""
+        stem, info = os.path.splitext(path)[0], {}
         if os.path.isfile(stem + ".json"):
             with open(stem + ".json") as fp:
                 info = json.load(fp)
-            text = info.pop("description", None) or ""
-            return (text[rng.integers(len(text))] if isinstance(text, list) else text), info
+            text = info.pop("description", None)
+            if text:
+                return (text if isinstance(text, list) else [text]), info
         if os.path.isfile(stem + ".txt"):
             with open(stem + ".txt") as fp:
-                return fp.read().strip(), {}
-        return "", {}
+                return [fp.read().strip()], info
+        return [], info
 
     def _load(self, i):
-        path, dur, sr = self.files[i]  # dur, sr: the file's own, as the manifest or sf.info gave them
+        path, dur, sr = self.files[i]  # dur, sr: the file's own, as sf.info gave them
         rng = np.random.default_rng([self.seed, i, self.epoch])  # the crop and the caption draw
         if self.duration is None:
             wav = load_audio(path, self.sample_rate, self.channels)
@@ -700,10 +732,11 @@ class FolderDataset(torch.utils.data.Dataset):
             wav = load_audio(path, self.sample_rate, self.channels, s0, frames + 2 * (start - s0))
             skip = round((start - s0) * self.sample_rate / sr)
             wav = wav[:, skip:skip + n]
-            if wav.shape[1] < n and not self.pad:  # the manifest claimed more than the file holds
+            if wav.shape[1] < n and not self.pad:  # the header claimed more than the file holds
                 raise ValueError(f"too short ({wav.shape[1] / self.sample_rate:.2f} s < duration={self.duration} s)")
             wav = F.pad(wav, (0, n - wav.shape[1]))
-        text, info = self._caption(path, rng)
+        captions, info = self._sidecar(path)
+        text = captions[rng.integers(len(captions))] if captions else ""  # AudioGen: one caption drawn per item [1]
         return dict(wav=wav, text=text, labels=dict(info, path=path))
 
     def __getitem__(self, i):
@@ -713,7 +746,7 @@ class FolderDataset(torch.utils.data.Dataset):
             try:
                 return self._load(j)
             except Exception as e:
-                warnings.warn(f"skipping {self.files[j][0]}: {str(e).split(';')[0]}")
+                warnings.warn(f"skipping {self.files[j][0]}: {e}")
                 self.bad.add(j)  # per DataLoader worker: each reports it once
         raise RuntimeError(f"none of the {len(self.files)} files of this FolderDataset could be read: see the warnings")
 

@@ -16,8 +16,11 @@ Deviations from AudioCraft (none changes the official models' numbers): cross-at
 computed once per window (AudioCraft: every step), the self-attention cache is preallocated; patterns are
 index maps, not layout lists, without flatten_first/empty_initial, the MusicLM pattern or delays inside
 'flatten'; no `two_step_cfg`; training-time CFG dropout is the trainer's (AudioCraft: inside LMModel);
-past max_duration the melody prepend is not re-windowed; callback counts the current window's steps.
+past max_duration the melody prepend is not re-windowed; callback counts the current window's steps; a
+prompt as long as the window or longer is cut to its last W - S frames (AudioCraft asserts it fits, see
+LM.generate).
 """
+import functools
 import math
 import os
 from dataclasses import dataclass, asdict
@@ -61,7 +64,8 @@ PRESETS = {
     'musicgen-melody': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536, cross_attention=False),
     'audiogen-medium': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536, max_duration=10.0,
                                 extend_stride=2.0),
-    'tiny': LMConfig(dim=256, num_heads=8, num_layers=6, card=256, cond_dim=256, max_duration=5.0, extend_stride=3.0,
+    # the shipped checkpoints/lm.pt: train_lm.py --duration 3 (max_duration = the clip, extend_stride = a third)
+    'tiny': LMConfig(dim=256, num_heads=8, num_layers=6, card=256, cond_dim=256, max_duration=3.0, extend_stride=1.0,
                      cross_attention_mask=True),
 }
 
@@ -126,6 +130,14 @@ def revert_pattern(seq, T, special, pattern='delay', delays=(0, 1, 2, 3), logits
     idx = src.view(1, K, T, *[1] * len(extra)).expand(B, K, T, *extra)
     out = seq.gather(2, idx)                                       # [B, K, T, ...]
     return torch.where(valid.view(1, K, T, *[1] * len(extra)), out, special), valid
+
+
+@functools.lru_cache(maxsize=None)  # a long generation repeats two or three window shapes thousands of times
+def window_steps(T, P, K, pattern='delay', delays=(0, 1, 2, 3)):
+    """(first, S): filling T frames whose first P are given samples the pattern steps first .. S - 1, first
+    being the earliest step that holds a code of frame P. Delay (0, 1, 2, 3): first = 1 + P, S = T + 4."""
+    steps, S, _ = pattern_steps(T, K, pattern, delays)
+    return int(steps[:, P].min()), S
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -325,32 +337,53 @@ class LM(nn.Module):
         loss = None if targets is None else codebook_cross_entropy(logits, targets).mean()
         return logits, loss
 
+    def windows(self, duration, prompt_frames=0, extend_stride=None):
+        """The windows generate() samples, [(start, frames, given, steps)] in order: window i covers the output
+        frames [start, start + frames), its first `given` ones known (its prompt), and fills the rest in `steps`
+        sampling steps (the callback's total). T = int(duration * frame_rate) frames in all, W the window and S
+        the stride in frames (AudioCraft genmodel._generate_tokens): one window if T <= W, else each next window
+        starts S frames later, prompted with the last W - S frames of the one before. A prompt of P >= W frames
+        starts the first window at P - (W - S) (see generate). Example, W = 50, S = 30, P = 0, T = 75:
+        [(0, 50, 0, 53), (30, 45, 20, 28)] with delays (0, 1, 2, 3)."""
+        c, fr = self.config, self.config.frame_rate
+        stride = extend_stride if extend_stride is not None else c.extend_stride
+        T, W, S = int(duration * fr), int(min(duration, c.max_duration) * fr), int(stride * fr)
+        if T < 1 or prompt_frames >= T:
+            raise ValueError(f"duration={duration} s gives {T} frames at {fr} Hz, not more than the {prompt_frames}-"
+                             f"frame prompt: ask for a duration longer than the prompt")
+        if T > W and not 0 < S < W:
+            raise ValueError(f"extend_stride={stride} s must lie in (0, max_duration={c.max_duration}) s")
+        start = prompt_frames - (W - S) if prompt_frames >= W else 0   # first output frame the LM sees
+        end, plan = prompt_frames, []                                  # end: frames made so far
+        while end < T:
+            n = min(T - start, W)                                      # this window's frames, prompt included
+            first, steps = window_steps(n, end - start, c.n_q, c.pattern, c.delays)
+            plan.append((start, n, end - start, steps - first))
+            start, end = start + S, start + n
+        return plan
+
     @torch.no_grad()
     def generate(self, condition=None, duration=None, prompt=None, prepend=None, null_condition=None,
                  null_prepend=None, cfg_coef=3.0, temperature=1.0, top_k=250, top_p=0.0, greedy=False,
                  generator=None, callback=None, use_cache=True, extend_stride=None, condition_mask=None):
-        """Sample codes [B, K, int(duration * frame_rate)] (duration defaults to max_duration), the prompt
-        codes [B, K, P] included. CFG runs conditional and null rows as one 2B batch; the null condition
+        """Sample codes [B, K, int(duration * frame_rate)] (duration defaults to max_duration) that start with the
+        prompt codes [B, K, P] verbatim. CFG runs conditional and null rows as one 2B batch; the null condition
         defaults to zeros, exactly AudioCraft's null text (embeddings times an all-zero mask); melody's null
-        prepend is not zeros: pass null_prepend. Past max_duration, a max_duration window hops by
-        extend_stride seconds, re-prompted with its own tokens after the hop (AudioCraft
-        genmodel._generate_tokens). callback(done, total) counts the steps of the current window.
-        condition_mask [B, S] (True = token) zeroes padding (and masks it, with cross_attention_mask); the
-        null rows have no token."""
-        c, fr = self.config, self.config.frame_rate
-        stride = extend_stride if extend_stride is not None else c.extend_stride
-        duration = duration if duration is not None else c.max_duration
+        prepend is not zeros: pass null_prepend. Past max_duration (W frames) windows hop by extend_stride
+        (S frames), each re-prompted with the last W - S frames of the one before (AudioCraft
+        genmodel._generate_tokens; the plan: LM.windows). A prompt of P >= W frames (AudioCraft asserts P < W)
+        is kept whole in the output, but the LM is prompted with its last W - S frames only: the most recent
+        audio is what the new frames continue, positions past W were never trained, and W - S frames is the
+        context every later window gets, leaving S frames to add. callback(done, total) counts the steps of
+        the current window. condition_mask [B, S] (True = token) zeroes padding (and masks it, with
+        cross_attention_mask); the null rows have no token."""
+        c = self.config
         if prompt is None:   # an empty prompt [B, K, 0]
             B = next((x.shape[0] for x in (condition, prepend) if x is not None), 1)
             prompt = torch.zeros(B, c.n_q, 0, dtype=torch.long)
         self.check(prompt, condition, prepend)
         prompt = prompt.to(self.out_norm.weight.device)
-        total, window = int(duration * fr), int(min(duration, c.max_duration) * fr)  # frames, as AudioCraft
-        if total < 1 or prompt.shape[2] >= window:
-            raise ValueError(f"duration={duration} s gives {total} frames at {fr} Hz with a {prompt.shape[2]}-frame "
-                             f"prompt and a {c.max_duration} s window: ask for more than the prompt")
-        if duration > c.max_duration and not (int(stride * fr) > 0 and stride < c.max_duration):
-            raise ValueError(f"extend_stride={stride} s must lie in (0, max_duration={c.max_duration}) s")
+        plan = self.windows(duration if duration is not None else c.max_duration, prompt.shape[2], extend_stride)
         if prepend is not None and null_prepend is None:
             raise ValueError("prepend (melody) needs null_prepend for CFG: the conditioner's null condition")
         sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, generator=generator)
@@ -365,13 +398,12 @@ class LM(nn.Module):
                 condition = condition * condition_mask[..., None].to(condition.dtype)
         if prepend is not None:
             prepend = torch.cat([prepend, null_prepend])                              # [2B, P, D]
-        chunks, offset = [prompt], 0                         # offset: frames before the current window
-        while offset + prompt.shape[2] < total:
-            n = int(min(duration - offset / fr, c.max_duration) * fr)   # this window's frames, prompt included
-            codes = self.sample_window(prompt, n, condition, prepend, cfg_coef, sampling, use_cache, callback,
-                                       condition_mask)
-            chunks.append(codes[..., prompt.shape[2]:])                 # only the new frames
-            prompt, offset = codes[..., int(stride * fr):], offset + int(stride * fr)  # keep the tail
+        chunks, last = [prompt], prompt                 # last: the latest frames, [B, K, *]
+        for _, n, given, _ in plan:
+            codes = self.sample_window(last[..., last.shape[2] - given:], n, condition, prepend, cfg_coef, sampling,
+                                       use_cache, callback, condition_mask)  # [B, K, n]: `given` frames, then new
+            chunks.append(codes[..., given:])           # only the new frames
+            last = codes
         return torch.cat(chunks, dim=-1)
 
     def sample_window(self, prompt, num_frames, condition, prepend, cfg_coef, sampling, use_cache, callback,
@@ -383,7 +415,7 @@ class LM(nn.Module):
         codes = torch.full((B, K, num_frames), -1, dtype=torch.long, device=prompt.device)  # -1 = unknown
         codes[..., :P] = prompt                                      # [B, K, num_frames]
         seq, mask = build_pattern(codes, c.card, c.pattern, c.delays)               # [B, K, S], [K, S]
-        start = int(pattern_steps(num_frames, K, c.pattern, c.delays)[0][:, P].min())  # first step of frame P
+        start = window_steps(num_frames, P, K, c.pattern, c.delays)[0]  # the first step of frame P
         guided = condition is not None or prepend is not None       # CFG needs something to drop
         n_prepend = prepend.shape[1] if prepend is not None else 0
         cache = self.new_cache(n_prepend + seq.shape[2]) if use_cache else None

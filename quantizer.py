@@ -9,7 +9,7 @@ Dropping the last codebooks at random during training ("quantizer dropout") make
 several bitrates: bandwidth = K * log2(bins) * frame_rate bits per second.
 
 Buffer names and shapes are those of the official checkpoints once the short rename list in
-codec.py is applied (`quantizer.vq.layers.{i}._codebook.embed` -> `quantizer.layers.{i}.embed`).
+checkpoint.py is applied (`quantizer.vq.layers.{i}._codebook.embed` -> `quantizer.layers.{i}.embed`).
 
 References:
 1) SoundStream, Algorithm 1 (RVQ) and Sec. 3.3 (quantizer dropout): https://arxiv.org/abs/2107.03312

@@ -5,14 +5,19 @@ Generate audio from text prompts with a trained text-to-audio LM: parse, load, g
     python sample.py --prompt "rain street" --prompt "happy piano slow" --duration 8 --seed 1
     python sample.py --prompt "dog bark park" --continuation start.wav     # continue an audio prompt
     python sample.py --model musicgen-melody/ --prompt "80s pop" --melody tune.wav --duration 10
+    python sample.py --prompt "dog bark park" --continuation dog_bark_park.wav --duration 8   # any prompt length
 
 --model is one of
 - this repo's export directory (train_lm.py --export): lm.pt, codec.pt, tokenizer.model;
 - this repo's LM checkpoint file (train_lm.py's ckpt.pt): tokenizer next to it, codec at its stored path;
 - a directory of official AudioCraft files: state_dict.bin (the LM), a T5 directory inside it (config.json,
-  pytorch_model.bin, spiece.model, e.g. t5-base/), and the codec: a transformers EncodecModel directory inside it
-  (config.json + weights, e.g. encodec_32khz/), else compression_state_dict.bin.
-The WAV is the decoded audio, clipped to [-1, 1], the audio prompt included for --continuation (as AudioCraft).
+  pytorch_model.bin or model.safetensors, spiece.model, e.g. t5-base/), and the codec: a transformers EncodecModel
+  directory inside it (config.json + weights, e.g. encodec_32khz/), else compression_state_dict.bin.
+The WAV is the decoded audio, clipped to [-1, 1], --duration seconds in all: for --continuation the audio prompt
+(of any length shorter than --duration), then the new audio (as AudioCraft's generate_continuation); past the
+LM's window the LM sees the prompt's most recent part (lm.LM.generate).
+The same --seed gives the same file bit for bit only with the same model, torch version, device and number of
+threads (torch.get_num_threads(), printed at the end; OMP_NUM_THREADS sets it): float sums are ordered by thread.
 Steps: prompts -> text conditioner -> LM.generate with classifier-free guidance (conditional and null rows as one
 batch, logits = uncond + cfg_coef * (cond - uncond)), top-k / top-p sampling -> codes [B, K, T] -> codec.decode.
 
@@ -25,6 +30,7 @@ References:
 """
 
 import argparse
+import itertools
 import math
 import os
 import re
@@ -43,24 +49,32 @@ from lm import load_lm
 from train_lm import COND, MELODY, load_model
 
 parser = argparse.ArgumentParser(description="Generate audio from text with a trained text-to-audio LM.")
-# Model
+# Model (help strings end in "(default: %(default)s)": --help shows the defaults)
 parser.add_argument("--model", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints"),
                     help="export dir (lm.pt, codec.pt, tokenizer.model), an LM checkpoint, or a dir of official "
-                         "AudioCraft files (default: checkpoints/ next to sample.py, the shipped model)")
-parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+                         "AudioCraft files (default: %(default)s, the shipped model)")
+parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="cpu, cuda or cuda:N (default: %(default)s, cuda when there is one)")
 parser.add_argument("--bf16", action="store_true", help="LM weights in bfloat16: faster on a CPU with bf16 "
                                                         "instructions (tests/bench_lm.py), a few tokens differ from fp32")
 # Sampling (AudioCraft's defaults: top-k 250, cfg_coef 3)
 parser.add_argument("--prompt", action="append", default=[], help="text prompt; repeat it for a batch")
-parser.add_argument("--duration", type=float, default=5.0, help="seconds to generate (past the model's max_duration "
-                                                                "windows hop by its extend_stride)")
-parser.add_argument("--cfg-coef", type=float, default=3.0, help="classifier-free guidance scale (1 = no guidance)")
-parser.add_argument("--top-k", type=int, default=250, help="sample among the k most likely codes (0 = all)")
-parser.add_argument("--top-p", type=float, default=0.0, help="nucleus mass in [0, 1]; replaces top-k when > 0")
-parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (0 = greedy)")
-parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same file, bit for bit")
+parser.add_argument("--duration", type=float, default=5.0, help="seconds of audio, --continuation included (past "
+                    "the model's max_duration windows hop by its extend_stride) (default: %(default)s)")
+parser.add_argument("--cfg-coef", type=float, default=3.0, help="classifier-free guidance scale (1 = no guidance) "
+                                                                "(default: %(default)s)")
+parser.add_argument("--top-k", type=int, default=250, help="sample among the k most likely codes (0 = all) "
+                                                           "(default: %(default)s)")
+parser.add_argument("--top-p", type=float, default=0.0, help="nucleus mass in [0, 1]; replaces top-k when > 0 "
+                                                             "(default: %(default)s)")
+parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (0 = greedy) "
+                                                                   "(default: %(default)s)")
+parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same file bit for bit with the same "
+                    "model, torch version, device and number of threads (torch.get_num_threads(), printed at the "
+                    "end) (default: %(default)s)")
 parser.add_argument("--melody", default=None, help="audio whose chromagram the music follows (melody models only)")
-parser.add_argument("--continuation", default=None, help="audio to continue: its codes are the LM's prompt")
+parser.add_argument("--continuation", default=None, help="audio to continue, shorter than --duration: its codes "
+                                                        "are the LM's prompt (its last part, past the LM's window)")
 # Output
 parser.add_argument("--out", default=None, help="output .wav (default: made from the prompt; numbered for several)")
 
@@ -122,7 +136,8 @@ def load(path, device):
     lm, cond_state = load_lm(os.path.join(path, "state_dict.bin"), device)
     t5_dir = subdir(path, "spiece.model")
     if t5_dir is None:
-        raise FileNotFoundError(f"no T5 folder (config.json, pytorch_model.bin, spiece.model) inside {path}")
+        raise FileNotFoundError(f"no T5 folder (config.json, pytorch_model.bin or model.safetensors, spiece.model) "
+                                f"inside {path}")
     # AudioCraft's released models: a frozen pretrained T5, prompts not normalised; only output_proj is stored
     text = TextConditioner(*load_t5(t5_dir), lm.config.dim)
     load_state(text, {k[len(COND):]: v for k, v in cond_state.items() if k.startswith(COND)}, path)
@@ -142,7 +157,8 @@ def generate(lm, text, melody, codec, prompts, duration=5.0, cfg_coef=3.0, top_k
     """What `python sample.py` does after loading, for use from Python (tutorials, evaluation): (lm, text, melody,
     codec) from load(), B prompts -> wav [B, C, round(duration * sample_rate)] float in [-1, 1] on the CPU.
     melody_wav / continuation: [C, T] tensors at the codec's sample rate (data.load_audio), or None. The same seed
-    gives the same audio. ValueError on a bad request (a prompt of stop words, a duration the LM cannot make)."""
+    gives the same audio (with the same model, torch, device and thread count). ValueError on a bad request (a prompt
+    without words, a duration not longer than the continuation)."""
     c, B = lm.config, len(prompts)
     device = lm.out_norm.weight.device
     embeds, mask = text(prompts)  # [B, L, D] (padded positions zeroed), [B, L]
@@ -171,10 +187,24 @@ def generate(lm, text, melody, codec, prompts, duration=5.0, cfg_coef=3.0, top_k
     return wav[..., :round(duration * codec.sample_rate)]
 
 
-@torch.no_grad()
-def main(argv=None):
-    args = parser.parse_args(argv)
-    # check every input before the (slow) loading: one-line errors, nothing written
+def check_args(args):
+    """Every input that can be checked before the (slow) loading, --device and --model first: one-line errors,
+    nothing written. -> the output paths."""
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        fail(f"--device {args.device!r} is not a device: use cpu, cuda or cuda:N")
+    if device.type not in ("cpu", "cuda"):
+        fail(f"--device {args.device}: only cpu and cuda are supported; use --device cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        fail(f"--device {args.device}: no CUDA device is available (torch.cuda.is_available() is False); "
+             f"use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        fail(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if not os.path.exists(args.model):
+        fail(f"cannot load --model {args.model}: not found (an export folder of train_lm.py, an LM checkpoint or a "
+             f"folder of AudioCraft files)")
     if not args.prompt:
         fail('give a text prompt: --prompt "dog bark park"')
     for p in args.prompt:
@@ -188,7 +218,13 @@ def main(argv=None):
         fail(f"--top-p {args.top_p} must lie in [0, 1] (0 = off)")
     if not args.temperature >= 0:
         fail(f"--temperature {args.temperature} must be >= 0 (0 = greedy)")
-    outs = output_paths(args.prompt, args.out)
+    return output_paths(args.prompt, args.out)
+
+
+@torch.no_grad()
+def main(argv=None):
+    args = parser.parse_args(argv)
+    outs = check_args(args)
     device, B = args.device, len(args.prompt)
     t0 = time.time()
     try:
@@ -203,28 +239,41 @@ def main(argv=None):
              f"{codec.config.bins}, {codec.frame_rate} Hz)")
     if args.melody and melody is None:
         fail("--melody needs a melody model (MusicGen-melody, chroma conditioning); this model has none")
-    window = [0]
+    state = dict(window=0, width=0)
 
-    def progress(done, total):  # one line, rewritten in place (every 10% when not a terminal)
-        window[0] += done == 1  # past max_duration each window restarts at step 1
-        if sys.stderr.isatty() or done == total or done % max(1, total // 10) == 0:
-            where = f"window {window[0]}, " if args.duration > c.max_duration else ""
-            print(f"\rgenerating {B} x {args.duration:g} s: {where}step {done}/{total}", end="",
-                  file=sys.stderr, flush=True)
+    def progress(done, total):  # lm.generate's callback: one line on stderr, rewritten in place
+        state["window"] += done == 1  # each window restarts at step 1
+        i, k, n = state["window"], before[state["window"] - 1] + done, before[-1]  # steps: done, in all
+        if sys.stderr.isatty() or k == n or k % max(1, n // 10) == 0:  # not a terminal: every 10%
+            spent = time.time() - t1
+            clock = lambda t: f"{t:.0f} s" if t < 60 else f"{t / 60:.1f} min" if t < 3600 else f"{t / 3600:.1f} h"
+            where = f"window {i}/{len(plan)}, " if len(plan) > 1 else ""
+            line = (f"generating {B} x {args.duration:g} s: {where}step {done}/{total} | {clock(spent)} elapsed, "
+                    f"~{clock(spent / k * (n - k))} left")  # the time per step so far, times the steps left
+            print("\r" + line.ljust(state["width"]), end="", file=sys.stderr, flush=True)
+            state["width"] = len(line)
 
     try:
         mel = load_melody(args.melody, codec.sample_rate)[0] if args.melody else None  # [C, T]
         cont = load_audio(args.continuation, codec.sample_rate, codec.channels) if args.continuation else None
+        frames = math.ceil(cont.shape[-1] / codec.hop_length) if cont is not None else 0  # codec.encode's length
+        if frames >= int(args.duration * c.frame_rate):
+            fail(f"--continuation is {cont.shape[-1] / codec.sample_rate:g} s, --duration {args.duration:g} s: ask "
+                 f"for a duration longer than the audio prompt")
+        plan = lm.windows(args.duration, frames)  # lm.generate's windows: [(start, frames, given, steps)]
+        before = list(itertools.accumulate((w[3] for w in plan), initial=0))  # steps before each window
+        t1 = time.time()
         wav = generate(lm, text, melody, codec, args.prompt, args.duration, args.cfg_coef, args.top_k, args.top_p,
                        args.temperature, args.seed, mel, cont, progress)  # [B, C, T]
         print(file=sys.stderr)
-    except (ValueError, FileNotFoundError) as e:  # a prompt of stop words, an unreadable file, a too-long prompt
+    except (ValueError, FileNotFoundError) as e:  # a prompt without words, an unreadable file
         fail(str(e).strip().splitlines()[0])
     for w, out in zip(wav, outs):  # temp file + rename: never a half-written WAV
         sf.write(out + ".tmp", w.T.numpy(), codec.sample_rate, subtype="PCM_16", format="WAV")
         os.replace(out + ".tmp", out)
         print(f"wrote {out} ({w.shape[-1] / codec.sample_rate:.2f} s, {codec.sample_rate} Hz)")
-    print(f"{B} x {args.duration:g} s in {time.time() - t0:.1f} s on {device}")
+    threads = torch.get_num_threads()  # part of what makes a seed reproducible (see --seed)
+    print(f"{B} x {args.duration:g} s in {time.time() - t0:.1f} s on {device} ({threads} thread{'s' * (threads > 1)})")
     return outs
 
 

@@ -4,7 +4,7 @@ Train an EnCodec codec (codec.py) with the recipe of the EnCodec paper / AudioCr
     python train_codec.py                                   # tiny codec on the built-in data (CPU ok)
     python train_codec.py --data path/to/folder --preset encodec_16khz --device cuda
     torchrun --nproc_per_node 2 train_codec.py ...          # data parallel (DDP)
-    python train_codec.py --resume                          # continue exactly where out_dir stopped
+    python train_codec.py --resume                          # continue exactly where out_dir stopped (or Ctrl-C)
 
 The generator loss is a weighted mix of time-domain L1, a multi-scale mel-spectrogram loss, a hinge
 adversarial loss and a feature-matching loss from a multi-scale STFT discriminator. The weights are
@@ -25,8 +25,9 @@ import argparse
 import math
 import os
 import random
+import signal
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, replace
 from functools import lru_cache
 
@@ -50,8 +51,8 @@ parser.add_argument("--seed", type=int, default=0, help="seed of the data, the i
 parser.add_argument("--preset", default="tiny", help=f"codec architecture: {', '.join(PRESETS)}")
 # Optimization. Defaults: the tiny recipe, about an hour on 2 CPU cores: reconstruction losses only
 # (the discriminator costs ~6x the codec's compute and needs far more steps than an hour gives).
-# EnCodec/AudioCraft (Sec. 4.4): --w-l1 0.1 --w-adv 4 --w-feat 4 --lr 3e-4 --batch-size 64 --segment 1
-# --disc-filters 32, Adam betas (0.5, 0.9), 300 x 2000 steps.
+# AudioCraft's EnCodec recipe: --w-l1 0.1 --w-adv 4 --w-feat 4 --lr 3e-4 --batch-size 64 --segment 1
+# --disc-filters 32, Adam betas (0.5, 0.9), 300 x 2000 steps (the EnCodec paper, Sec. 4: adv and feat weigh 3).
 parser.add_argument("--steps", type=int, default=8000, help="training steps")
 parser.add_argument("--batch-size", type=int, default=8, help="clips per step (per process)")
 parser.add_argument("--segment", type=float, default=0.5, help="clip length in seconds")
@@ -60,8 +61,10 @@ parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weigh
 parser.add_argument("--grad-clip", type=float, default=0.0, help="clip gradient norm (0 = off)")
 parser.add_argument("--w-l1", type=float, default=1.0, help="balancer weight of the time-domain L1 (paper: 0.1)")
 parser.add_argument("--w-msspec", type=float, default=2.0, help="balancer weight of the multi-scale mel loss")
-parser.add_argument("--w-adv", type=float, default=0.0, help="balancer weight of the adversarial loss (paper: 4)")
-parser.add_argument("--w-feat", type=float, default=0.0, help="balancer weight of feature matching (paper: 4)")
+parser.add_argument("--w-adv", type=float, default=0.0, help="balancer weight of the adversarial loss "
+                    "(AudioCraft: 4; the EnCodec paper: 3)")
+parser.add_argument("--w-feat", type=float, default=0.0, help="balancer weight of feature matching "
+                    "(AudioCraft: 4; the EnCodec paper: 3)")
 parser.add_argument("--disc-filters", type=int, default=16, help="channels of the MS-STFT discriminator (paper: 32)")
 # Evaluation and logging
 parser.add_argument("--eval-every", type=int, default=1000, help="steps between evaluations + checkpoints")
@@ -245,6 +248,30 @@ def save_atomic(obj, path):
     os.replace(path + ".tmp", path)
 
 
+@contextmanager
+def ctrl_c_ends_the_step(enabled=True):
+    """Within it, Ctrl-C (SIGINT) does not raise but sets a flag: the step under way completes, and the loop, seeing
+    the flag (a list, non-empty once pressed), saves an exact-resume checkpoint between two steps. A KeyboardInterrupt
+    mid-step could not be resumed exactly: the discriminator updated and the codec not, the RNG advanced halfway. A
+    second Ctrl-C raises KeyboardInterrupt at once. enabled=False: Ctrl-C as usual (DDP, see main)."""
+    pressed, previous = [], signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+        # os.write, not print: the handler may run while the loop is inside a print (a reentrant call would fail)
+        os.write(2, b"\nCtrl-C: saving a checkpoint after this step (Ctrl-C again: quit at once)\n")
+
+    if enabled:
+        signal.signal(signal.SIGINT, handler)
+    try:
+        yield pressed
+    finally:
+        if enabled:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
 def trim_log(path, step):
     """Keep the rows of a step-indexed log (eval.tsv: the step first) up to `step`: a fresh run (step 0) starts it
     over, a resumed run drops what a crashed run wrote after its last checkpoint."""
@@ -298,6 +325,16 @@ def train_step(model, disc_ddp, disc, opt, opt_d, balancer, wav, sample_rate, ct
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
     return {**{k: v.item() for k, v in losses.items()}, "commit": commit.item()}
+
+
+def checkpoint(config, model, disc, opt, opt_d, balancer, step, elapsed, args, device):
+    """ckpt.pt's contents, for the periodic save and the Ctrl-C one: all an exact resume needs (weights, optimizers,
+    the balancer's EMAs, step, this process's RNG states as they are now: call it between two steps), plus the
+    config and the flags. load_codec reads the codec from it."""
+    return {"config": asdict(config), "model": model.state_dict(), "disc": disc.state_dict(), "opt": opt.state_dict(),
+            "opt_d": opt_d.state_dict(), "balancer": balancer.state_dict(), "step": step, "elapsed": elapsed,
+            "args": vars(args), "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if device.startswith("cuda") else None}
 
 
 @torch.no_grad()
@@ -379,6 +416,8 @@ def main(args):
         torch.set_rng_state(ckpt["rng"])
         if device.startswith("cuda"):
             torch.cuda.set_rng_state(ckpt["cuda_rng"])
+        if master:
+            print(f"resumed from {ckpt_path} at step {step} (of {args.steps})")
     if master:
         trim_log(os.path.join(args.out_dir, "eval.tsv"), step)
     train_model = nn.parallel.DistributedDataParallel(model) if ddp else model
@@ -389,8 +428,8 @@ def main(args):
     # data: clips of `segment` seconds; held-out clips for evaluation
     sr, T = config.sample_rate, int(args.segment * config.sample_rate)
     if args.data:  # one file in ten held out (as train_lm.py); eval: 2 s crops of them, cycled with new crops
-        data = FolderDataset(args.data, sr, config.channels, duration=args.segment, seed=args.seed)
-        valid = FolderDataset(args.data, sr, config.channels, duration=2.0, seed=args.seed, pad=True)
+        data = FolderDataset(args.data, sr, config.channels, duration=args.segment, seed=args.seed, verbose=master)
+        valid = FolderDataset(args.data, sr, config.channels, duration=2.0, seed=args.seed, pad=True, verbose=False)
         valid.files = data.files[9::10] or data.files[:1]  # a folder of fewer than 10 files: both use file 0
         data.files = [f for i, f in enumerate(data.files) if i % 10 != 9]
         clips = []
@@ -408,40 +447,44 @@ def main(args):
               f"frames, {config.n_q} x {config.bins} codes; {world} process(es) x {args.batch_size} clips "
               f"of {args.segment} s = {world * args.batch_size * T} samples per step")
 
+    # the loop. Ctrl-C finishes the step, saves and exits; not under torchrun, where SIGINT reaches every rank at a
+    # different point and torchrun stops them itself: there the last periodic checkpoint is where --resume starts
     t0, t_log = time.time(), time.time()
-    while step < args.steps:
-        wav = get_batch(data, step, args.batch_size, args.seed, rank, world).to(device)  # [B, C, T]
-        losses = train_step(train_model, train_disc, disc, opt, opt_d, balancer, wav, sr, ctx,
-                            args.grad_clip)
-        step += 1
+    with ctrl_c_ends_the_step(enabled=not ddp) as interrupted:
+        while step < args.steps:
+            wav = get_batch(data, step, args.batch_size, args.seed, rank, world).to(device)  # [B, C, T]
+            losses = train_step(train_model, train_disc, disc, opt, opt_d, balancer, wav, sr, ctx,
+                                args.grad_clip)
+            step += 1
 
-        if master and (step % args.log_every == 0 or step == 1):
-            dt = time.time() - t_log
-            t_log = time.time()
-            print(f"step {step}/{args.steps} | " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
-                  + f" | {(args.log_every if step > 1 else 1) / dt:.2f} steps/s", flush=True)
-        if step % args.eval_every == 0 or step == args.steps:
-            elapsed += time.time() - t0
-            t0 = time.time()
-            if ddp:  # replicas must hold the same weights: compare a checksum across ranks
-                s = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
-                sums = [torch.zeros_like(s) for _ in range(world)]
-                dist.all_gather(sums, s)
-                if not all(torch.equal(x, sums[0]) for x in sums):
-                    raise RuntimeError(f"DDP replicas diverged at step {step}: {[x.item() for x in sums]}")
-            if master:
-                results = evaluate(model, valid_wav, os.path.join(args.out_dir, "samples"), step)
-                line = " | ".join(f"{n_q} cb: SI-SNR {s:.2f} dB mel {m:.3f}" for n_q, (s, m) in results.items())
-                print(f"eval step {step} ({elapsed / 60:.1f} min): {line}" + (" | replicas in sync" if ddp else ""))
-                with open(os.path.join(args.out_dir, "eval.tsv"), "a") as f:
-                    f.write(f"{step}\t{elapsed:.0f}\t" + "\t".join(f"{n_q}:{s:.3f}:{m:.4f}"
-                                                                   for n_q, (s, m) in results.items()) + "\n")
-                save_atomic({"config": asdict(config), "model": model.state_dict(), "disc": disc.state_dict(),
-                             "opt": opt.state_dict(), "opt_d": opt_d.state_dict(),
-                             "balancer": balancer.state_dict(), "step": step, "elapsed": elapsed,
-                             "args": vars(args), "rng": torch.get_rng_state(),
-                             "cuda_rng": torch.cuda.get_rng_state() if device.startswith("cuda") else None},
+            if master and (step % args.log_every == 0 or step == 1):
+                dt = time.time() - t_log
+                t_log = time.time()
+                print(f"step {step}/{args.steps} | " + " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+                      + f" | {(args.log_every if step > 1 else 1) / dt:.2f} steps/s", flush=True)
+            if step % args.eval_every == 0 or step == args.steps:
+                elapsed += time.time() - t0
+                t0 = time.time()
+                if ddp:  # replicas must hold the same weights: compare a checksum across ranks
+                    s = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+                    sums = [torch.zeros_like(s) for _ in range(world)]
+                    dist.all_gather(sums, s)
+                    if not all(torch.equal(x, sums[0]) for x in sums):
+                        raise RuntimeError(f"DDP replicas diverged at step {step}: {[x.item() for x in sums]}")
+                if master:
+                    results = evaluate(model, valid_wav, os.path.join(args.out_dir, "samples"), step)
+                    line = " | ".join(f"{n_q} cb: SI-SNR {s:.2f} dB mel {m:.3f}" for n_q, (s, m) in results.items())
+                    print(f"eval step {step} ({elapsed / 60:.1f} min): {line}" + (" | replicas in sync" if ddp else ""))
+                    with open(os.path.join(args.out_dir, "eval.tsv"), "a") as f:
+                        f.write(f"{step}\t{elapsed:.0f}\t" + "\t".join(f"{n_q}:{s:.3f}:{m:.4f}"
+                                                                       for n_q, (s, m) in results.items()) + "\n")
+                    save_atomic(checkpoint(config, model, disc, opt, opt_d, balancer, step, elapsed, args, device),
+                                ckpt_path)
+            if interrupted and step < args.steps:  # Ctrl-C: this step is done; save it as the periodic saves do
+                elapsed += time.time() - t0
+                save_atomic(checkpoint(config, model, disc, opt, opt_d, balancer, step, elapsed, args, device),
                             ckpt_path)
+                raise SystemExit(f"interrupted at step {step}: saved {ckpt_path}; continue with --resume")
     if master and args.export:
         diff = export_codec(model, args.export, model.encode(valid_wav))
         print(f"exported to {args.export}: {os.path.getsize(args.export) / 1e6:.1f} MB, "

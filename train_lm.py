@@ -4,7 +4,7 @@ Train the text-to-audio language model (lm.py) on codec tokens, with AudioGen's 
     python train_lm.py --codec runs/codec/ckpt.pt           # tiny LM on the built-in data (CPU ok)
     python train_lm.py --data path/to/folder --device cuda --compile
     torchrun --nproc_per_node 2 train_lm.py ...             # data parallel (DDP; gloo on CPU)
-    python train_lm.py --resume                             # continue exactly where out_dir stopped
+    python train_lm.py --resume                             # continue exactly where out_dir stopped (or Ctrl-C)
     python train_lm.py --resume --export checkpoints        # (re)write the shippable model only
     python train_lm.py --melody                             # music clips also conditioned on their chromagram
 
@@ -18,7 +18,8 @@ Train the text-to-audio language model (lm.py) on codec tokens, with AudioGen's 
    self_wav (which prepends the text too; here the text keeps its cross-attention); the same coin nulls it, and
    one more per step (p = 0.5, AudioCraft's attribute dropout) nulls the melodies alone.
 4. Every --eval-every steps: the held-out loss, a few held-out captions sampled with CFG and decoded to WAV
-   (next to real_*.wav, their own clips through the codec), a checkpoint.
+   (next to real_*.wav, their own clips through the codec), a checkpoint. Ctrl-C: the step under way finishes, a
+   checkpoint is saved, and --resume continues exactly (not under torchrun: there the last periodic checkpoint).
 5. At the end: the shippable model (lm.pt, codec.pt, tokenizer.model), stored in fp16 where that is harmless.
 
 Checkpoints (ckpt.pt, lm.pt) are lm.load_lm's format: {'config': asdict(LMConfig), 'model': the LM's state dict
@@ -61,7 +62,7 @@ from codec import load_codec, load_state, torch_load
 from conditioners import (T5_PRESETS, MelodyConditioner, T5Config, TextConditioner, Tokenizer, cfg_dropout,
                           normalize_text)
 from lm import LM, PRESETS, LMConfig, codebook_cross_entropy, load_lm
-from train_codec import export_codec, save_atomic, trim_log
+from train_codec import ctrl_c_ends_the_step, export_codec, save_atomic, trim_log
 
 parser = argparse.ArgumentParser(description="Train the text-to-audio LM on codec tokens.")
 # I/O and data
@@ -135,7 +136,8 @@ def clips(args, split, n, sample_rate, channels):
             labels = json.loads(json.dumps(c["labels"], default=lambda x: x.item()))  # numpy -> python numbers
             yield torch.from_numpy(c["wav"])[None].repeat(channels, 1), [c["tags"], c["sentence"]], labels
         return
-    ds = data.FolderDataset(args.data, sample_rate, channels, duration=args.duration, seed=args.seed, pad=True)
+    ds = data.FolderDataset(args.data, sample_rate, channels, duration=args.duration, seed=args.seed, pad=True,
+                            verbose=split == "train")  # its start-up line once, not once per split
     files = [i for i in range(len(ds)) if (i % 10 == 9) == (split == "valid")] or [0]  # one file: both splits
     for j in range(n):
         ds.epoch = j // len(files)  # the crop is drawn from (seed, file, epoch)
@@ -237,6 +239,15 @@ def load_model(path, device="cpu"):
         melody = MelodyConditioner(lm.config.dim, **meta["melody"])
         load_state(melody, {k[len(MELODY):]: v for k, v in cond_state.items() if k.startswith(MELODY)}, path)
     return TextToAudio(lm, cond, melody).to(device).eval(), ckpt
+
+
+def checkpoint(config, model, meta, opt, step, elapsed, args, rngs, device):
+    """ckpt.pt's contents, for the periodic save and the Ctrl-C one: load_model's format (config, model, conditioner,
+    codec) plus all an exact resume needs: optimizer, step, rngs (every rank's RNG state, gathered by the caller as
+    they are between two steps), this process's CUDA RNG state, and the flags."""
+    return dict(config=asdict(config), model=model.checkpoint(), **meta, optimizer=opt.state_dict(), step=step,
+                elapsed=elapsed, args=vars(args), rng=rngs,
+                cuda_rng=torch.cuda.get_rng_state() if device.startswith("cuda") else None)
 
 
 def get_lr(step, args):
@@ -403,6 +414,8 @@ def main(args):
         torch.set_rng_state(ckpt["rng"][rank if len(ckpt["rng"]) == world else 0])  # T5 dropout's draws
         if device.startswith("cuda"):
             torch.cuda.set_rng_state(ckpt["cuda_rng"])
+        if master:
+            print(f"resumed from {ckpt_path} at step {step} (of {args.steps})")
     if master:
         trim_log(os.path.join(args.out_dir, "eval.tsv"), step)
     # DDP averages the gradients across ranks inside backward; compile (CUDA) fuses the LM's kernels
@@ -419,62 +432,70 @@ def main(args):
               f"{args.batch_size} clips = {world * args.batch_size * K * T} tokens per step")
         write_wavs(codec, valid["codes"][picked].long().to(device), f"{args.out_dir}/samples/real_{{}}.wav")
 
-    # the loop: one optimizer step per batch; eval, samples and a checkpoint every eval_every steps
+    # the loop: one optimizer step per batch; eval, samples and a checkpoint every eval_every steps. Ctrl-C finishes
+    # the step, saves and exits; not under torchrun, where SIGINT reaches every rank at a different point and torchrun
+    # stops them itself: there the last periodic checkpoint is where --resume starts
     t0, t_log = time.time(), time.time()
-    while step < args.steps:
-        lr = get_lr(step, args)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        codes, texts, chroma = get_batch(train, step, args, rank, world)  # [B, K, T], B prompts (None: null)
-        with ctx:  # bf16 on CUDA; the T5 inside runs in fp32 (TextConditioner)
-            _, ce = train_model(codes.to(device), texts, chroma)  # [K]: CE of each codebook over its valid cells
-        loss = ce.mean()  # AudioCraft: the mean over codebooks (the last delays[k] frames of k are never targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        # DDP has averaged the gradients over the ranks during backward; clip their global norm (inf: measure only)
-        norm = nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip if args.grad_clip > 0 else math.inf)
-        opt.step()
-        step += 1
+    with ctrl_c_ends_the_step(enabled=not ddp) as interrupted:
+        while step < args.steps:
+            lr = get_lr(step, args)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            codes, texts, chroma = get_batch(train, step, args, rank, world)  # [B, K, T], B prompts (None: null)
+            with ctx:  # bf16 on CUDA; the T5 inside runs in fp32 (TextConditioner)
+                _, ce = train_model(codes.to(device), texts, chroma)  # [K]: CE of each codebook over its valid cells
+            loss = ce.mean()  # AudioCraft: the mean over codebooks (the last delays[k] frames of k are never targets)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            # DDP has averaged the gradients over the ranks during backward; clip their global norm (inf: measure only)
+            norm = nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip if args.grad_clip > 0 else math.inf)
+            opt.step()
+            step += 1
 
-        if master and (step % args.log_every == 0 or step == 1):
-            dt, t_log = time.time() - t_log, time.time()
-            print(f"step {step}/{args.steps} | loss {loss.item():.4f} | {ce_line(ce.detach().float())} | lr {lr:.2e} | "
-                  f"grad {norm.item():.2f}{' | null batch' if all(t is None for t in texts) else ''} | "
-                  f"{(args.log_every if step > 1 else 1) / dt:.2f} steps/s", flush=True)
-        if step % args.eval_every == 0 or step == args.steps:
-            elapsed, t0 = elapsed + time.time() - t0, time.time()
-            rngs, sync = [torch.get_rng_state()], ""  # every rank's RNG state, for an exact resume of each
-            if ddp:  # replicas must hold the same weights: compare a checksum across ranks
-                s = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1).to(device)
-                sums, rngs = [torch.zeros_like(s) for _ in range(world)], [None] * world
-                dist.all_gather(sums, s)
-                dist.all_gather_object(rngs, torch.get_rng_state())
-                if not all(torch.equal(x, sums[0]) for x in sums):
-                    raise RuntimeError(f"DDP replicas diverged at step {step}: {[x.item() for x in sums]}")
-                sync = " | replicas in sync"
-            if master:
-                ce = evaluate(model, valid, args, device, ctx)  # [K]
-                model.eval()  # samples: CFG, a seeded generator (the global RNG, saved below, is untouched)
-                with torch.no_grad(), ctx:
-                    g = torch.Generator(device).manual_seed(args.seed)
-                    embeds, mask = model.conditioner(prompts) if prompts else (None, None)
-                    prepend = null_prepend = None
-                    if model.melody is not None and prompts:  # the sampled captions' own melodies
-                        chroma = valid["chroma"][picked].long().to(device)  # [n, chroma_len]
-                        prepend, null_prepend = model.melody.embed(chroma)[0], model.melody.embed(0 * chroma)[0]
-                    codes = model.lm.generate(embeds, duration=args.duration, condition_mask=mask, prepend=prepend,
-                                              null_prepend=null_prepend, cfg_coef=args.cfg_coef, top_k=args.top_k,
-                                              generator=g) if prompts else None
-                if codes is not None:  # [B, K, T]
-                    write_wavs(codec, codes, f"{args.out_dir}/samples/step{step:06d}_{{}}.wav")
-                model.train()
-                print(f"eval step {step} ({elapsed / 60:.1f} min): held-out loss {ce.mean():.4f} | {ce_line(ce)} | "
-                      f"samples of {prompts}{sync}", flush=True)
-                with open(os.path.join(args.out_dir, "eval.tsv"), "a") as f:
-                    f.write("\t".join([str(step), f"{elapsed:.0f}"] + [f"{c:.4f}" for c in [ce.mean(), *ce]]) + "\n")
-                save_atomic(dict(config=asdict(config), model=model.checkpoint(), **meta, optimizer=opt.state_dict(),
-                                 step=step, elapsed=elapsed, args=vars(args), rng=rngs,
-                                 cuda_rng=torch.cuda.get_rng_state() if device.startswith("cuda") else None), ckpt_path)
+            if master and (step % args.log_every == 0 or step == 1):
+                dt, t_log = time.time() - t_log, time.time()
+                null = " | null batch" if all(t is None for t in texts) else ""
+                print(f"step {step}/{args.steps} | loss {loss.item():.4f} | {ce_line(ce.detach().float())} | "
+                      f"lr {lr:.2e} | grad {norm.item():.2f}{null} | {(args.log_every if step > 1 else 1) / dt:.2f} "
+                      "steps/s", flush=True)
+            if step % args.eval_every == 0 or step == args.steps:
+                elapsed, t0 = elapsed + time.time() - t0, time.time()
+                rngs, sync = [torch.get_rng_state()], ""  # every rank's RNG state, for an exact resume of each
+                if ddp:  # replicas must hold the same weights: compare a checksum across ranks
+                    s = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1).to(device)
+                    sums, rngs = [torch.zeros_like(s) for _ in range(world)], [None] * world
+                    dist.all_gather(sums, s)
+                    dist.all_gather_object(rngs, torch.get_rng_state())
+                    if not all(torch.equal(x, sums[0]) for x in sums):
+                        raise RuntimeError(f"DDP replicas diverged at step {step}: {[x.item() for x in sums]}")
+                    sync = " | replicas in sync"
+                if master:
+                    ce = evaluate(model, valid, args, device, ctx)  # [K]
+                    model.eval()  # samples: CFG, a seeded generator (the global RNG, saved below, is untouched)
+                    with torch.no_grad(), ctx:
+                        g = torch.Generator(device).manual_seed(args.seed)
+                        embeds, mask = model.conditioner(prompts) if prompts else (None, None)
+                        prepend = null_prepend = None
+                        if model.melody is not None and prompts:  # the sampled captions' own melodies
+                            chroma = valid["chroma"][picked].long().to(device)  # [n, chroma_len]
+                            prepend, null_prepend = model.melody.embed(chroma)[0], model.melody.embed(0 * chroma)[0]
+                        codes = model.lm.generate(embeds, duration=args.duration, condition_mask=mask, prepend=prepend,
+                                                  null_prepend=null_prepend, cfg_coef=args.cfg_coef, top_k=args.top_k,
+                                                  generator=g) if prompts else None
+                    if codes is not None:  # [B, K, T]
+                        write_wavs(codec, codes, f"{args.out_dir}/samples/step{step:06d}_{{}}.wav")
+                    model.train()
+                    print(f"eval step {step} ({elapsed / 60:.1f} min): held-out loss {ce.mean():.4f} | {ce_line(ce)} | "
+                          f"samples of {prompts}{sync}", flush=True)
+                    with open(os.path.join(args.out_dir, "eval.tsv"), "a") as f:
+                        f.write("\t".join([str(step), f"{elapsed:.0f}"] + [f"{c:.4f}" for c in [ce.mean(), *ce]])
+                                + "\n")
+                    save_atomic(checkpoint(config, model, meta, opt, step, elapsed, args, rngs, device), ckpt_path)
+            if interrupted and step < args.steps:  # Ctrl-C: this step is done; save it as the periodic saves do
+                elapsed += time.time() - t0
+                save_atomic(checkpoint(config, model, meta, opt, step, elapsed, args, [torch.get_rng_state()], device),
+                            ckpt_path)
+                raise SystemExit(f"interrupted at step {step}: saved {ckpt_path}; continue with --resume")
     if master:
         out = args.export or os.path.join(args.out_dir, "export")
         export(out, model, meta, codec, tok_path, valid, args, device, ctx)

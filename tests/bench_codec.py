@@ -52,7 +52,10 @@ def main():
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    encodec = import_encodec()
+    try:
+        encodec = import_encodec()
+    except ImportError as e:
+        raise SystemExit(f"bench_codec.py: {e}") from None
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s), {args.seconds:.0f} s of audio, "
           f"best of {args.repeats}")
     print(f"{'preset':14s} {'official RTF':>12s} {'ours RTF':>9s} {'speed-up':>9s}  same codes")

@@ -25,9 +25,14 @@ from quantizer import (Codebook, ResidualVectorQuantizer, codebook_usage,  # noq
 torch.set_num_threads(2)
 
 
+ENCODEC_MISSING = ("the official `encodec` package is not installed: `pip install --no-deps encodec==0.1.1` "
+                   "(with its dependencies it would pull torchaudio and another torch)")
+
+
 def import_encodec():
     """The encodec package imports torchaudio for its file helpers only; torchaudio has no build
-    for this torch on CPU, so a stand-in module is registered while encodec is imported."""
+    for this torch on CPU, so a stand-in module is registered while encodec is imported.
+    ImportError (ENCODEC_MISSING) when the package is absent: it is installed apart, see .ci/run."""
     import transformers  # noqa: F401  (imported first: it probes torchaudio's spec at import)
     stub = "torchaudio" not in sys.modules
     if stub:
@@ -35,6 +40,8 @@ def import_encodec():
         sys.modules["torchaudio"].__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
     try:
         import encodec
+    except ImportError:
+        raise ImportError(ENCODEC_MISSING) from None
     finally:
         if stub:
             del sys.modules["torchaudio"]
@@ -60,8 +67,11 @@ def fill_codebooks(latent, codebooks, quantize, decode, seed=0):
 @pytest.fixture(scope="module")
 def encodec_24khz(tmp_path_factory):
     """The encodec package's 24 kHz model with random weights and filled codebooks, saved as the
-    official bare state-dict file `encodec_24khz-<sha>.th`."""
-    encodec = import_encodec()
+    official bare state-dict file `encodec_24khz-<sha>.th`. Skipped, saying why, without the package."""
+    try:
+        encodec = import_encodec()
+    except ImportError as e:
+        pytest.skip(str(e))
     torch.manual_seed(0)
     ref = encodec.EncodecModel.encodec_model_24khz(pretrained=False).eval()
     with torch.no_grad():
@@ -400,9 +410,6 @@ def test_bad_audio(tiny):
     with pytest.raises(ValueError) as e:
         tiny.encode(torch.randn(16000))
     assert "shape" in one_line(e)
-    with pytest.raises(ValueError) as e:
-        tiny.encode(torch.randn(1, 1, 16000), sample_rate=44100)
-    assert "16000 Hz" in one_line(e)
     with pytest.raises(ValueError) as e:
         tiny.encode(torch.randn(1, 1, 16000), n_q=9)
     assert "1..8" in one_line(e)

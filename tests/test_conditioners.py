@@ -40,9 +40,11 @@ def tok_path(tmp_path_factory):
 # ----------------------------------------------------------------------------- T5 encoder
 
 
-@pytest.mark.parametrize("ff", ["relu", "gated-gelu"])  # T5 v1.0 (t5-base, t5-large) and v1.1 (flan-t5)
-def test_t5_matches_transformers(ff, tok_path, tmp_path):
-    """A random HF T5EncoderModel, saved as an official directory and read back by load_t5, gives the same
+@pytest.mark.parametrize("ff, weights", [("relu", "pytorch_model.bin"), ("gated-gelu", "pytorch_model.bin"),
+                                         ("relu", "model.safetensors")])  # T5 v1.0 (t5-base), v1.1 (flan-t5)
+def test_t5_matches_transformers(ff, weights, tok_path, tmp_path):
+    """A random HF T5EncoderModel, saved as an official directory (the legacy pytorch_model.bin of the hub repos,
+    or only the model.safetensors save_pretrained writes today) and read back by load_t5, gives the same
     last_hidden_state on a padded batch. Short max_distance so a 16-token batch reaches the log buckets."""
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
@@ -50,7 +52,9 @@ def test_t5_matches_transformers(ff, tok_path, tmp_path):
                                 relative_attention_max_distance=12, feed_forward_proj=ff)
     hf = transformers.T5EncoderModel(cfg).eval()
     hf.save_pretrained(tmp_path)  # writes config.json (+ model.safetensors with recent transformers)
-    torch.save(hf.state_dict(), tmp_path / "pytorch_model.bin")  # the legacy weights file of HF's hub repos
+    if weights == "pytorch_model.bin":
+        torch.save(hf.state_dict(), tmp_path / "pytorch_model.bin")  # the legacy weights file of HF's hub repos
+    assert (tmp_path / "pytorch_model.bin").exists() == (weights == "pytorch_model.bin")  # else safetensors only
     (tmp_path / "spiece.model").write_bytes(open(tok_path, "rb").read())
     model, tok = load_t5(str(tmp_path))
     assert model.config.feed_forward_proj == ff and not model.training
@@ -71,13 +75,24 @@ def test_relative_position_bucket_by_hand():
     assert relative_position_bucket(rel).tolist() == expected
 
 
-def test_load_t5_errors(tmp_path, tok_path):
+def test_load_t5_errors(tmp_path, tok_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_t5(str(tmp_path))
     (tmp_path / "config.json").write_text('{"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_heads": 4}')
     (tmp_path / "spiece.model").write_bytes(open(tok_path, "rb").read())
     with pytest.raises(FileNotFoundError, match="pytorch_model.bin"):
         load_t5(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="neither pytorch_model.bin nor model.safetensors"):
+        load_t5(str(tmp_path))
+    (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_t5(str(tmp_path))
+    with monkeypatch.context() as m:  # no safetensors package: say how to get it
+        m.setitem(sys.modules, "safetensors", None)
+        m.setitem(sys.modules, "safetensors.torch", None)
+        with pytest.raises(ImportError, match="pip install safetensors"):
+            load_t5(str(tmp_path))
+    (tmp_path / "model.safetensors").unlink()
     (tmp_path / "pytorch_model.bin").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot read"):
         load_t5(str(tmp_path))
@@ -161,6 +176,9 @@ def test_text_conditioner(tok_path):
             cond([bad])
     with pytest.raises(ValueError, match="stop words"):
         cond(["it is the"])
+    for bad in ["!!!", "?! ...", "\U0001f436 \U0001f3b5"]:  # punctuation, emoji: no words at all
+        with pytest.raises(ValueError, match="has no words"):
+            cond([bad])
     small = T5Config(vocab_size=10, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4)
     with pytest.raises(ValueError, match="vocab_size"):  # tokenizer and encoder that do not fit together
         TextConditioner(small, tok, dim=16)

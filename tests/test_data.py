@@ -1,6 +1,7 @@
 """
 Tests for data.py: the clip generator (determinism, format, captions vs labels, coverage, melody pitch by FFT),
-resampling and loading, FolderDataset on both folder forms with a corrupt and a too-short file, the CLI.
+resampling and loading, FolderDataset on both folder forms with a corrupt and a too-short file (its start-up line:
+captions, skipped files, resampling, padding), the CLI.
 CPU, a few seconds.
 Run: python -m pytest -q tests/test_data.py
 """
@@ -11,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -156,8 +158,11 @@ def test_load_audio_downmixes_and_resamples(tmp_path):
     two = load_audio(str(tmp_path / "mono.wav"), 16000, channels=2)
     assert two.shape == (2, 16000) and torch.equal(two[0], two[1])
     (tmp_path / "bad.wav").write_bytes(b"RIFF garbage")
-    with pytest.raises(ValueError, match="bad.wav"):
+    with pytest.raises(ValueError, match="bad.wav") as error:
         load_audio(str(tmp_path / "bad.wav"), 16000)
+    # neutral wording (sample.py --continuation reads files too: nothing to 'remove'); 'skipping' is FolderDataset's
+    assert str(error.value).startswith("cannot read audio file ") and str(error.value).endswith(
+        "): convert it to WAV or FLAC"), error.value
     with pytest.raises(FileNotFoundError, match="nope.wav"):
         load_audio(str(tmp_path / "nope.wav"), 16000)
 
@@ -196,12 +201,12 @@ def folder(tmp_path):
     return tmp_path
 
 
-def test_folder_dataset_simple_form(folder):
-    with pytest.warns(UserWarning) as record:
-        ds = FolderDataset(str(folder), 16000, duration=1.0)
-    messages = " ".join(str(w.message) for w in record)
-    assert "corrupt.wav" in messages and "short.wav" in messages and "too short" in messages
-    assert len(ds) == 1
+def test_folder_dataset_simple_form(folder, capsys):
+    ds = FolderDataset(str(folder), 16000, duration=1.0)
+    out = capsys.readouterr().out  # one line at start-up names the skipped files and why
+    assert out == (f"FolderDataset {folder}: 1 audio file, 1 with captions, 2 skipped (corrupt.wav: unreadable, "
+                   "short.wav: too short, 0.30 s < 1.0 s), 1 resampled 44100 -> 16000 Hz\n")
+    assert len(ds) == 1 and ds.summary == out.strip()
     item = ds[0]
     assert item["wav"].shape == (1, 16000) and item["text"] in ("a tone", "sine tone")  # .json before .txt
     basis = np.stack([np.sin(2 * np.pi * 440 * np.arange(16000) / SR), np.cos(2 * np.pi * 440 * np.arange(16000) / SR)])
@@ -211,26 +216,66 @@ def test_folder_dataset_simple_form(folder):
     assert torch.equal(ds[0]["wav"], item["wav"])  # crops: a function of (seed, index, epoch)
     ds.epoch = 1
     assert not torch.equal(ds[0]["wav"], item["wav"])
-    with pytest.warns(UserWarning, match="corrupt.wav"):
-        padded = FolderDataset(str(folder), 16000, duration=1.0, pad=True)
+    padded = FolderDataset(str(folder), 16000, duration=1.0, pad=True, verbose=False)
     assert len(padded) == 2 and all(padded[i]["wav"].shape == (1, 16000) for i in range(2))
-    with pytest.warns(UserWarning, match="corrupt.wav"):
-        whole = FolderDataset(str(folder), 8000, channels=2)  # duration=None: whole files
+    assert padded.summary.endswith("1 zero-padded to 1.0 s") and capsys.readouterr().out == ""  # verbose=False
+    whole = FolderDataset(str(folder), 8000, channels=2)  # duration=None: whole files
     assert {tuple(whole[i]["wav"].shape) for i in range(len(whole))} == {(2, 16000), (2, 2400)}
 
 
+def test_folder_dataset_summary_counts_captions_and_names_the_uncaptioned(tmp_path, capsys):
+    """Issue 14: a clip without a caption trains as the null condition; the start-up line says which (3 names, then
+    'and N more'), and counts the files that will be resampled or zero-padded. 7 clips: 2 captioned (.txt; .json
+    whose "description" is empty falls back to the .txt), 5 not (no sidecar, an empty .txt, a .json without
+    "description"), 3 at 44.1 kHz, 2 shorter than the 1 s crop."""
+    specs = [("a", 44100, 2.0, "txt"), ("b", 16000, 0.5, "json+txt"), ("c", 44100, 2.0, None),
+             ("d", 16000, 0.5, "empty txt"), ("e", 48000, 2.0, "json"), ("f", 16000, 2.0, None),
+             ("sub/g", 16000, 2.0, None)]
+    for stem, sr, seconds, sidecar in specs:
+        (tmp_path / stem).parent.mkdir(exist_ok=True)
+        sf.write(str(tmp_path / f"{stem}.wav"), np.zeros(int(seconds * sr)), sr)
+        if sidecar in ("txt", "json+txt", "empty txt"):
+            (tmp_path / f"{stem}.txt").write_text("" if sidecar == "empty txt" else f"caption {stem}")
+        if sidecar in ("json", "json+txt"):
+            (tmp_path / f"{stem}.json").write_text(json.dumps({"description": "", "bpm": 90}))
+    ds = FolderDataset(str(tmp_path), 16000, duration=1.0, pad=True)
+    assert capsys.readouterr().out == (
+        f"FolderDataset {tmp_path}: 7 audio files, 2 with captions (5 without: c.wav, d.wav, e.wav and 2 more train "
+        "as the null condition), 3 resampled 44100/48000 -> 16000 Hz, 2 zero-padded to 1.0 s\n")
+    assert [os.path.relpath(p, tmp_path) for p in ds.uncaptioned] == ["c.wav", "d.wav", "e.wav", "f.wav", "sub/g.wav"]
+    assert [ds[i]["text"] for i in range(len(ds))] == ["caption a", "caption b", "", "", "", "", ""]
+    assert ds[1]["labels"]["bpm"] == 90  # the .json's other fields are kept when its caption comes from the .txt
+
+
 @pytest.mark.parametrize("name", ["data.jsonl", "data.jsonl.gz"])
-def test_folder_dataset_manifest_skips_bad_files(folder, name):
+def test_folder_dataset_manifest_checks_files_at_start_up(folder, name, capsys):
+    """Issue 14: a manifest's missing, unreadable and too-short files are found at start-up (sf.info on each entry,
+    its own duration, not the manifest's), named in the summary and skipped: nothing is left to fail mid-training."""
     lines = [json.dumps({"path": p, "duration": d, "sample_rate": sr}) for p, d, sr in
-             [("good.wav", 2.0, 44100), (str(folder / "short.wav"), 0.3, 16000), ("corrupt.wav", 3.0, 44100)]]
+             [("good.wav", 2.0, 44100), (str(folder / "short.wav"), 3.0, 16000), ("corrupt.wav", 3.0, 44100),
+              ("gone.wav", 3.0, 16000)]]  # short.wav claims 3 s: it holds 0.3 s
     with (gzip.open if name.endswith(".gz") else open)(folder / name, "wt") as fp:  # relative paths: to the manifest
         fp.write("\n".join(lines) + "\n")
-    with pytest.warns(UserWarning, match="short.wav: too short"):
-        ds = FolderDataset(str(folder), 16000, duration=1.0)  # finds the manifest, ignores the .txt files
-    assert len(ds) == 2  # the corrupt file is only found when read
-    with pytest.warns(UserWarning, match="corrupt.wav"):
-        items = [ds[i] for i in range(len(ds))]  # never raises: index 1 falls back to the next readable file
-    assert all(it["wav"].shape == (1, 16000) and it["text"] in ("a tone", "sine tone") for it in items)
+    ds = FolderDataset(str(folder), 16000, duration=1.0)  # finds the manifest, ignores the .txt files
+    assert capsys.readouterr().out == (f"FolderDataset {folder}: 1 audio file, 1 with captions, 3 skipped "
+                                       "(short.wav: too short, 0.30 s < 1.0 s, corrupt.wav: unreadable, gone.wav: "
+                                       "not found), 1 resampled 44100 -> 16000 Hz\n")
+    assert [os.path.basename(p) for p, _, _ in ds.files] == ["good.wav"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no file is found bad mid-run any more
+        assert ds[0]["wav"].shape == (1, 16000) and ds[0]["text"] in ("a tone", "sine tone")
+
+
+def test_folder_dataset_skips_a_file_that_fails_mid_run(folder):
+    """A file that breaks after start-up is skipped with a warning in FolderDataset's words, the reason in
+    load_audio's (no 'remove it' there: the reason is shared with sample.py); the next file stands in."""
+    ds = FolderDataset(str(folder), 16000, duration=1.0, pad=True, verbose=False)
+    (folder / "good.wav").write_bytes(b"RIFF garbage")
+    pattern = r"^skipping .*good.wav: cannot read audio file .*: convert it to WAV or FLAC$"
+    with pytest.warns(UserWarning, match=pattern) as record:
+        item = ds[0]
+    assert len(record) == 1
+    assert item["labels"]["path"].endswith("short.wav") and item["wav"].shape == (1, 16000)
 
 # ----------------------------------------------------------------------------- the CLI
 

@@ -7,6 +7,7 @@ Tests for lm.py: python -m pytest -q tests/test_lm.py (CPU, seconds).
 (c) Invariants: KV cache == no cache, causality by gradient, cfg_coef = 1 == conditional logits,
     same seed -> same codes, long generation == AudioCraft's window loop, loss falls on an overfit.
 """
+import math
 import os
 import sys
 
@@ -18,6 +19,7 @@ from codec import parse_yaml  # noqa: E402
 from lm import (LM, LMConfig, PRESETS, build_pattern, cfg_logits, codebook_cross_entropy,  # noqa: E402
                 config_from_audiocraft, load_lm, pattern_steps, revert_pattern, sample_next_token, save_lm)
 
+SHIPPED = os.path.join(os.path.dirname(__file__), '..', 'checkpoints', 'lm.pt')
 TINY = LMConfig(dim=64, num_heads=4, num_layers=2, card=32, cond_dim=64, max_duration=1.0, extend_stride=0.6)
 
 
@@ -314,6 +316,36 @@ def test_generation_past_max_duration_is_audiocraft_window_loop():
     assert calls[:53] == [(i, 53) for i in range(1, 54)] and calls[53:] == [(i, 28) for i in range(1, 29)]
 
 
+def test_window_plan_by_hand():
+    """W = 50 frames (1 s), S = 30 (0.6 s), delays (0, 1, 2, 3): a window of n frames after p given ones takes
+    n + 4 - (1 + p) steps. No prompt, 75 frames: (0, 50, 0, 53), then 30 + 45 = 75 (20 given, 28 steps). A 60-frame
+    prompt (>= W) and 125 frames: the LM sees its last W - S = 20 frames, so the first window starts at 40; each
+    next one 30 later, re-prompted with 20: (40, 50, 20, 33), (70, 50, 20, 33), (100, 25, 20, 8). N frames without
+    a prompt take 1 + ceil((N - W) / S) windows, 100000 s included."""
+    lm = tiny_lm()
+    assert lm.windows(1.5) == [(0, 50, 0, 53), (30, 45, 20, 28)]
+    assert lm.windows(0.3, 5) == [(0, 15, 5, 13)]                      # within one window: the prompt whole
+    assert lm.windows(2.5, 60) == [(40, 50, 20, 33), (70, 50, 20, 33), (100, 25, 20, 8)]
+    assert len(lm.windows(100000.0)) == 1 + math.ceil((5_000_000 - 50) / 30)
+
+
+def test_prompt_longer_than_the_window():
+    """A 60-frame prompt (1.2 s) past a 50-frame window, 2.5 s in all: the output is the prompt verbatim, then
+    new frames; the first window is the generation prompted with the prompt's last W - S = 20 frames; the callback
+    counts the plan's steps; the same seed gives the same codes."""
+    lm, cond = tiny_lm(), torch.randn(1, 3, 64)
+    prompt = torch.randint(0, 32, (1, 4, 60))
+    calls = []
+    out = lm.generate(cond, duration=2.5, prompt=prompt, greedy=True, callback=lambda i, n: calls.append((i, n)))
+    assert out.shape == (1, 4, 125) and torch.equal(out[..., :60], prompt)
+    first = lm.generate(cond, duration=1.0, prompt=prompt[..., 40:], greedy=True)    # frames 40..89
+    assert torch.equal(out[..., :90], torch.cat([prompt, first[..., 20:]], dim=-1))
+    assert [n for i, n in calls if i == 1] == [33, 33, 8] and len(calls) == 33 + 33 + 8    # = lm.windows(2.5, 60)
+    gen = lambda seed: lm.generate(cond, duration=2.5, prompt=prompt, generator=torch.Generator().manual_seed(seed))
+    a = gen(0)
+    assert torch.equal(a, gen(0)) and torch.equal(a[..., :60], prompt) and not torch.equal(a, gen(1))
+
+
 def test_loss_masks_and_falls_on_tiny_overfit():
     lm = tiny_lm()
     lm.train()
@@ -343,6 +375,14 @@ def test_own_checkpoint_round_trip(tmp_path):
     assert back.config == lm.config and torch.equal(cs[next(iter(cs))], torch.ones(64, 12))
     codes, cond = torch.randint(0, 32, (1, 4, 6)), torch.randn(1, 3, 64)
     assert torch.equal(back(codes, cond)[0].nan_to_num(), lm(codes, cond)[0].nan_to_num())
+
+
+@pytest.mark.skipif(not os.path.exists(SHIPPED), reason='no shipped model in checkpoints/')
+def test_tiny_preset_is_the_shipped_model():
+    """PRESETS['tiny'] is the architecture and window of checkpoints/lm.pt (train_lm.py --duration 3: a 3 s
+    window hopping by 1 s)."""
+    assert LMConfig(**torch.load(SHIPPED, weights_only=True)['config']) == PRESETS['tiny']
+    assert (PRESETS['tiny'].max_duration, PRESETS['tiny'].extend_stride) == (3.0, 1.0)
 
 
 def test_presets_and_yaml():

@@ -8,6 +8,7 @@ weights (state_dict.bin, compression_state_dict.bin or a transformers codec, a t
 melody included. The shipped model in checkpoints/ is sampled when it is there.
 """
 
+import itertools
 import math
 import os
 import re
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +106,79 @@ def test_continuation(model, tmp_path):
                      "--out", str(tmp_path / "short.wav")])
 
 
+def test_continuation_longer_than_the_window(model, tmp_path, capsys):
+    """The README's `--continuation dog_bark_park.wav --duration 8` with a 5 s prompt and a 3 s window, scaled to the
+    test model (1 s window, extend_stride 0.33 s: W = 50, S = 16 frames): a 1.5 s prompt (75 frames) and 2 s in all.
+    The codes start with the prompt's; the LM sees its last W - S = 34 frames: windows at frames 41 and 57. The same
+    seed gives the same bytes; the progress line counts the windows and the time left. A prompt as long as
+    --duration is a one-line error naming both."""
+    start = tmp_path / "start.wav"
+    sf.write(start, np.sin(2 * np.pi * 440 * np.arange(24000) / 16000).astype(np.float32) * 0.5, 16000)
+    a, b = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
+    for out in (a, b):
+        sample.main(["--model", model, "--prompt", "bell room", "--duration", "2", "--continuation", str(start),
+                     "--out", out])
+    assert sf.info(a).frames == 32000 and Path(a).read_bytes() == Path(b).read_bytes()
+    assert re.search(r"window 2/2, step 12/12 \| \d+ s elapsed, ~0 s left", capsys.readouterr().err)
+    lm, text, melody, codec = sample.load(model, "cpu")
+    assert lm.windows(2.0, 75) == [(41, 50, 34, 19), (57, 43, 34, 12)]
+    decoded = []
+    decode = codec.decode
+    codec.decode = lambda codes: decoded.append(codes) or decode(codes)
+    cont = sample.load_audio(str(start), 16000, 1)
+    sample.generate(lm, text, melody, codec, ["bell room"], 2.0, continuation=cont)
+    assert decoded[0].shape[-1] == 100 and torch.equal(decoded[0][..., :75], codec.encode(cont[None], n_q=4))
+    with pytest.raises(SystemExit, match=r"^sample.py: error: --continuation is 1.5 s, --duration 1.5 s: ask for a "
+                                         r"duration longer than the audio prompt$"):
+        sample.main(["--model", model, "--prompt", "bell", "--duration", "1.5", "--continuation", str(start),
+                     "--out", str(tmp_path / "c.wav")])
+
+
+def test_progress_estimates_the_time_left(model, monkeypatch, capsys):
+    """--duration 100000 (the issue's run of hours) with a 1 s window hopping by 16 frames: 1 + ceil((5e6 - 50) / 16)
+    = 312498 windows, of 53 steps then 19. A clock that advances 1 ms per reading: after the first step the line
+    says about 5.9 million steps x 1 ms = 1.6 h left. Generation is stopped there (a fake generate)."""
+    monkeypatch.setattr(sample, "time", SimpleNamespace(time=itertools.count(0, 0.001).__next__))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+
+    def first_step(*args):
+        args[-1](1, 53)  # the callback
+        raise ValueError("stopped after one step")
+    monkeypatch.setattr(sample, "generate", first_step)
+    with pytest.raises(SystemExit, match="stopped after one step"):
+        sample.main(["--model", model, "--prompt", "rain", "--duration", "100000"])
+    assert "generating 1 x 100000 s: window 1/312498, step 1/53 | 0 s elapsed, ~1.6 h left" in capsys.readouterr().err
+
+
+def test_help_shows_defaults_and_the_seed_terms(model, tmp_path, capsys):
+    """--help shows every default; --seed says when a seed reproduces a file, and the last line names the thread
+    count (one here, conftest's one_thread)."""
+    flags = {b.split()[0]: " ".join(b.split()) for b in re.split(r"\n  (?=-)", sample.parser.format_help())}
+    for flag, default in [("--duration", "5.0"), ("--cfg-coef", "3.0"), ("--top-k", "250"), ("--top-p", "0.0"),
+                          ("--temperature", "1.0"), ("--seed", "0"), ("--device", sample.parser.get_default("device"))]:
+        assert f"(default: {default}" in flags[flag], flags[flag]
+    assert "same model, torch version, device and number of threads" in flags["--seed"]
+    sample.main(["--model", model, "--prompt", "rain", "--duration", "0.5", "--out", str(tmp_path / "x.wav")])
+    assert re.search(r"^1 x 0.5 s in [\d.]+ s on cpu \(1 thread\)$", capsys.readouterr().out, re.M)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--device", "cuda"], "--device cuda: no CUDA device is available (torch.cuda.is_available() is False); "
+                           "use --device cpu"),
+    (["--device", "cuda:1"], "--device cuda:1: no CUDA device is available"),
+    (["--device", "tpu"], "--device 'tpu' is not a device: use cpu, cuda or cuda:N"),
+    (["--device", "mps"], "--device mps: only cpu and cuda are supported"),
+    (["--model", "no/such/model"], "cannot load --model no/such/model: not found"),
+], ids=["cuda", "cuda:1", "unknown", "mps", "model"])
+def test_device_and_model_are_checked_before_loading(args, match, monkeypatch):
+    """On a machine without a GPU (made so), before anything is loaded (load fails the test)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(sample, "load", lambda *a: pytest.fail("loaded before checking"))
+    with pytest.raises(SystemExit) as e:
+        sample.main(["--prompt", "rain", "--device", "cpu", *args])
+    assert str(e.value).startswith(f"sample.py: error: {match}") and "\n" not in str(e.value), str(e.value)
+
+
 BAD = [  # (arguments, what the one-line error says)
     (["--prompt", ""], "empty"),
     (["--prompt", "   "], "empty"),
@@ -118,6 +193,7 @@ BAD = [  # (arguments, what the one-line error says)
     (["--prompt", "rain", "--out", "rain.mp3"], ".wav"),
     (["--prompt", "rain", "--out", "no/such/dir/rain.wav"], "does not exist"),
     (["--prompt", "the"], "stop words"),
+    (["--prompt", "!!! ..."], "has no words"),
     (["--prompt", "rain", "--melody", "tune.wav"], "melody model"),
     (["--prompt", "rain", "--continuation", "missing.wav"], "not found"),
     (["--prompt", "rain", "--continuation", "junk.wav"], "cannot read audio"),

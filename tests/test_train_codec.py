@@ -3,6 +3,7 @@ Tests for train_codec.py. Run: python -m pytest -q tests/test_train_codec.py
 """
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,63 @@ def test_resume_is_exact(tmp_path):
     assert [r.split("\t")[0] for r in (tmp_path / "b" / "eval.tsv").read_text().splitlines()] == ["2", "4"]
     run(["--out-dir", str(tmp_path / "b")] + COMMON[:1] + ["2"] + COMMON[2:])
     assert [r.split("\t")[0] for r in (tmp_path / "b" / "eval.tsv").read_text().splitlines()] == ["2"]
+
+
+def interrupted_run(module, patched, at_call, args):
+    """Run module.main(args) with a real Ctrl-C (SIGINT to this process) sent during call number at_call of
+    module.<patched> (called once per training step); return what ended it: the SystemExit, or the
+    KeyboardInterrupt a script without the Ctrl-C handling would raise (caught here, not by pytest)."""
+    original, calls = getattr(module, patched), []
+
+    def hooked(*a, **k):
+        calls.append(1)
+        if len(calls) == at_call:
+            signal.raise_signal(signal.SIGINT)
+        return original(*a, **k)
+
+    previous = signal.getsignal(signal.SIGINT)
+    setattr(module, patched, hooked)
+    try:
+        module.main(module.parser.parse_args(args))
+    except (SystemExit, KeyboardInterrupt) as e:
+        return e
+    finally:
+        setattr(module, patched, original)
+        assert signal.getsignal(signal.SIGINT) is previous  # the script's handler is gone again
+    raise AssertionError("the run was not interrupted")
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, capsys):
+    """Issue 14: Ctrl-C at step 3 (between the checkpoints of --eval-every 4) lets step 3 finish (the SIGINT comes
+    in mid-step: a KeyboardInterrupt there would leave the discriminator updated and the codec not), saves
+    ckpt.pt in the periodic format (RNG states and balancer included) and exits with one line; --resume says where
+    it starts and ends with the uninterrupted run's weights, bit for bit."""
+    args = COMMON + ["--eval-every", "4"]  # the last one counts
+    full = run(["--out-dir", str(tmp_path / "a")] + args)
+    end = interrupted_run(tc, "train_step", 3, ["--out-dir", str(tmp_path / "b")] + args)
+    ckpt = tmp_path / "b" / "ckpt.pt"
+    assert isinstance(end, SystemExit) and str(end) == f"interrupted at step 3: saved {ckpt}; continue with --resume"
+    saved, periodic = (torch.load(p, weights_only=True) for p in (ckpt, tmp_path / "a" / "ckpt.pt"))
+    assert saved["step"] == 3 and saved.keys() == periodic.keys() and not (tmp_path / "b" / "eval.tsv").exists()
+    capsys.readouterr()
+    resumed = run(["--out-dir", str(tmp_path / "b"), "--resume"] + args)
+    assert f"resumed from {ckpt} at step 3 (of 4)\n" in capsys.readouterr().out
+    for (k, v), w in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(v, w), k
+
+
+def test_a_second_ctrl_c_quits_at_once():
+    previous = signal.getsignal(signal.SIGINT)
+    with tc.ctrl_c_ends_the_step() as pressed:
+        signal.raise_signal(signal.SIGINT)  # the first: noted, nothing raised
+        assert pressed
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is previous
+    with tc.ctrl_c_ends_the_step(enabled=False) as pressed:  # DDP: Ctrl-C as usual
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert not pressed
 
 
 def test_folder_data_holds_out_one_file_in_ten(tmp_path, monkeypatch):

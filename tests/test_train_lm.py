@@ -2,9 +2,9 @@
 Tests for train_lm.py. Run: python -m pytest -q tests/test_train_lm.py (CPU, about 30 s).
 
 A tiny random codec (codec.PRESETS['tiny'] after one k-means batch) and a tiny LM (--dim 32 --layers 1) on a few
-built-in clips of 1 s. Checked: the loss falls on the cached tokens; resume is bit-exact; the token cache is reused,
-and rebuilt when the codec changes; the checkpoint and the export are lm.load_lm's format; bad arguments give
-one-line errors; two DDP processes (gloo) stay in sync.
+built-in clips of 1 s. Checked: the loss falls on the cached tokens; resume is bit-exact, also after Ctrl-C; the
+token cache is reused, and rebuilt when the codec changes; the checkpoint and the export are lm.load_lm's format;
+bad arguments give one-line errors; two DDP processes (gloo) stay in sync.
 """
 
 import os
@@ -26,6 +26,7 @@ import train_lm as tl  # noqa: E402
 from codec import load_codec  # noqa: E402
 from lm import load_lm  # noqa: E402
 from conftest import tiny_codec  # noqa: E402
+from test_train_codec import interrupted_run  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -92,6 +93,25 @@ def test_resume_is_exact_and_cache_is_reused(codecs, tmp_path, capsys):
     for (k, v), w in zip(full.checkpoint().items(), resumed.checkpoint().values()):
         assert torch.equal(v, w), k
     assert len((tmp_path / "b" / "eval.tsv").read_text().splitlines()) == 2
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(codecs, tmp_path, capsys):
+    """Issue 14: Ctrl-C (a real SIGINT) while step 3 is under way, between the checkpoints of --eval-every 4: the
+    step finishes, ckpt.pt is saved in the periodic format (optimizer, RNG states: T5 dropout draws from them) and
+    the run exits with one line, no export; --resume says where it starts, ends on the uninterrupted run's weights."""
+    run_args = lambda out, *extra: common(codecs[0], out, tmp_path / "cache", "--steps", "4", "--eval-every", "4",
+                                          "--export", str(out / "export"), *extra)  # noqa: E731
+    full = run(run_args(tmp_path / "a"))
+    end = interrupted_run(tl, "get_batch", 3, run_args(tmp_path / "b"))  # get_batch: once per step
+    ckpt = tmp_path / "b" / "ckpt.pt"
+    assert isinstance(end, SystemExit) and str(end) == f"interrupted at step 3: saved {ckpt}; continue with --resume"
+    saved, periodic = (torch.load(p, weights_only=True) for p in (ckpt, tmp_path / "a" / "ckpt.pt"))
+    assert saved["step"] == 3 and saved.keys() == periodic.keys() and not (tmp_path / "b" / "export").exists()
+    capsys.readouterr()
+    resumed = run(run_args(tmp_path / "b", "--resume"))
+    assert f"resumed from {ckpt} at step 3 (of 4)\n" in capsys.readouterr().out
+    for (k, v), w in zip(full.checkpoint().items(), resumed.checkpoint().values()):
+        assert torch.equal(v, w), k
 
 
 def test_cache_is_rebuilt_when_the_codec_changes(codecs, tmp_path, capsys):

@@ -304,10 +304,13 @@ save(fig, "06_samples.png")
 #   built-in clips in this layout, a good template.
 # - **a plain folder**: every `.wav/.flac/.ogg/.mp3` under it, the caption of `x.wav` in `x.txt`.
 #
-# Files are resampled to the codec's rate and cropped at random to the training length; unreadable
-# or missing files are skipped with a warning naming them, and so are files shorter than a crop
-# (`train_codec.py`; `train_lm.py` pads those with silence instead). Below: a three-file folder
-# of the second layout, read back. Target: 3 items of 1 s with their captions (assertions).
+# Files are resampled to the codec's rate and cropped at random to the training length. At start-up
+# every file is checked (its header, with `sf.info`; the manifest's own durations are not trusted)
+# and one line says what will happen: how many files, how many have a caption (a clip without one
+# trains as the null condition, like the 10% of prompts dropped for classifier-free guidance), which
+# were skipped and why (missing, unreadable, shorter than a crop: `train_codec.py` skips those,
+# `train_lm.py` pads them with silence), how many get resampled or zero-padded. Below: a three-file
+# folder of the second layout, read back. Target: 3 items of 1 s with their captions (assertions).
 
 # %%
 folder = RUN / "my_audio"
@@ -317,6 +320,8 @@ for i in range(3):
     sf.write(folder / f"clip{i}.wav", c["wav"], 44100)
     (folder / f"clip{i}.txt").write_text(c["sentence"])
 ds = FolderDataset(str(folder), sample_rate=16000, duration=1.0)  # what --data gives train_codec.py
+# FolderDataset .../run/my_audio: 3 audio files, 3 with captions, 3 resampled 44100 -> 16000 Hz
+assert ds.summary.endswith(": 3 audio files, 3 with captions, 3 resampled 44100 -> 16000 Hz")
 item = ds[0]
 print(len(ds), "files;", tuple(item["wav"].shape), repr(item["text"]))
 # 3 files; (1, 16000) 'rain falling at a park while wind rustles the leaves'
@@ -331,10 +336,13 @@ assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (fol
 # python sample.py --model runs/my_model --prompt "a description in the style of your captions"
 # ```
 #
-# Caveats: `train_codec.py` evaluates on built-in clips even with `--data` (its SI-SNR then says
-# little about your audio; listen to `samples/`), while `train_lm.py` holds out one file in ten of
-# your folder. The tiny presets are sized for synthetic clips; real music wants more (`--preset`,
-# `--dim`, `--layers`, many more steps) and `--resume` continues a run exactly.
+# Caveats: both scripts hold out one file in ten of your folder (the 10th, 20th, ... in sorted
+# order): `train_codec.py` measures its SI-SNR and mel distance on 2 s crops of them, `train_lm.py`
+# its held-out loss. With fewer than ten files the first one is both trained on and held out, so
+# the held-out numbers flatter the model. The tiny presets are sized for synthetic clips; real music
+# wants more (`--preset`, `--dim`, `--layers`, many more steps). `--resume` continues a run exactly,
+# from its last checkpoint (every `--eval-every` steps) or from the one Ctrl-C writes after the step
+# under way (one process only: under `torchrun`, the last periodic one).
 #
 # The README's recipe of the shipped default model (`checkpoints/`, about 30 + 55 minutes on 2 CPU cores):
 #
@@ -344,9 +352,10 @@ assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (fol
 #     --n-clips 4000 --batch-size 8 --steps 4000 --eval-every 500 --export checkpoints   # tiny LM
 # ```
 #
-# `torchrun --nproc_per_node N` trains data-parallel (one process per core or GPU); EnCodec's full
-# recipe with the discriminator is
-# `python train_codec.py --w-l1 0.1 --w-adv 4 --w-feat 4 --lr 3e-4 --batch-size 64 --segment 1 --disc-filters 32`.
+# `torchrun --nproc_per_node N` trains data-parallel (one process per core or GPU); AudioCraft's
+# EnCodec recipe with the discriminator is
+# `python train_codec.py --w-l1 0.1 --w-adv 4 --w-feat 4 --lr 3e-4 --batch-size 64 --segment 1 --disc-filters 32`
+# (the EnCodec paper weighs the adversarial and feature-matching losses 3, not 4).
 # The README lists the held-out numbers these runs reach (8.4 dB SI-SNR with 8 codebooks; a
 # held-out LM loss of 2.91 nats). Writing into `checkpoints/` replaces the shipped model: pick
 # another `--export` folder to keep it.
