@@ -8,7 +8,7 @@ The encoder is a stack of strided convolutions (one per ratio, each halving/fift
 resolution and doubling the channels) with a residual unit before each, then a 2-layer LSTM; the
 decoder mirrors it with transposed convolutions. With ratios (8, 5, 4, 4) the hop is 640 samples,
 so 32 kHz audio becomes 50 frames per second. This file computes exactly what the official code
-computes (padding rules included), and `load_codec` reads the official checkpoints.
+computes (padding rules included); checkpoint.load_codec reads the official checkpoints into it.
 
 References:
 1) EnCodec, High Fidelity Neural Audio Compression: https://arxiv.org/abs/2210.13438
@@ -19,17 +19,14 @@ References:
 4) Weight normalization: https://arxiv.org/abs/1602.07868
 """
 
-import json
 import math
-import os
-import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from quantizer import ResidualVectorQuantizer, n_q_for_bandwidth
+from quantizer import ResidualVectorQuantizer
 
 # -----------------------------------------------------------------------------
 # config
@@ -127,15 +124,13 @@ class Conv1d(nn.Module):
     Official keys `X.conv.conv.{weight_g,weight_v,bias}` are `X.{weight_g,weight_v,bias}` here.
     """
 
-    def __init__(self, in_ch, out_ch, kernel_size, stride=1, dilation=1, causal=False,
-                 pad_mode="reflect"):
+    def __init__(self, in_ch, out_ch, kernel_size, stride=1, causal=False, pad_mode="reflect"):
         super().__init__()
         conv = nn.Conv1d(in_ch, out_ch, kernel_size)  # borrow torch's default init
         self.weight_v = nn.Parameter(conv.weight.detach().clone())  # [out, in, k]
         self.weight_g = nn.Parameter(conv.weight.detach().norm(dim=(1, 2), keepdim=True))  # [out, 1, 1]
         self.bias = nn.Parameter(conv.bias.detach().clone())  # [out]
-        self.stride, self.dilation, self.causal, self.pad_mode = stride, dilation, causal, pad_mode
-        self.kernel_size = (kernel_size - 1) * dilation + 1  # effective kernel size
+        self.kernel_size, self.stride, self.causal, self.pad_mode = kernel_size, stride, causal, pad_mode
         self._cache_key = None  # see weight_norm()
 
     def forward(self, x):  # [B, in, L] -> [B, out, ceil(L / stride)]
@@ -147,7 +142,7 @@ class Conv1d(nn.Module):
             right = padding_total // 2
             x = pad1d(x, padding_total - right, right + extra, self.pad_mode)
         w = weight_norm(self)
-        return F.conv1d(x, w, self.bias, self.stride, dilation=self.dilation)
+        return F.conv1d(x, w, self.bias, self.stride)
 
 
 class ConvTranspose1d(nn.Module):
@@ -157,27 +152,23 @@ class ConvTranspose1d(nn.Module):
     weight_norm's dim 0 (and weight_g [in, 1, 1]) is the *input* channel.
     """
 
-    def __init__(self, in_ch, out_ch, kernel_size, stride, causal=False, trim_right_ratio=1.0):
+    def __init__(self, in_ch, out_ch, kernel_size, stride, causal=False):
         super().__init__()
         conv = nn.ConvTranspose1d(in_ch, out_ch, kernel_size, stride)
         self.weight_v = nn.Parameter(conv.weight.detach().clone())  # [in, out, k]
         self.weight_g = nn.Parameter(conv.weight.detach().norm(dim=(1, 2), keepdim=True))  # [in, 1, 1]
         self.bias = nn.Parameter(conv.bias.detach().clone())  # [out]
-        self.kernel_size, self.stride = kernel_size, stride
-        self.causal, self.trim_right_ratio = causal, trim_right_ratio
+        self.kernel_size, self.stride, self.causal = kernel_size, stride, causal
         self._cache_key = None  # see weight_norm()
 
     def forward(self, x):  # [B, in, L] -> [B, out, L * stride] (kernel = 2 * stride)
         w = weight_norm(self)
         y = F.conv_transpose1d(x, w, self.bias, self.stride)  # [B, out, (L-1)*s + k]
-        # trim k - s samples; the causal model trims on the right (trim_right_ratio 1.0)
+        # trim k - s samples: all on the right for the causal model (official trim_right_ratio 1.0), else
+        # split evenly, the odd sample on the left
         padding_total = self.kernel_size - self.stride
-        if self.causal:
-            right = math.ceil(padding_total * self.trim_right_ratio)
-        else:
-            right = padding_total // 2
-        left = padding_total - right
-        return y[..., left:y.shape[-1] - right]
+        right = padding_total if self.causal else padding_total // 2
+        return y[..., padding_total - right:y.shape[-1] - right]
 
 
 class ResidualUnit(nn.Module):
@@ -266,29 +257,26 @@ class Codec(nn.Module):
         self.decoder = nn.Module()
         self.decoder.model = decoder(config)
 
-    def _check_wav(self, wav, sample_rate):
+    def _check_wav(self, wav):
         if wav.dim() != 3 or wav.shape[1] != self.channels:
             raise ValueError(f"wav must be [B, {self.channels}, T] ({self.channels} channel(s)), got "
                              f"shape {tuple(wav.shape)}; down-mix or reshape it first")
-        if sample_rate is not None and sample_rate != self.sample_rate:
-            raise ValueError(f"audio is at {sample_rate} Hz but this codec expects "
-                             f"{self.sample_rate} Hz; resample it first")
 
     def forward(self, wav, n_q=None):
         """Training/eval pass: wav [B, C, T] -> (reconstruction [B, C, T], commitment loss).
 
         The reconstruction is trimmed to the input length, as AudioCraft's EncodecModel.forward.
         """
-        self._check_wav(wav, None)
+        self._check_wav(wav)
         latent = self.encoder.model(wav)  # [B, D, T/hop]
         quantized, _, commit_loss = self.quantizer(latent, n_q)
         recon = self.decoder.model(quantized)  # [B, C, ceil(T/hop)*hop]
         return recon[..., :wav.shape[-1]], commit_loss
 
     @torch.no_grad()
-    def encode(self, wav, n_q=None, sample_rate=None):
-        """wav [B, C, T] float -> codes [B, K, ceil(T / hop)] int64 (K = n_q, default all)."""
-        self._check_wav(wav, sample_rate)
+    def encode(self, wav, n_q=None):
+        """wav [B, C, T] float at sample_rate -> codes [B, K, ceil(T / hop)] int64 (K = n_q, default all)."""
+        self._check_wav(wav)
         return self.quantizer.encode(self.encoder.model(wav), n_q)
 
     @torch.no_grad()
@@ -299,232 +287,6 @@ class Codec(nn.Module):
         decode(); cut it to T yourself if you know T.
         """
         return self.decoder.model(self.quantizer.decode(codes))
-
-
-# -----------------------------------------------------------------------------
-# loading this repo's checkpoints and the official ones
-
-# Official key -> ours, applied in order. [enc]/[ac]: SConv1d.conv (NormConv1d).conv (nn.Conv1d);
-# HF transformers: EncodecConv1d.conv, layers instead of model, codebook instead of _codebook;
-# new torch weight-norm parametrizations store g and v as original0 and original1.
-RENAMES = (
-    (r"\.parametrizations\.weight\.original0$", ".weight_g"),
-    (r"\.parametrizations\.weight\.original1$", ".weight_v"),
-    (r"\.(conv|convtr)\.(conv|convtr)\.", "."),
-    (r"\.conv\.(?=weight|bias)", "."),
-    (r"^(encoder|decoder)\.layers\.", r"\1.model."),
-    (r"^quantizer\.(vq\.)?layers\.(\d+)\.(_codebook|codebook)\.", r"quantizer.layers.\2."),
-)
-
-
-def rename_official(state_dict):
-    """Official codec state dict ([enc], [ac] or HF names) -> this file's names."""
-    out = {}
-    for key, value in state_dict.items():
-        for pattern, repl in RENAMES:
-            key = re.sub(pattern, repl, key)
-        out[key] = value
-    return out
-
-
-def parse_yaml(text):
-    """Read the subset of YAML that OmegaConf writes: nested maps, scalars, `- x` and [a, b] lists.
-
-    Enough for the few fields of AudioCraft's `xp.cfg` we need, without a YAML dependency; lines
-    it does not understand (multi-line strings, lists of maps) are skipped, never misplaced.
-    """
-    def scalar(s):
-        s = s.strip()
-        if s.startswith("[") and s.endswith("]"):
-            return [scalar(v) for v in s[1:-1].split(",") if v.strip()]
-        if s in ("null", "~"):
-            return None
-        if s in ("true", "false"):
-            return s == "true"
-        for cast in (int, float):
-            try:
-                return cast(s)
-            except ValueError:
-                pass
-        return s.strip("'\"")
-
-    lines = []  # (indent, stripped text)
-    for raw in text.splitlines():
-        s = raw.split(" #")[0].rstrip()
-        if s.strip() and not s.lstrip().startswith("#"):
-            lines.append((len(s) - len(s.lstrip()), s.strip()))
-
-    def skip_deeper(i, indent):
-        while i < len(lines) and lines[i][0] > indent:
-            i += 1
-        return i
-
-    def block(i, indent):  # parse the map or list that starts at lines[i] -> (value, next i)
-        if lines[i][1].startswith("- "):
-            items = []
-            while i < len(lines) and lines[i][0] == indent and lines[i][1].startswith("- "):
-                items.append(scalar(lines[i][1][2:]))
-                i = skip_deeper(i + 1, indent)
-            return items, i
-        out = {}
-        while i < len(lines) and lines[i][0] == indent and not lines[i][1].startswith("- "):
-            key, _, value = lines[i][1].partition(":")
-            i += 1
-            nested = i < len(lines) and (lines[i][0] > indent or lines[i][1].startswith("- "))
-            if not value.strip() and nested:
-                out[key.strip()], i = block(i, lines[i][0])
-            else:
-                out[key.strip()] = scalar(value) if value.strip() else None
-                i = skip_deeper(i, indent)
-        return out, i
-
-    return block(0, lines[0][0])[0] if lines else {}
-
-
-def cfg_get(cfg, path, default=None):
-    """cfg["a"]["b"] for path "a.b", following OmegaConf's ${x.y} references."""
-    node = cfg
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    ref = re.fullmatch(r"\$\{([\w.]+)\}", node) if isinstance(node, str) else None
-    return cfg_get(cfg, ref.group(1), default) if ref else node
-
-
-def _unsupported(source, found):
-    """Fail loudly on architecture flags this file does not implement (never a silent wrong model)."""
-    for name, value, expected in found:
-        if value is not None and value != expected:
-            raise ValueError(f"{source}: {name}={value!r} is not supported (only {expected!r}); "
-                             f"this codec implements the EnCodec 24 kHz / 32 kHz / 16 kHz models")
-
-
-def config_from_xp_cfg(text, source):
-    """CodecConfig from the YAML config AudioCraft stores in compression_state_dict.bin."""
-    cfg = parse_yaml(text)
-    g = lambda path: cfg_get(cfg, path)
-    if g("compression_model") != "encodec":
-        raise ValueError(f"{source}: compression_model is {g('compression_model')!r}, expected 'encodec'")
-    _unsupported(source, [
-        ("seanet.norm", g("seanet.norm"), "weight_norm"), ("encodec.renormalize", g("encodec.renormalize") or False, False),
-        ("seanet.n_residual_layers", g("seanet.n_residual_layers"), 1), ("seanet.kernel_size", g("seanet.kernel_size"), 7),
-        ("seanet.last_kernel_size", g("seanet.last_kernel_size"), 7), ("seanet.residual_kernel_size", g("seanet.residual_kernel_size"), 3),
-        ("seanet.compress", g("seanet.compress"), 2), ("seanet.activation", g("seanet.activation"), "ELU"),
-        ("seanet.disable_norm_outer_blocks", g("seanet.disable_norm_outer_blocks"), 0),
-        ("seanet.decoder.trim_right_ratio", g("seanet.decoder.trim_right_ratio"), 1.0),
-        ("seanet.decoder.final_activation", g("seanet.decoder.final_activation"), None)])
-    return CodecConfig(
-        sample_rate=g("sample_rate"), channels=g("channels"), ratios=tuple(g("seanet.ratios")),
-        n_filters=g("seanet.n_filters"), dimension=g("seanet.dimension"),
-        causal=bool(g("seanet.causal")), pad_mode=g("seanet.pad_mode"), true_skip=g("seanet.true_skip"),
-        lstm=g("seanet.lstm"), n_q=g("rvq.n_q"), bins=g("rvq.bins"), q_dropout=bool(g("rvq.q_dropout")),
-        decay=g("rvq.decay"), kmeans_iters=g("rvq.kmeans_iters"),
-        threshold_ema_dead_code=g("rvq.threshold_ema_dead_code"))
-
-
-def config_from_hf(hf, source):
-    """CodecConfig from a transformers EncodecConfig (config.json as a dict)."""
-    _unsupported(source, [
-        ("norm_type", hf.get("norm_type"), "weight_norm"), ("normalize", hf.get("normalize"), False),
-        ("num_residual_layers", hf.get("num_residual_layers"), 1), ("kernel_size", hf.get("kernel_size"), 7),
-        ("last_kernel_size", hf.get("last_kernel_size"), 7), ("compress", hf.get("compress"), 2),
-        ("residual_kernel_size", hf.get("residual_kernel_size"), 3), ("trim_right_ratio", hf.get("trim_right_ratio"), 1.0)])
-    config = CodecConfig(
-        sample_rate=hf["sampling_rate"], channels=hf["audio_channels"], ratios=tuple(hf["upsampling_ratios"]),
-        n_filters=hf["num_filters"], dimension=hf["hidden_size"], causal=hf["use_causal_conv"],
-        pad_mode=hf["pad_mode"], true_skip=not hf["use_conv_shortcut"], lstm=hf["num_lstm_layers"],
-        bins=hf["codebook_size"])
-    # HF derives the number of codebooks from the largest target bandwidth
-    frame_rate = math.ceil(config.sample_rate / math.prod(config.ratios))
-    config.n_q = n_q_for_bandwidth(max(hf["target_bandwidths"]), frame_rate, config.bins)
-    return config
-
-
-def torch_load(path, what):
-    """torch.load(weights_only=True) with one-line errors for a missing or unreadable file."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}); "
-                         f"is the file complete? download or train it again") from None
-
-
-def load_state(model, state, source):
-    """load_state_dict with one-line errors naming the first mismatching keys or shapes."""
-    own = model.state_dict()
-    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
-    if missing or unexpected:
-        raise ValueError(f"{source}: weights do not fit the architecture (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}); wrong preset or not a codec checkpoint?")
-    for key, value in state.items():
-        if value.shape != own[key].shape:
-            raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, the architecture "
-                             f"expects {tuple(own[key].shape)}; wrong preset?")
-    model.load_state_dict(state)
-
-
-def _read_hf_dir(path):
-    """A transformers EncodecModel directory: config.json + pytorch_model.bin or model.safetensors."""
-    cfg_path = os.path.join(path, "config.json")
-    if not os.path.isfile(cfg_path):
-        raise FileNotFoundError(f"{path} has no config.json; expected a transformers EncodecModel directory")
-    with open(cfg_path) as f:
-        config = config_from_hf(json.load(f), cfg_path)
-    bin_path, st_path = os.path.join(path, "pytorch_model.bin"), os.path.join(path, "model.safetensors")
-    if os.path.isfile(bin_path) or not os.path.isfile(st_path):
-        return config, torch_load(bin_path, "codec weights")
-    from safetensors.torch import load_file  # installed with transformers, which wrote the file
-    return config, load_file(st_path)
-
-
-def load_codec(path, preset=None):
-    """Load a Codec (in eval mode) from any of these files:
-
-    - this repo's checkpoint: {'config': asdict(CodecConfig), 'model': state_dict, ...};
-    - AudioCraft's compression_state_dict.bin: {'best_state': state_dict, 'xp.cfg': YAML};
-    - the original EnCodec files (encodec_24khz-*.th, a bare state dict): `preset` names the
-      architecture, guessed from the file name when not given;
-    - a transformers EncodecModel directory (config.json + weights), e.g. facebook/encodec_32khz.
-    """
-    path = str(path)
-    if preset is not None and preset not in PRESETS:
-        raise ValueError(f"unknown codec preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    if os.path.isdir(path):
-        config, state = _read_hf_dir(path)
-    else:
-        ckpt = torch_load(path, "codec checkpoint")
-        if not isinstance(ckpt, dict):
-            raise ValueError(f"{path} holds a {type(ckpt).__name__}, not a codec checkpoint")
-        if "pretrained" in ckpt:  # AudioCraft's pointer to a transformers model
-            raise ValueError(f"{path} only points to the pretrained codec {ckpt['pretrained']!r}: get that "
-                             f"model's files (config.json and model weights) and pass their directory")
-        if "best_state" in ckpt and "xp.cfg" in ckpt:
-            config = config_from_xp_cfg(ckpt["xp.cfg"], path)
-            state = ckpt["best_state"]
-            state = state.get("model", state)  # training checkpoints nest the model one level down
-        elif "config" in ckpt and "model" in ckpt:
-            names = {f.name for f in fields(CodecConfig)}
-            if not set(ckpt["config"]) <= names:
-                raise ValueError(f"{path} is not a codec checkpoint (its config has "
-                                 f"{sorted(set(ckpt['config']) - names)[:3]}); is it an LM checkpoint?")
-            config = CodecConfig(**{**ckpt["config"], "ratios": tuple(ckpt["config"]["ratios"])})
-            state = ckpt["model"]
-        elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):  # a bare state dict
-            name = os.path.basename(path)
-            preset = preset or next((p for p in PRESETS if name.startswith(p)), None)
-            if preset is None:
-                raise ValueError(f"{path} is a bare state dict: pass preset= one of {', '.join(PRESETS)}")
-            config, state = replace(PRESETS[preset]), ckpt
-        else:
-            raise ValueError(f"{path} is not a codec checkpoint (keys {sorted(ckpt)[:5]})")
-    model = Codec(config)
-    # strip torch.compile's prefix, then map official names to ours
-    state = rename_official({k.removeprefix("_orig_mod."): v for k, v in state.items()})
-    load_state(model, state, path)
-    return model.eval()
 
 
 if __name__ == "__main__":

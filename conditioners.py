@@ -24,12 +24,11 @@ Deviations from the official code (also listed in the README):
   it is never resampled to the LM's 50 Hz.
 """
 import io
-import json
 import math
 import os
 import re
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import sentencepiece as spm
@@ -376,44 +375,6 @@ class T5Encoder(nn.Module):
         return self.dropout(self.encoder.final_layer_norm(x))
 
 
-def load_t5(path):
-    """Load a Hugging Face T5 directory (config.json, the weights: pytorch_model.bin or else model.safetensors,
-    spiece.model) from local files -> (T5Encoder in eval mode, Tokenizer). torch.load uses weights_only=True.
-    Decoder and lm_head weights of a full T5ForConditionalGeneration checkpoint are ignored."""
-    for name in ("config.json", "spiece.model"):
-        if not os.path.isfile(os.path.join(path, name)):
-            raise FileNotFoundError(f"{os.path.join(path, name)} missing: download the whole Hugging Face T5 directory")
-    weights = next((os.path.join(path, name) for name in ("pytorch_model.bin", "model.safetensors")
-                    if os.path.isfile(os.path.join(path, name))), None)
-    if weights is None:
-        raise FileNotFoundError(f"{path} has neither pytorch_model.bin nor model.safetensors: download the whole "
-                                f"Hugging Face T5 directory")
-    if weights.endswith(".safetensors"):
-        try:
-            from safetensors.torch import load_file  # only for this format (installed with transformers)
-        except ImportError:
-            raise ImportError(f"{weights} needs the safetensors package: pip install safetensors") from None
-    try:
-        with open(os.path.join(path, "config.json")) as f:
-            hf = json.load(f)
-        config = T5Config(**{k.name: hf[k.name] for k in fields(T5Config) if k.name in hf})
-        sd = load_file(weights) if weights.endswith(".safetensors") else \
-            torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as e:  # JSON errors, truncated zip, pickle errors, a bad feed_forward_proj, ...
-        raise ValueError(f"cannot read the T5 checkpoint in {path} ({type(e).__name__}: {e}); re-download it") from None
-    if "shared.weight" not in sd and "encoder.embed_tokens.weight" in sd:
-        sd["shared.weight"] = sd["encoder.embed_tokens.weight"]  # the tied input embedding, stored under either name
-    model = T5Encoder(config)
-    with torch.no_grad():
-        for k, p in model.state_dict().items():
-            if k not in sd:
-                raise ValueError(f"{path}: weight {k} missing; is it a T5 checkpoint matching its config.json?")
-            if sd[k].shape != p.shape:
-                raise ValueError(f"{path}: {k} has shape {tuple(sd[k].shape)}, config.json implies {tuple(p.shape)}")
-            p.copy_(sd[k])
-    return model.eval(), Tokenizer(os.path.join(path, "spiece.model"))
-
-
 class TextConditioner(nn.Module):
     """Text prompts -> (embeds [B, L, dim], mask [B, L] bool), as AudioCraft's T5Conditioner: tokenize (eos, pad
     to longest), T5 last hidden state, output_proj (Linear with bias), then embeds * mask. None is the null
@@ -421,18 +382,22 @@ class TextConditioner(nn.Module):
     cross-attention does not use the mask (AudioCraft attends to the zeroed positions, logit 0); an LM with
     LMConfig.cross_attention_mask (this repo's tiny model) hides them."""
 
-    def __init__(self, t5, tokenizer, dim, finetune=False, normalize=False, word_dropout=0.0):
+    def __init__(self, t5, tokenizer, dim, finetune=False, normalize=False):
         super().__init__()
-        encoder = t5 if isinstance(t5, T5Encoder) else T5Encoder(t5)
-        if tokenizer.vocab_size > encoder.config.vocab_size:
-            raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces > T5 vocab_size {encoder.config.vocab_size}")
-        self.tokenizer, self.finetune, self.normalize, self.word_dropout = tokenizer, finetune, normalize, word_dropout
-        if finetune:
-            self.t5 = encoder  # trained with the LM, saved in its state_dict as t5.*
-        else:  # frozen and kept out of state_dict() as in AudioCraft: checkpoints hold output_proj only
-            self.__dict__["t5"] = encoder.eval().requires_grad_(False)
+        self.t5 = t5 if isinstance(t5, T5Encoder) else T5Encoder(t5)  # state dict: t5.* (HF's T5 names)
+        if tokenizer.vocab_size > self.t5.config.vocab_size:
+            raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces > T5 vocab_size {self.t5.config.vocab_size}")
+        self.tokenizer, self.finetune, self.normalize = tokenizer, finetune, normalize
+        if not finetune:  # a pretrained T5, frozen as in AudioCraft (its checkpoints store output_proj only)
+            self.t5.eval().requires_grad_(False)
         # AudioCraft's key: condition_provider.conditioners.description.output_proj.{weight,bias}
-        self.output_proj = nn.Linear(encoder.config.d_model, dim)
+        self.output_proj = nn.Linear(self.t5.config.d_model, dim)
+
+    def train(self, mode=True):
+        """A frozen T5 stays in eval mode (no dropout) while the LM trains."""
+        super().train(mode)
+        self.t5.train(mode and self.finetune)
+        return self
 
     def forward(self, texts):
         entries = []
@@ -445,8 +410,6 @@ class TextConditioner(nn.Module):
                     raise ValueError(f"prompt {prompt!r} has no words: describe the sound in words, e.g. \"dog bark\"")
                 if not text:
                     raise ValueError(f"prompt {prompt!r} has only stop words once normalised: add content words")
-                if self.training and self.word_dropout > 0:  # drop whole words (MusicGen: 0.3); may leave ""
-                    text = " ".join(w for w in text.split() if torch.rand(1).item() >= self.word_dropout)
             entries.append(text or "")  # None -> "" as AudioCraft
         device = self.output_proj.weight.device
         ids, mask = self.tokenizer.encode(entries)  # [B, L]
@@ -455,7 +418,7 @@ class TextConditioner(nn.Module):
         # T5 in float32 even under the LM's autocast, as AudioCraft (fp16 T5 can overflow)
         grad = self.finetune and torch.is_grad_enabled()
         with torch.set_grad_enabled(grad), torch.autocast(device.type, enabled=False):
-            h = self.t5.to(device)(ids, mask)  # [B, L, d_model]; .to: the frozen T5 is not a submodule
+            h = self.t5(ids, mask)  # [B, L, d_model]
         return self.output_proj(h) * mask[..., None], mask  # [B, L, dim], [B, L]
 
 

@@ -2,7 +2,7 @@
 The MusicGen / AudioGen language model: one causal transformer over K parallel EnCodec codebook
 streams, interleaved by a codebook pattern (delay by default), conditioned on text by cross-attention
 (or, for melody, by prepending the condition), sampled with classifier-free guidance and a KV cache.
-Parameter names equal AudioCraft's state_dict keys, so its `state_dict.bin` loads with a loop.
+Parameter names equal AudioCraft's state_dict keys, so its `state_dict.bin` loads with a loop (checkpoint.load_lm).
 
 References:
 1) MusicGen, Copet et al. 2023, arXiv:2306.05284. Official code: audiocraft/models/lm.py (LMModel),
@@ -22,14 +22,12 @@ LM.generate).
 """
 import functools
 import math
-import os
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from codec import cfg_get, parse_yaml, torch_load  # the checkpoint helpers both loaders share
 
 
 @dataclass
@@ -157,12 +155,12 @@ def cfg_logits(cond, uncond, cfg_coef):
     return uncond + cfg_coef * (cond - uncond)
 
 
-def sample_next_token(logits, temperature=1.0, top_k=250, top_p=0.0, greedy=False, generator=None):
+def sample_next_token(logits, temperature=1.0, top_k=250, top_p=0.0, generator=None):
     """logits [B, K, card] -> tokens [B, K], all K codebooks drawn in parallel, AudioCraft's rules:
-    greedy (or temperature <= 0) takes the argmax; else p = softmax(logits / temperature), then
+    temperature <= 0 is greedy (the argmax); else p = softmax(logits / temperature), then
     top_p > 0 keeps the smallest set of tokens whose mass reaches p (a token stays while the mass
     before it is <= p), else top_k > 0 keeps the k most likely; one multinomial draw."""
-    if greedy or temperature <= 0:
+    if temperature <= 0:
         return logits.argmax(dim=-1)
     probs = F.softmax(logits.float() / temperature, dim=-1)                  # [B, K, card]
     if top_p > 0:
@@ -337,7 +335,7 @@ class LM(nn.Module):
         loss = None if targets is None else codebook_cross_entropy(logits, targets).mean()
         return logits, loss
 
-    def windows(self, duration, prompt_frames=0, extend_stride=None):
+    def windows(self, duration, prompt_frames=0):
         """The windows generate() samples, [(start, frames, given, steps)] in order: window i covers the output
         frames [start, start + frames), its first `given` ones known (its prompt), and fills the rest in `steps`
         sampling steps (the callback's total). T = int(duration * frame_rate) frames in all, W the window and S
@@ -346,13 +344,12 @@ class LM(nn.Module):
         starts the first window at P - (W - S) (see generate). Example, W = 50, S = 30, P = 0, T = 75:
         [(0, 50, 0, 53), (30, 45, 20, 28)] with delays (0, 1, 2, 3)."""
         c, fr = self.config, self.config.frame_rate
-        stride = extend_stride if extend_stride is not None else c.extend_stride
-        T, W, S = int(duration * fr), int(min(duration, c.max_duration) * fr), int(stride * fr)
+        T, W, S = int(duration * fr), int(min(duration, c.max_duration) * fr), int(c.extend_stride * fr)
         if T < 1 or prompt_frames >= T:
             raise ValueError(f"duration={duration} s gives {T} frames at {fr} Hz, not more than the {prompt_frames}-"
                              f"frame prompt: ask for a duration longer than the prompt")
         if T > W and not 0 < S < W:
-            raise ValueError(f"extend_stride={stride} s must lie in (0, max_duration={c.max_duration}) s")
+            raise ValueError(f"extend_stride={c.extend_stride} s must lie in (0, max_duration={c.max_duration}) s")
         start = prompt_frames - (W - S) if prompt_frames >= W else 0   # first output frame the LM sees
         end, plan = prompt_frames, []                                  # end: frames made so far
         while end < T:
@@ -363,62 +360,62 @@ class LM(nn.Module):
         return plan
 
     @torch.no_grad()
-    def generate(self, condition=None, duration=None, prompt=None, prepend=None, null_condition=None,
-                 null_prepend=None, cfg_coef=3.0, temperature=1.0, top_k=250, top_p=0.0, greedy=False,
-                 generator=None, callback=None, use_cache=True, extend_stride=None, condition_mask=None):
+    def generate(self, condition=None, condition_mask=None, prepend=None, null_prepend=None, duration=None,
+                 prompt=None, cfg_coef=3.0, temperature=1.0, top_k=250, top_p=0.0, generator=None, callback=None,
+                 use_cache=True):
         """Sample codes [B, K, int(duration * frame_rate)] (duration defaults to max_duration) that start with the
-        prompt codes [B, K, P] verbatim. CFG runs conditional and null rows as one 2B batch; the null condition
-        defaults to zeros, exactly AudioCraft's null text (embeddings times an all-zero mask); melody's null
-        prepend is not zeros: pass null_prepend. Past max_duration (W frames) windows hop by extend_stride
-        (S frames), each re-prompted with the last W - S frames of the one before (AudioCraft
-        genmodel._generate_tokens; the plan: LM.windows). A prompt of P >= W frames (AudioCraft asserts P < W)
-        is kept whole in the output, but the LM is prompted with its last W - S frames only: the most recent
-        audio is what the new frames continue, positions past W were never trained, and W - S frames is the
-        context every later window gets, leaving S frames to add. callback(done, total) counts the steps of
-        the current window. condition_mask [B, S] (True = token) zeroes padding (and masks it, with
-        cross_attention_mask); the null rows have no token."""
+        prompt codes [B, K, P] verbatim. CFG runs conditional and null rows as one 2B batch; the null text is
+        zeros with no token, exactly AudioCraft's (embeddings times an all-zero mask); melody's null prepend is
+        not zeros: pass null_prepend. Past max_duration (W frames) windows hop by extend_stride (S frames), each
+        re-prompted with the last W - S frames of the one before (AudioCraft genmodel._generate_tokens; the plan:
+        LM.windows). A prompt of P >= W frames (AudioCraft asserts P < W) is kept whole in the output, but the LM
+        is prompted with its last W - S frames only: the most recent audio is what the new frames continue,
+        positions past W were never trained, and W - S frames is the context every later window gets, leaving S
+        frames to add. callback(done, total) counts the steps of the current window. condition_mask [B, S]
+        (True = token) zeroes padding (and masks it, with cross_attention_mask). temperature 0 is greedy."""
         c = self.config
         if prompt is None:   # an empty prompt [B, K, 0]
             B = next((x.shape[0] for x in (condition, prepend) if x is not None), 1)
             prompt = torch.zeros(B, c.n_q, 0, dtype=torch.long)
         self.check(prompt, condition, prepend)
         prompt = prompt.to(self.out_norm.weight.device)
-        plan = self.windows(duration if duration is not None else c.max_duration, prompt.shape[2], extend_stride)
+        plan = self.windows(duration if duration is not None else c.max_duration, prompt.shape[2])
         if prepend is not None and null_prepend is None:
             raise ValueError("prepend (melody) needs null_prepend for CFG: the conditioner's null condition")
-        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, generator=generator)
-        # one conditioning for all windows (AudioCraft re-windows melody chroma; see the file docstring)
-        if condition is not None:   # conditional rows first, null rows second: [2B, S, D]
-            null = null_condition if null_condition is not None else torch.zeros_like(condition)
-            if null.shape != condition.shape:
-                raise ValueError(f"null_condition {tuple(null.shape)} must match condition {tuple(condition.shape)}")
-            condition = torch.cat([condition, null])
-            if condition_mask is not None:  # the null rows: no token (all zeros, whatever their mask)
-                condition_mask = torch.cat([condition_mask.bool(), torch.zeros_like(condition_mask, dtype=torch.bool)])
-                condition = condition * condition_mask[..., None].to(condition.dtype)
+        # one conditioning for all windows (AudioCraft re-windows melody chroma; see the file docstring), the
+        # conditional rows first and the null rows second: [2B, ...]
+        if condition is not None:
+            mask = condition_mask.bool() if condition_mask is not None else torch.ones(condition.shape[:2], dtype=torch.bool)
+            condition_mask = torch.cat([mask.to(condition.device), torch.zeros_like(mask, device=condition.device)])
+            condition = torch.cat([condition, torch.zeros_like(condition)]) * condition_mask[..., None].to(condition.dtype)
         if prepend is not None:
             prepend = torch.cat([prepend, null_prepend])                              # [2B, P, D]
+        guided = condition is not None or prepend is not None        # CFG needs something to drop
+
+        def draw(logits):  # [2B or B, K, card] -> tokens [B, K]
+            logits = cfg_logits(*logits.chunk(2), cfg_coef) if guided else logits
+            return sample_next_token(logits, temperature, top_k, top_p, generator)
+
         chunks, last = [prompt], prompt                 # last: the latest frames, [B, K, *]
         for _, n, given, _ in plan:
-            codes = self.sample_window(last[..., last.shape[2] - given:], n, condition, prepend, cfg_coef, sampling,
-                                       use_cache, callback, condition_mask)  # [B, K, n]: `given` frames, then new
-            chunks.append(codes[..., given:])           # only the new frames
-            last = codes
+            last = self.sample_window(last[..., last.shape[2] - given:], n, (condition, condition_mask, prepend), draw,
+                                      use_cache, callback)  # [B, K, n]: `given` frames, then new ones
+            chunks.append(last[..., given:])            # only the new frames
         return torch.cat(chunks, dim=-1)
 
-    def sample_window(self, prompt, num_frames, condition, prepend, cfg_coef, sampling, use_cache, callback,
-                      condition_mask=None):
-        """One window (AudioCraft's LMModel.generate): fill the pattern sequence step by step.
-        prompt [B, K, P] -> codes [B, K, num_frames]; condition / prepend already hold 2B rows."""
+    def sample_window(self, prompt, num_frames, cond, draw, use_cache=True, callback=None):
+        """One window (AudioCraft's LMModel.generate): fill the pattern sequence step by step. prompt [B, K, P] ->
+        codes [B, K, num_frames]; cond = (condition, condition_mask, prepend), with 2B rows when guided;
+        draw(logits of the last step) -> the next tokens [B, K]."""
         c = self.config
         B, K, P = prompt.shape
+        condition, condition_mask, prepend = cond
         codes = torch.full((B, K, num_frames), -1, dtype=torch.long, device=prompt.device)  # -1 = unknown
         codes[..., :P] = prompt                                      # [B, K, num_frames]
         seq, mask = build_pattern(codes, c.card, c.pattern, c.delays)               # [B, K, S], [K, S]
         start = window_steps(num_frames, P, K, c.pattern, c.delays)[0]  # the first step of frame P
-        guided = condition is not None or prepend is not None       # CFG needs something to drop
-        n_prepend = prepend.shape[1] if prepend is not None else 0
-        cache = self.new_cache(n_prepend + seq.shape[2]) if use_cache else None
+        guided = condition is not None or prepend is not None
+        cache = self.new_cache((prepend.shape[1] if prepend is not None else 0) + seq.shape[2]) if use_cache else None
         prev = 0                                                     # steps [0, prev) are in the cache
         for s in range(start, seq.shape[2]):                         # step s is sampled from steps < s
             x = seq[..., prev:s] if use_cache else seq[..., :s]      # cached: only the new steps
@@ -426,77 +423,12 @@ class LM(nn.Module):
             first = not use_cache or prev == 0                       # prepend enters on the first call
             logits = self.step_logits(x, condition, prepend if first else None, cache,
                                       condition_mask)[:, :, -1].float()  # [2B, K, card]; CFG in fp32
-            if guided:
-                logits = cfg_logits(*logits.chunk(2), cfg_coef)      # [B, K, card]
-            token = sample_next_token(logits, **sampling)            # [B, K]
-            token = torch.where(mask[:, s], token, c.card)           # pattern holes stay special
+            token = torch.where(mask[:, s], draw(logits), c.card)    # [B, K]; pattern holes stay special
             seq[..., s] = torch.where(seq[..., s] == -1, token, seq[..., s])  # never overwrite the prompt
             prev = s
             if callback is not None:
                 callback(s - start + 1, seq.shape[2] - start)
         return revert_pattern(seq, num_frames, -1, c.pattern, c.delays)[0]         # [B, K, num_frames]
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def config_from_audiocraft(state, xp_cfg):
-    """LMConfig of an AudioCraft state dict: sizes from tensor shapes, the rest from xp.cfg."""
-    cfg = parse_yaml(xp_cfg)
-    get = lambda path, default=None: cfg_get(cfg, path, default)
-    dim = state['emb.0.weight'].shape[1]                                       # emb.k: [card + 1, dim]
-    modeling = get('codebooks_pattern.modeling', 'delay')
-    n_q = sum(1 for k in state if k.startswith('emb.'))
-    delays = {'delay': get('codebooks_pattern.delay.delays', list(range(n_q))),
-              'parallel': [0] * n_q, 'unroll': get('codebooks_pattern.unroll.flattening', list(range(n_q))),
-              'coarse_first': [0] + get('codebooks_pattern.coarse_first.delays', [0] * (n_q - 1))}
-    if modeling not in delays:
-        raise ValueError(f"codebooks_pattern.modeling={modeling!r} is not supported: use delay/parallel/unroll")
-    max_duration = float(get('dataset.segment_duration', 30))          # the training segment (s)
-    return LMConfig(
-        dim=dim, num_heads=int(get('transformer_lm.num_heads', dim // 64)),  # official head size: 64
-        num_layers=len({k.split('.')[2] for k in state if k.startswith('transformer.layers.')}),
-        hidden_scale=state['transformer.layers.0.linear1.weight'].shape[0] // dim,
-        n_q=n_q, card=state['emb.0.weight'].shape[0] - 1, cond_dim=dim,
-        pattern={'unroll': 'flatten'}.get(modeling, modeling), delays=tuple(int(d) for d in delays[modeling]),
-        cross_attention=any('cross_attention' in k for k in state), max_duration=max_duration,
-        extend_stride=2.0 if get('solver') == 'audiogen' else 18.0)   # AudioGen / MusicGen defaults
-
-
-def save_lm(path, model, cond_state=None):
-    """Save {'config', 'model'} atomically; cond_state (AudioCraft names) is stored inside 'model'."""
-    ckpt = dict(config=asdict(model.config), model={**model.state_dict(), **(cond_state or {})})
-    torch.save(ckpt, path + '.tmp')                           # temp file + rename: never a half-written file
-    os.replace(path + '.tmp', path)
-
-
-def load_lm(path, device='cpu'):
-    """Load this repo's checkpoint or AudioCraft's state_dict.bin -> (LM in eval mode, cond_state),
-    cond_state being the `condition_provider.*` tensors (the conditioner's output_proj) by their
-    AudioCraft names. fp16 tensors of official files are cast to fp32 by the copy."""
-    ckpt = torch_load(path, "LM checkpoint")  # one-line errors for a missing or unreadable file
-    if isinstance(ckpt, dict) and 'config' in ckpt and 'model' in ckpt:
-        config, state = LMConfig(**ckpt['config']), ckpt['model']
-    elif isinstance(ckpt, dict) and isinstance(ckpt.get('best_state'), dict):
-        state = ckpt['best_state'].get('model', ckpt['best_state'])   # training checkpoints nest it
-        if 'emb.0.weight' not in state:
-            raise ValueError(f"{path} has a best_state but no LM weights (emb.0.weight): is it the codec file?")
-        config = config_from_audiocraft(state, ckpt.get('xp.cfg', ''))
-    else:
-        raise ValueError(f"{path} is neither an LM checkpoint ('config', 'model') nor AudioCraft's ('best_state')")
-    state = {k.removeprefix('_orig_mod.'): v for k, v in state.items()}
-    cond_state = {k: v for k, v in state.items() if k.startswith('condition_provider.')}
-    model = LM(config)
-    ours = model.state_dict()                                 # the key map is the identity: same names
-    extra = sorted(set(state) - set(ours) - set(cond_state))
-    if extra or set(ours) - set(state):
-        raise ValueError(f"{path}: keys do not match an LM of {config}: missing "
-                         f"{sorted(set(ours) - set(state))[:3]}, unexpected {extra[:3]}")
-    with torch.no_grad():
-        for k, v in ours.items():
-            if state[k].shape != v.shape:
-                raise ValueError(f"{path}: {k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)}")
-            v.copy_(state[k])
-    return model.to(device).eval(), cond_state
 
 
 if __name__ == '__main__':

@@ -37,16 +37,13 @@ import re
 import sys
 import time
 import warnings
-from contextlib import nullcontext
 
 import soundfile as sf
 import torch
 
-from codec import load_codec, load_state
-from conditioners import MelodyConditioner, TextConditioner, load_melody, load_t5
+from conditioners import load_melody
 from data import load_audio
-from lm import load_lm
-from train_lm import COND, MELODY, load_model
+from model import load_model
 
 parser = argparse.ArgumentParser(description="Generate audio from text with a trained text-to-audio LM.")
 # Model (help strings end in "(default: %(default)s)": --help shows the defaults)
@@ -105,88 +102,6 @@ def output_paths(prompts, out):
     return paths
 
 
-def subdir(root, want, avoid=None):
-    """The first folder inside root (by name) holding the file `want` and not the file `avoid`, or None."""
-    for name in sorted(os.listdir(root)):
-        d = os.path.join(root, name)
-        if os.path.isfile(os.path.join(d, want)) and not (avoid and os.path.isfile(os.path.join(d, avoid))):
-            return d
-    return None
-
-
-def frozen(*modules):
-    """Inference only: eval mode, no gradients (the tiny model's T5 is trainable), so calls outside no_grad build
-    no graph."""
-    return tuple(None if m is None else m.eval().requires_grad_(False) for m in modules)
-
-
-def load(path, device):
-    """--model -> (lm, text conditioner, melody conditioner or None, codec), in eval mode on device."""
-    if os.path.basename(path) == "state_dict.bin":  # an official LM file: its folder holds the rest
-        path = os.path.dirname(path) or "."
-    if os.path.isfile(path) or os.path.isfile(os.path.join(path, "lm.pt")):  # this repo's files
-        path = path if os.path.isfile(path) else os.path.join(path, "lm.pt")
-        model, ckpt = load_model(path, device)
-        codec = os.path.join(os.path.dirname(path), ckpt["codec"]["path"])  # exports: codec.pt next to lm.pt
-        codec = load_codec(codec if os.path.isfile(codec) else ckpt["codec"]["path"])
-        return frozen(model.lm, model.conditioner, model.melody, codec.to(device))
-    if not os.path.isfile(os.path.join(path, "state_dict.bin")):
-        raise FileNotFoundError(f"no lm.pt (this repo) nor state_dict.bin (AudioCraft) in {path}; train a model with "
-                                f"train_lm.py or pass --model")
-    lm, cond_state = load_lm(os.path.join(path, "state_dict.bin"), device)
-    t5_dir = subdir(path, "spiece.model")
-    if t5_dir is None:
-        raise FileNotFoundError(f"no T5 folder (config.json, pytorch_model.bin or model.safetensors, spiece.model) "
-                                f"inside {path}")
-    # AudioCraft's released models: a frozen pretrained T5, prompts not normalised; only output_proj is stored
-    text = TextConditioner(*load_t5(t5_dir), lm.config.dim)
-    load_state(text, {k[len(COND):]: v for k, v in cond_state.items() if k.startswith(COND)}, path)
-    hf_dir = subdir(path, "config.json", avoid="spiece.model")  # MusicGen's codec is a transformers model
-    codec = load_codec(hf_dir or os.path.join(path, "compression_state_dict.bin"))
-    melody = None
-    if any(k.startswith(MELODY) for k in cond_state):  # musicgen-melody: chroma prepended to the sequence
-        melody = MelodyConditioner(lm.config.dim, codec.sample_rate, duration=lm.config.max_duration)
-        load_state(melody, {k[len(MELODY):]: v for k, v in cond_state.items()  # chroma.spec.window: not needed
-                            if k.startswith(MELODY + "output_proj.")}, path)
-    return frozen(lm, text.to(device), melody and melody.to(device), codec.to(device))
-
-
-@torch.no_grad()
-def generate(lm, text, melody, codec, prompts, duration=5.0, cfg_coef=3.0, top_k=250, top_p=0.0, temperature=1.0,
-             seed=0, melody_wav=None, continuation=None, callback=None):
-    """What `python sample.py` does after loading, for use from Python (tutorials, evaluation): (lm, text, melody,
-    codec) from load(), B prompts -> wav [B, C, round(duration * sample_rate)] float in [-1, 1] on the CPU.
-    melody_wav / continuation: [C, T] tensors at the codec's sample rate (data.load_audio), or None. The same seed
-    gives the same audio (with the same model, torch, device and thread count). ValueError on a bad request (a prompt
-    without words, a duration not longer than the continuation)."""
-    c, B = lm.config, len(prompts)
-    device = lm.out_norm.weight.device
-    embeds, mask = text(prompts)  # [B, L, D] (padded positions zeroed), [B, L]
-    condition = prepend = null_prepend = None
-    if melody is not None:  # the melody's chroma (None: the chroma of silence) and the CFG null one, each once
-        prepend = melody([melody_wav], codec.sample_rate)[0].expand(B, -1, -1)  # [B, chroma_len, D]
-        null_prepend = melody([None])[0].expand(B, -1, -1)
-    if c.cross_attention:  # text by cross-attention; the null text is zeros (lm.generate's default)
-        condition = embeds  # this repo's melody models (train_lm.py --melody) prepend the chroma alone
-    elif melody is None:
-        raise ValueError("this LM prepends a melody but no melody conditioner was loaded")
-    else:  # MusicGen-melody: [chroma | text] prepended; null = the chroma of silence and zero text
-        prepend = torch.cat([prepend, embeds], dim=1)  # [B, chroma_len + L, D]
-        null_prepend = torch.cat([null_prepend, torch.zeros_like(embeds)], dim=1)
-    prompt = None
-    if continuation is not None:  # the audio prompt, as codes [B, K, P]
-        prompt = codec.encode(continuation[None].to(device), n_q=c.n_q).repeat(B, 1, 1)
-    g = torch.Generator(device).manual_seed(seed)
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if str(device).startswith("cuda") else nullcontext()
-    with ctx:
-        codes = lm.generate(condition, duration=duration, prompt=prompt, prepend=prepend, null_prepend=null_prepend,
-                            condition_mask=mask if condition is not None else None, cfg_coef=cfg_coef,
-                            temperature=temperature, top_k=top_k, top_p=top_p, generator=g,
-                            callback=callback)  # [B, K, T]
-    wav = codec.decode(codes).float().clamp(-1, 1).cpu()  # [B, C, T * hop]
-    return wav[..., :round(duration * codec.sample_rate)]
-
-
 def check_args(args):
     """Every input that can be checked before the (slow) loading, --device and --model first: one-line errors,
     nothing written. -> the output paths."""
@@ -221,50 +136,50 @@ def check_args(args):
     return output_paths(args.prompt, args.out)
 
 
+def progress_line(B, duration, plan):
+    """lm.generate's callback for the windows of `plan` (LM.windows): one line on stderr, rewritten in place, with
+    the elapsed time and an estimate of the time left over all windows."""
+    before = list(itertools.accumulate((w[3] for w in plan), initial=0))  # steps before each window, then in all
+    state, t0 = dict(window=0, width=0), time.time()
+
+    def progress(done, total):
+        state["window"] += done == 1  # each window restarts at step 1
+        i, k, n = state["window"], before[state["window"] - 1] + done, before[-1]  # steps: done, in all
+        if sys.stderr.isatty() or k == n or k % max(1, n // 10) == 0:  # not a terminal: every 10%
+            spent = time.time() - t0
+            clock = lambda t: f"{t:.0f} s" if t < 60 else f"{t / 60:.1f} min" if t < 3600 else f"{t / 3600:.1f} h"
+            where = f"window {i}/{len(plan)}, " if len(plan) > 1 else ""
+            line = (f"generating {B} x {duration:g} s: {where}step {done}/{total} | {clock(spent)} elapsed, "
+                    f"~{clock(spent / k * (n - k))} left")  # the time per step so far, times the steps left
+            print("\r" + line.ljust(state["width"]), end="", file=sys.stderr, flush=True)
+            state["width"] = len(line)
+    return progress
+
+
 @torch.no_grad()
 def main(argv=None):
     args = parser.parse_args(argv)
     outs = check_args(args)
-    device, B = args.device, len(args.prompt)
     t0 = time.time()
     try:
-        lm, text, melody, codec = load(args.model, device)
+        model = load_model(args.model, args.device)
     except Exception as e:  # missing, corrupt or mismatched files: say which, no traceback
         fail(f"cannot load --model {args.model}: {(str(e).strip() or type(e).__name__).splitlines()[0]}")
     if args.bf16:
-        lm.to(torch.bfloat16)  # the condition is cast to it in lm.step_logits; CFG and sampling stay fp32
-    c = lm.config
-    if c.card != codec.config.bins or c.n_q > codec.config.n_q or c.frame_rate != codec.frame_rate:
-        fail(f"the LM ({c.n_q} x {c.card} codes, {c.frame_rate} Hz) does not fit the codec ({codec.config.n_q} x "
-             f"{codec.config.bins}, {codec.frame_rate} Hz)")
-    if args.melody and melody is None:
+        model.lm.to(torch.bfloat16)  # the condition is cast to it in lm.step_logits; CFG and sampling stay fp32
+    if args.melody and model.melody is None:
         fail("--melody needs a melody model (MusicGen-melody, chroma conditioning); this model has none")
-    state = dict(window=0, width=0)
-
-    def progress(done, total):  # lm.generate's callback: one line on stderr, rewritten in place
-        state["window"] += done == 1  # each window restarts at step 1
-        i, k, n = state["window"], before[state["window"] - 1] + done, before[-1]  # steps: done, in all
-        if sys.stderr.isatty() or k == n or k % max(1, n // 10) == 0:  # not a terminal: every 10%
-            spent = time.time() - t1
-            clock = lambda t: f"{t:.0f} s" if t < 60 else f"{t / 60:.1f} min" if t < 3600 else f"{t / 3600:.1f} h"
-            where = f"window {i}/{len(plan)}, " if len(plan) > 1 else ""
-            line = (f"generating {B} x {args.duration:g} s: {where}step {done}/{total} | {clock(spent)} elapsed, "
-                    f"~{clock(spent / k * (n - k))} left")  # the time per step so far, times the steps left
-            print("\r" + line.ljust(state["width"]), end="", file=sys.stderr, flush=True)
-            state["width"] = len(line)
-
+    codec = model.codec
     try:
         mel = load_melody(args.melody, codec.sample_rate)[0] if args.melody else None  # [C, T]
         cont = load_audio(args.continuation, codec.sample_rate, codec.channels) if args.continuation else None
         frames = math.ceil(cont.shape[-1] / codec.hop_length) if cont is not None else 0  # codec.encode's length
-        if frames >= int(args.duration * c.frame_rate):
+        if frames >= int(args.duration * model.lm.config.frame_rate):
             fail(f"--continuation is {cont.shape[-1] / codec.sample_rate:g} s, --duration {args.duration:g} s: ask "
                  f"for a duration longer than the audio prompt")
-        plan = lm.windows(args.duration, frames)  # lm.generate's windows: [(start, frames, given, steps)]
-        before = list(itertools.accumulate((w[3] for w in plan), initial=0))  # steps before each window
-        t1 = time.time()
-        wav = generate(lm, text, melody, codec, args.prompt, args.duration, args.cfg_coef, args.top_k, args.top_p,
-                       args.temperature, args.seed, mel, cont, progress)  # [B, C, T]
+        progress = progress_line(len(args.prompt), args.duration, model.lm.windows(args.duration, frames))
+        wav = model.generate(args.prompt, args.duration, args.cfg_coef, args.top_k, args.top_p, args.temperature,
+                             args.seed, melody_wav=mel, continuation=cont, callback=progress)  # [B, C, T]
         print(file=sys.stderr)
     except (ValueError, FileNotFoundError) as e:  # a prompt without words, an unreadable file
         fail(str(e).strip().splitlines()[0])
@@ -273,7 +188,8 @@ def main(argv=None):
         os.replace(out + ".tmp", out)
         print(f"wrote {out} ({w.shape[-1] / codec.sample_rate:.2f} s, {codec.sample_rate} Hz)")
     threads = torch.get_num_threads()  # part of what makes a seed reproducible (see --seed)
-    print(f"{B} x {args.duration:g} s in {time.time() - t0:.1f} s on {device} ({threads} thread{'s' * (threads > 1)})")
+    print(f"{len(outs)} x {args.duration:g} s in {time.time() - t0:.1f} s on {args.device} "
+          f"({threads} thread{'s' * (threads > 1)})")
     return outs
 
 

@@ -17,7 +17,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from codec import PRESETS, Codec, load_codec  # noqa: E402
+from checkpoint import load_codec  # noqa: E402
+from codec import PRESETS  # noqa: E402
 from test_codec import fill_codebooks, import_encodec  # noqa: E402
 
 

@@ -87,7 +87,8 @@ def main():
 
             def ours(use_cache, greedy=False):
                 gen = torch.Generator().manual_seed(0)
-                return lm.generate(cond, duration=T / c.frame_rate, use_cache=use_cache, greedy=greedy, generator=gen)
+                return lm.generate(cond, duration=T / c.frame_rate, use_cache=use_cache, generator=gen,
+                                   temperature=0.0 if greedy else 1.0)  # temperature 0: greedy
 
             def theirs(use_cache, greedy=False):
                 name = 'cache' if 'cache' in inspect.signature(hf.forward).parameters else 'past_key_values'  # renamed

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data  # noqa: E402
+import synth  # noqa: E402
 from codec import PRESETS, Codec  # noqa: E402
 
 
@@ -25,5 +25,5 @@ def tiny_codec(seed=0):
     """The tiny codec with random weights, its codebooks initialised by one k-means batch."""
     torch.manual_seed(seed)
     codec = Codec(PRESETS["tiny"]).train()
-    codec(torch.stack([torch.from_numpy(data.make_clip(i, seed, 0.5)["wav"])[None] for i in range(4)]))
+    codec(torch.stack([torch.from_numpy(synth.make_clip(i, seed, 0.5)["wav"])[None] for i in range(4)]))
     return codec.eval()

@@ -12,7 +12,7 @@ prints a markdown table, like tests/bench_codec.py.
 On 2 CPU cores the first run takes about 5 minutes: ~2.5 min for the classifier (cached: later runs with the same
 settings and codec skip it), ~2 min for the 576 generated clips of 3 s with the tiny LM, the rest seconds.
 
-1. The classifier: log-mel (train_codec.mel_spectrogram, in dB below the clip's loudest bin) -> 1-D convolutions
+1. The classifier: log-mel (losses.mel_spectrogram, in dB below the clip's loudest bin) -> 1-D convolutions
    over time -> the mean over time = the embedding [B, width] -> one linear head per label type: source (the 12
    sound sources, or none), scene (4, or none), instrument (5, or none). "none" is the right answer for a clip of
    the other kind (a piano tune has no scene), so a generated piano tune for "dog bark park" is no dog, not a
@@ -23,11 +23,11 @@ settings and codec skip it), ~2 min for the 576 generated clips of 3 s with the 
    that). --clean-classifier trains on clean clips only: a yardstick independent of the codec. Deterministic
    under --seed, cached in out_dir/classifier_<hash of its settings and of the codec's weights>.pt.
 2. The prompts: every plausible (source, scene) pair and every instrument. For each, 2 x n held-out clips with
-   those labels are found by scanning data.make_clip: the first n (set A) give the prompts, their tags
-   ("dog bark park", "happy piano drums slow") and their sentences (the paraphrases, data.py's templates), and
+   those labels are found by scanning synth.make_clip: the first n (set A) give the prompts, their tags
+   ("dog bark park", "happy piano drums slow") and their sentences (the paraphrases, synth.py's templates), and
    are the "real" row; the other n (set R) are the reference of every Frechet distance.
-3. The model generates one clip per prompt of A from the tags, and one from the sentence, with sample.py (its
-   load() and generate(): the same loading and sampling as the command line, sample.py's defaults, cfg_coef from
+3. The model generates one clip per prompt of A from the tags, and one from the sentence, with model.py (its
+   load_model() and TextToAudio.generate(): the same loading and sampling as sample.py, its defaults, cfg_coef from
    the flags), each clip conditioned as `sample.py --prompt` alone conditions it (see generate below).
 4. Adherence: the share of clips for which the classifier picks the prompted source (sound prompts) or instrument
    (music prompts); the scene: the same over the sound prompts. Real clips (A) are the classifier's own accuracy;
@@ -67,9 +67,10 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import data  # noqa: E402
-import sample  # noqa: E402
-from train_codec import mel_spectrogram, save_atomic  # noqa: E402
-from train_lm import codec_hash  # noqa: E402
+import synth  # noqa: E402
+from checkpoint import codec_hash, save_atomic  # noqa: E402
+from losses import mel_spectrogram  # noqa: E402
+from model import load_model  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Prompt adherence and Frechet distance of a text-to-audio model, "
                                              "measured by a classifier trained on the built-in data.")
@@ -91,9 +92,9 @@ parser.add_argument("--fast", action="store_true", help="tiny sizes (tests): 1 s
 parser.add_argument("--melody", action="store_true", help="instead: melody following of a melody model (train_lm.py "
                     "--melody), 8 x n-per-prompt held-out music clips (see melody_agreement)")
 
-SR = data.SAMPLE_RATE  # the classifier's rate; generated audio at another rate is resampled
+SR = synth.SAMPLE_RATE  # the classifier's rate; generated audio at another rate is resampled
 N_FFT, HOP, N_MELS, F_MIN = 1024, 256, 64, 30.0  # 64 ms windows, 16 ms hop: 188 frames for 3 s
-HEADS = {"source": [None, *data.SOURCES], "scene": [None, *data.SCENES], "instrument": [None, *data.INSTRUMENTS]}
+HEADS = {"source": [None, *synth.SOURCES], "scene": [None, *synth.SCENES], "instrument": [None, *synth.INSTRUMENTS]}
 TRAIN_SEED, HELD_OUT_SEED, EVAL_SEED = 1000, data.VALID_SEED_OFFSET + 1000, data.VALID_SEED_OFFSET + 2000  # + --seed
 DEFAULTS = dict(duration=3.0, n_per_prompt=8, train_clips=3000, epochs=12, width=64, held_out=400)
 FAST = dict(duration=1.0, n_per_prompt=2, train_clips=600, epochs=10, width=32, held_out=200)
@@ -104,7 +105,7 @@ VERSION = 1  # of the classifier's recipe: part of the cache key
 
 
 def mel_power(wav):
-    """wav [B, T] at 16 kHz -> power mel spectrogram [B, n_mels, frames] (train_codec.mel_spectrogram)."""
+    """wav [B, T] at 16 kHz -> power mel spectrogram [B, n_mels, frames] (losses.mel_spectrogram)."""
     return mel_spectrogram(wav[:, None].float(), SR, N_FFT, HOP, N_MELS, F_MIN)
 
 
@@ -148,7 +149,7 @@ def clip_mels(n, seed, duration, codec=None, n_q=None, device="cpu", batch=64):
     With a codec, the odd clips are its renderings (through_codec with n_q codebooks)."""
     feats, labels = [], []
     for i in range(0, n, batch):
-        clips = [data.make_clip(j, seed, duration) for j in range(i, min(n, i + batch))]
+        clips = [synth.make_clip(j, seed, duration) for j in range(i, min(n, i + batch))]
         wav = torch.stack([torch.from_numpy(c["wav"]) for c in clips])  # [b, T]
         if codec is not None:
             odd = [k for k in range(len(clips)) if (i + k) % 2]
@@ -275,9 +276,9 @@ def fad(emb1, emb2):
 
 def prompt_labels():
     """The prompts' labels (source, scene, instrument): every plausible (source, scene) pair, then each instrument.
-    The plausible scenes of a source are data.SCENES_OF's (no knocking on the beach)."""
-    sfx = [(s, scene, None) for s in data.SOURCES for scene in data.SCENES_OF[s]]
-    return sfx + [(None, None, i) for i in data.INSTRUMENTS]
+    The plausible scenes of a source are synth.SCENES_OF's (no knocking on the beach)."""
+    sfx = [(s, scene, None) for s in synth.SOURCES for scene in synth.SCENES_OF[s]]
+    return sfx + [(None, None, i) for i in synth.INSTRUMENTS]
 
 
 def eval_sets(n, seed, duration, max_scan=200_000):
@@ -290,7 +291,7 @@ def eval_sets(n, seed, duration, max_scan=200_000):
         while any(len(found[p]) < 2 * n for p in todo):
             if i == max_scan:
                 raise RuntimeError(f"no {2 * n} {kind} clips of each prompt in {max_scan} clips")
-            c = data.make_clip(i, EVAL_SEED + seed, duration, kind=kind)
+            c = synth.make_clip(i, EVAL_SEED + seed, duration, kind=kind)
             p = (c["labels"]["source"], c["labels"]["scene"], c["labels"]["instrument"])
             if p in found and len(found[p]) < 2 * n:
                 found[p].append(c)
@@ -307,20 +308,20 @@ def token_counts(text, texts, batch=64):
 
 @torch.no_grad()
 def generate(model, texts, lengths, duration, seed, cfg_coef, batch=48, log=print):
-    """One clip per text with sample.generate (sample.py's sampling and defaults, cfg_coef from the flags):
-    model = sample.load's (lm, text, melody, codec), texts [N], their lengths in text tokens [N] -> wav [N, T] at
+    """One clip per text with TextToAudio.generate (sample.py's sampling and defaults, cfg_coef from the flags):
+    model = model.load_model's TextToAudio, texts [N], their lengths in text tokens [N] -> wav [N, T] at
     16 kHz. An LM without cross_attention_mask attends to the zeroed positions of a padded prompt (as AudioCraft),
     so padding changes what it generates: there a batch holds prompts of one length only, so that each clip is
     conditioned as `sample.py --prompt TEXT` alone conditions it. Batches of at most `batch` prompts; batch j
     samples with seed 1000 * seed + j."""
-    lm, codec = model[0], model[3]
+    lm, codec = model.lm, model.codec
     T, out, t0 = round(duration * SR), [None] * len(texts), time.time()
     if lm.config.cross_attention_mask:  # padding is masked: any prompts may share a batch
         lengths = [0] * len(texts)
     groups = [[i for i in range(len(texts)) if lengths[i] == n] for n in sorted(set(lengths))]
     chunks = [g[k:k + batch] for g in groups for k in range(0, len(g), batch)]  # [[index into texts]]
     for j, chunk in enumerate(chunks):
-        wav = sample.generate(*model, [texts[i] for i in chunk], duration, cfg_coef, seed=1000 * seed + j)
+        wav = model.generate([texts[i] for i in chunk], duration, cfg_coef, seed=1000 * seed + j)
         wav = data.resample(wav.mean(1), codec.sample_rate, SR)  # [b, T'] (mono, 16 kHz)
         for i, w in zip(chunk, wav):
             out[i] = F.pad(w, (0, max(0, T - len(w))))[:T]
@@ -402,14 +403,14 @@ def melody_agreement(model, n, seed, duration, cfg_coef):
     (same prompts, same seeds); the clip itself through the codec (the LM's n_q codebooks: the ceiling); and between
     each real clip and the next one (two unrelated tunes of this data: chance).
     -> dict(melody=, null_melody=, real_through_codec=, other_clip=) shares in [0, 1]."""
-    lm, text, melody, codec = model
-    clips = [data.make_clip(i, EVAL_SEED + seed, duration, codec.sample_rate, kind="music") for i in range(n)]
+    lm, melody, codec = model.lm, model.melody, model.codec
+    clips = [synth.make_clip(i, EVAL_SEED + seed, duration, codec.sample_rate, kind="music") for i in range(n)]
     wavs = [torch.from_numpy(c["wav"])[None].repeat(codec.channels, 1) for c in clips]  # [C, T] each
     ref = melody.chroma(wavs)  # [n, chroma_len]
     out = {}
     for name, use in (("melody", True), ("null_melody", False)):
-        gen = [sample.generate(*model, [c["tags"]], duration, cfg_coef, seed=1000 * seed + i,
-                               melody_wav=w if use else None)[0] for i, (c, w) in enumerate(zip(clips, wavs))]
+        gen = [model.generate([c["tags"]], duration, cfg_coef, seed=1000 * seed + i,
+                              melody_wav=w if use else None)[0] for i, (c, w) in enumerate(zip(clips, wavs))]
         out[name] = (melody.chroma(gen) == ref).float().mean().item()
     coded = [codec.decode(codec.encode(w[None].to(ref.device), n_q=lm.config.n_q))[0] for w in wavs]  # the ceiling
     out["real_through_codec"] = (melody.chroma(coded) == ref).float().mean().item()
@@ -419,43 +420,43 @@ def melody_agreement(model, n, seed, duration, cfg_coef):
 
 def classifier_settings(args, codec=None, n_q=None):
     """What the classifier depends on (its cache key): sizes, clip length, seed, batch, learning rate, and the codec
-    (the hash of its weights, train_lm.codec_hash) and number of codebooks its training clips pass through."""
+    (the hash of its weights, checkpoint.codec_hash) and number of codebooks its training clips pass through."""
     return dict(train_clips=args.train_clips, epochs=args.epochs, width=args.width, duration=args.duration,
                 seed=args.seed, batch=32, lr=3e-3, held_out=args.held_out,
                 codec=None if codec is None else codec_hash(codec), n_q=None if codec is None else n_q)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    t0, n, dev = time.time(), args.n_per_prompt, args.device
-    try:  # the model first: a missing one is an error now, not after training the classifier
-        lm, text, melody, codec = sample.load(args.model, dev)
+def load(args):
+    """--model -> the frozen TextToAudio (model.load_model) on --device, or a one-line error."""
+    try:
+        return load_model(args.model, args.device)
     except Exception as e:
         raise SystemExit(f"eval_audio.py: error: cannot load --model {args.model}: "
                          f"{(str(e).strip() or type(e).__name__).splitlines()[0]}") from None
-    if args.melody:
-        if melody is None:
-            raise SystemExit(f"eval_audio.py: error: --melody: {args.model} has no melody conditioner; train one "
-                             f"with train_lm.py --melody")
-        n_clips = 8 * n
-        res = melody_agreement((lm, text, melody, codec), n_clips, args.seed, args.duration, args.cfg_coef)
-        md = ("| chroma frames equal to the reference melody's | share |\n|---|---|\n"
-              + "\n".join(f"| {k.replace('_', ' ')} | {100 * v:.0f}% |" for k, v in res.items()))
-        print(f"model {args.model}, {n_clips} held-out music clips of {args.duration:g} s, seed {args.seed}, cfg "
-              f"{args.cfg_coef:g}\n\n{md}")
-        os.makedirs(args.out_dir, exist_ok=True)
-        with open(os.path.join(args.out_dir, "melody.json"), "w") as f:
-            json.dump(dict(model=args.model, n=n_clips, duration=args.duration, seed=args.seed, **res), f, indent=1)
-        print(f"\nwrote {args.out_dir}/melody.json in {time.time() - t0:.0f} s")
-        return res
 
-    # 1. the classifier (cached): on clean clips, and on their rendering by the model's codec unless --clean-classifier
-    clf_codec = None if args.clean_classifier else codec
-    settings = classifier_settings(args, clf_codec, lm.config.n_q)
-    clf, acc = get_classifier(settings, args.out_dir, dev, clf_codec)
-    print("classifier held-out accuracy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
 
+def main_melody(args, model, t0):
+    """--melody: melody_agreement on 8 x n-per-prompt held-out music clips -> its table, out_dir/melody.json."""
+    if model.melody is None:
+        raise SystemExit(f"eval_audio.py: error: --melody: {args.model} has no melody conditioner; train one "
+                         f"with train_lm.py --melody")
+    n_clips = 8 * args.n_per_prompt
+    res = melody_agreement(model, n_clips, args.seed, args.duration, args.cfg_coef)
+    md = ("| chroma frames equal to the reference melody's | share |\n|---|---|\n"
+          + "\n".join(f"| {k.replace('_', ' ')} | {100 * v:.0f}% |" for k, v in res.items()))
+    print(f"model {args.model}, {n_clips} held-out music clips of {args.duration:g} s, seed {args.seed}, cfg "
+          f"{args.cfg_coef:g}\n\n{md}")
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "melody.json"), "w") as f:
+        json.dump(dict(model=args.model, n=n_clips, duration=args.duration, seed=args.seed, **res), f, indent=1)
+    print(f"\nwrote {args.out_dir}/melody.json in {time.time() - t0:.0f} s")
+    return res
+
+
+def compare(args, model, clf):
+    """Steps 2 to 4 of the file docstring, printed -> the table's rows (see table)."""
     # 2. the prompts and the real clips: set A (prompts, the real row), set R (the reference)
+    n, n_q = args.n_per_prompt, model.lm.config.n_q
     sets = eval_sets(n, args.seed, args.duration)
     A = [c for _, clips in sets for c in clips[:n]]
     R = [c for _, clips in sets for c in clips[n:]]
@@ -464,11 +465,11 @@ def main(argv=None):
     wav_a, wav_r = (torch.stack([torch.from_numpy(c["wav"]) for c in s]) for s in (A, R))  # [P * n, T]
     print(f"{len(sets)} prompts x {n} clips of {args.duration:g} s, e.g. {tags[0]!r} / {sentences[0]!r}")
 
-    # 3. generated clips, and set A through the codec
-    model = (lm, text, melody, codec)  # a melody model gets the null melody
-    gen_t = generate(model, tags, token_counts(text, tags), args.duration, args.seed, args.cfg_coef)
-    gen_p = generate(model, sentences, token_counts(text, sentences), args.duration, args.seed + 1, args.cfg_coef)
-    wav_c = through_codec(codec, lm.config.n_q, wav_a, dev)
+    # 3. generated clips (a melody model gets the null melody), and set A through the codec
+    gen_t = generate(model, tags, token_counts(model.conditioner, tags), args.duration, args.seed, args.cfg_coef)
+    gen_p = generate(model, sentences, token_counts(model.conditioner, sentences), args.duration, args.seed + 1,
+                     args.cfg_coef)
+    wav_c = through_codec(model.codec, n_q, wav_a, args.device)
 
     # 4. classify and compare: adherence per caption style, Frechet distance to R
     (emb_r, _), (emb_a, pred_a), (emb_c, pred_c), (emb_t, pred_t), (emb_p, pred_p) = (
@@ -478,15 +479,31 @@ def main(argv=None):
     rows = [("generated", len(A), adherence(pred_t, prompts), adherence(pred_p, prompts), fad(emb_t, emb_r),
              fad(emb_p, emb_r)),
             ("real", len(A), real, real, fd_a, fd_a),
-            (f"real through the codec ({lm.config.n_q} codebooks)", len(A), cod, cod, fd_c, fd_c)]
-    md = table(rows)
+            (f"real through the codec ({n_q} codebooks)", len(A), cod, cod, fd_c, fd_c)]
     print(f"\nmodel {args.model}, {len(sets)} prompts x {n}, {args.duration:g} s, seed {args.seed}, cfg "
           f"{args.cfg_coef:g}; FD to {len(R)} other real clips of the same prompts\n")
-    print(md)
+    print(table(rows))
     print(f"\nper class, generated from tags: {per_class(pred_t, prompts)}")
     print(f"per class, generated from paraphrases: {per_class(pred_p, prompts)}")
-    results = dict(model=args.model, n_per_prompt=n, duration=args.duration, seed=args.seed, cfg_coef=args.cfg_coef,
-                   classifier=dict(settings, accuracy=acc),
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    t0 = time.time()
+    model = load(args)  # the model first: a missing one is an error now, not after training the classifier
+    if args.melody:
+        return main_melody(args, model, t0)
+
+    # 1. the classifier (cached): on clean clips, and on their rendering by the model's codec unless --clean-classifier
+    clf_codec = None if args.clean_classifier else model.codec
+    settings = classifier_settings(args, clf_codec, model.lm.config.n_q)
+    clf, acc = get_classifier(settings, args.out_dir, args.device, clf_codec)
+    print("classifier held-out accuracy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
+
+    rows = compare(args, model, clf)  # 2. to 4.
+    results = dict(model=args.model, n_per_prompt=args.n_per_prompt, duration=args.duration, seed=args.seed,
+                   cfg_coef=args.cfg_coef, classifier=dict(settings, accuracy=acc),
                    rows=[dict(clips=r[0], n=r[1], tags=dict(what=r[2][0], scene=r[2][1]),
                               paraphrases=dict(what=r[3][0], scene=r[3][1]), fd_tags=r[4], fd_paraphrases=r[5])
                          for r in rows])
@@ -494,7 +511,7 @@ def main(argv=None):
     with open(os.path.join(args.out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     with open(os.path.join(args.out_dir, "table.md"), "w") as f:
-        f.write(md + "\n")
+        f.write(table(rows) + "\n")
     print(f"\nwrote {args.out_dir}/results.json and table.md in {time.time() - t0:.0f} s")
     return results
 

@@ -1,5 +1,5 @@
 """
-Tests for codec.py and quantizer.py. Run: python -m pytest -q tests/test_codec.py
+Tests for codec.py, quantizer.py and checkpoint.py's codec loaders. Run: python -m pytest -q tests/test_codec.py
 
 The reference implementations (the `encodec` package and transformers' EncodecModel) run with
 random weights: no download is possible or needed. Their codebooks are all zeros until k-means
@@ -18,7 +18,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from codec import PRESETS, Codec, CodecConfig, load_codec, parse_yaml  # noqa: E402
+from checkpoint import load_codec, read_xp_cfg  # noqa: E402
+from codec import PRESETS, Codec  # noqa: E402
 from quantizer import (Codebook, ResidualVectorQuantizer, codebook_usage,  # noqa: E402
                        n_q_for_bandwidth)
 
@@ -239,8 +240,8 @@ def test_xp_cfg_pad_mode_is_read(hf_reflect, tmp_path):
                               models["constant"].decode(models["constant"].encode(wav)))
 
 
-def test_parse_yaml():
-    cfg = parse_yaml(XP_CFG.replace("PAD_MODE", "constant") + "x:\n  y: [1, 2.5, 'a']\n  z: ~\n")
+def test_read_xp_cfg():
+    cfg = read_xp_cfg(XP_CFG.replace("PAD_MODE", "constant") + "x:\n  y: [1, 2.5, 'a']\n  z: ~\n")
     assert cfg["seanet"]["ratios"] == [8, 5, 4, 4]
     assert cfg["seanet"]["activation_params"] == {"alpha": 1.0}
     assert cfg["seanet"]["decoder"]["final_activation"] is None

@@ -1,7 +1,7 @@
 """
-Tests for data.py: the clip generator (determinism, format, captions vs labels, coverage, melody pitch by FFT),
-resampling and loading, FolderDataset on both folder forms with a corrupt and a too-short file (its start-up line:
-captions, skipped files, resampling, padding), the CLI.
+Tests for synth.py and data.py: the clip generator (determinism, format, captions vs labels, coverage, melody pitch
+by FFT), resampling and loading, FolderDataset on both folder forms with a corrupt and a too-short file (its start-up
+line: captions, skipped files, resampling, padding), the CLI.
 CPU, a few seconds.
 Run: python -m pytest -q tests/test_data.py
 """
@@ -21,8 +21,8 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from data import (INSTRUMENTS, SCENES, SOURCES, BuiltinDataset, FolderDataset, collate, load_audio,  # noqa: E402
-                  make_clip, resample)
+from data import BuiltinDataset, FolderDataset, collate, load_audio, resample  # noqa: E402
+from synth import INSTRUMENTS, SCENES, SOURCES, make_clip  # noqa: E402
 
 SR = 16000
 

@@ -25,11 +25,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-import data  # noqa: E402
 import eval_audio as ea  # noqa: E402
-import sample  # noqa: E402
+import synth  # noqa: E402
 import train_lm  # noqa: E402
+from checkpoint import codec_hash  # noqa: E402
 from codec import PRESETS, Codec  # noqa: E402
+from model import load_model  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -93,7 +94,7 @@ def model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("model")
     torch.manual_seed(0)
     codec = Codec(PRESETS["tiny"]).train()
-    codec(torch.stack([torch.from_numpy(data.make_clip(i, 0, 0.5)["wav"])[None] for i in range(4)]))  # k-means init
+    codec(torch.stack([torch.from_numpy(synth.make_clip(i, 0, 0.5)["wav"])[None] for i in range(4)]))  # k-means init
     torch.save({"config": asdict(codec.config), "model": codec.eval().state_dict()}, tmp / "codec.pt")
     train_lm.main(train_lm.parser.parse_args([
         "--codec", str(tmp / "codec.pt"), "--out-dir", str(tmp / "run"), "--export", str(tmp / "export"),
@@ -109,8 +110,8 @@ def out_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def codec(model):
-    lm, _, _, codec = sample.load(model, "cpu")
-    return codec, lm.config.n_q
+    m = load_model(model, "cpu")
+    return m.codec, m.lm.config.n_q
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +130,14 @@ def test_classifier_learns(classifier, codec, out_dir):
     # cached under a name made from its settings, the codec's hash among them; the same settings reload it
     (path,) = out_dir.glob("classifier_*.pt")
     settings = ea.classifier_settings(ea.parse_args(["--fast"]), *codec)
-    assert settings["codec"] == train_lm.codec_hash(codec[0]) and settings["n_q"] == 4
+    assert settings["codec"] == codec_hash(codec[0]) and settings["n_q"] == 4
     assert ea.classifier_settings(ea.parse_args(["--fast"]))["codec"] is None
     again, acc2 = ea.get_classifier(settings, str(out_dir), "cpu", codec[0], log=lambda *a: None)
     assert acc2 == acc and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                                  again.state_dict().values()))
     assert len(list(out_dir.glob("classifier_*.pt"))) == 1
     # the embedding and the heads: [B, width], one prediction per head; a music clip has no source
-    wav = torch.stack([torch.from_numpy(data.make_clip(i, 5, 1.0, kind="music")["wav"]) for i in range(8)])
+    wav = torch.stack([torch.from_numpy(synth.make_clip(i, 5, 1.0, kind="music")["wav"]) for i in range(8)])
     emb, preds = ea.classify(model, wav)
     assert emb.shape == (8, 32) and set(preds) == {"source", "scene", "instrument"}
     assert (preds["source"] == 0).float().mean() > 0.7  # 0: "none"
@@ -153,7 +154,7 @@ def test_classifier_is_deterministic(codec):
 
 
 def test_log_mel_ignores_the_level():
-    wav = torch.from_numpy(data.make_clip(0, 0, 1.0)["wav"])[None]
+    wav = torch.from_numpy(synth.make_clip(0, 0, 1.0)["wav"])[None]
     x = ea.log_mel(wav)
     assert x.shape == (1, ea.N_MELS, 63) and x.max() == 1.0 and x.min() >= -1.0
     assert torch.allclose(ea.log_mel(0.1 * wav), x, atol=1e-4)
@@ -162,7 +163,7 @@ def test_log_mel_ignores_the_level():
 def test_prompt_sets_and_adherence():
     prompts = ea.prompt_labels()
     assert ("dog bark", "park", None) in prompts and ("knocking", "beach", None) not in prompts  # plausible pairs
-    assert prompts[-5:] == [(None, None, i) for i in data.INSTRUMENTS]
+    assert prompts[-5:] == [(None, None, i) for i in synth.INSTRUMENTS]
     sets = ea.eval_sets(2, 0, 0.2)
     assert [p for p, _ in sets] == prompts
     for (src, scene, instr), clips in sets:
@@ -181,20 +182,19 @@ def test_prompt_sets_and_adherence():
     assert ea.per_class(preds, pr) == "dog bark 1/1, rain 0/1, piano 1/1, bass 0/1"
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_generate_batches(monkeypatch, masked):
+def test_generate_batches(masked):
     """Without cross_attention_mask no prompt is padded (a batch holds one token count); with it any prompts share a
     batch. Each clip lands at its prompt's place, resampled to 16 kHz and cut or zero-padded to the duration."""
     calls = []
 
-    def fake_generate(lm, text, melody, codec, prompts, duration, cfg_coef, seed):  # [b, C, T] at the codec's rate
+    def fake_generate(prompts, duration, cfg_coef, seed):  # [b, C, T] at the codec's rate
         calls.append(prompts)
         return torch.stack([torch.full((1, 1600), len(p) / 100) for p in prompts])
 
-    monkeypatch.setattr(ea.sample, "generate", fake_generate)
     lm = types.SimpleNamespace(config=types.SimpleNamespace(cross_attention_mask=masked))
-    codec = types.SimpleNamespace(sample_rate=16000)
+    model = types.SimpleNamespace(lm=lm, codec=types.SimpleNamespace(sample_rate=16000), generate=fake_generate)
     texts, lengths = ["aa", "bbbb", "cc", "dddd", "ee"], [1, 2, 1, 2, 1]
-    wav = ea.generate((lm, None, None, codec), texts, lengths, 0.2, 0, 3.0, batch=2, log=lambda *a: None)
+    wav = ea.generate(model, texts, lengths, 0.2, 0, 3.0, batch=2, log=lambda *a: None)
     assert calls == ([["aa", "bbbb"], ["cc", "dddd"], ["ee"]] if masked else [["aa", "cc"], ["ee"], ["bbbb", "dddd"]])
     assert wav.shape == (5, 3200) and torch.allclose(wav[:, 0], torch.tensor([len(t) / 100 for t in texts]), atol=1e-4)
     assert not wav[:, 1600:].any()  # shorter clips are zero-padded to the duration

@@ -2,7 +2,7 @@
 Tests for lm.py: python -m pytest -q tests/test_lm.py (CPU, seconds).
 
 (a) Same weights as transformers' MusicGen decoder (random, small config), written in AudioCraft's
-    state_dict.bin layout and read back with load_lm: allclose logits, identical greedy CFG codes.
+    state_dict.bin layout and read back with checkpoint.load_lm: allclose logits, identical greedy CFG codes.
 (b) Hand-derived delay example; patterns checked against AudioCraft's layout algorithm.
 (c) Invariants: KV cache == no cache, causality by gradient, cfg_coef = 1 == conditional logits,
     same seed -> same codes, long generation == AudioCraft's window loop, loss falls on an overfit.
@@ -10,14 +10,15 @@ Tests for lm.py: python -m pytest -q tests/test_lm.py (CPU, seconds).
 import math
 import os
 import sys
+from dataclasses import asdict
 
 import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from codec import parse_yaml  # noqa: E402
+from checkpoint import config_from_audiocraft, load_lm, read_xp_cfg, save_atomic  # noqa: E402
 from lm import (LM, LMConfig, PRESETS, build_pattern, cfg_logits, codebook_cross_entropy,  # noqa: E402
-                config_from_audiocraft, load_lm, pattern_steps, revert_pattern, sample_next_token, save_lm)
+                pattern_steps, revert_pattern, sample_next_token)
 
 SHIPPED = os.path.join(os.path.dirname(__file__), '..', 'checkpoints', 'lm.pt')
 TINY = LMConfig(dim=64, num_heads=4, num_layers=2, card=32, cond_dim=64, max_duration=1.0, extend_stride=0.6)
@@ -199,7 +200,7 @@ def test_logits_and_greedy_match_transformers(tmp_path):
     ref = hf.generate(input_ids=torch.full((K, 1), card), encoder_hidden_states=torch.cat([cond[:1], 0 * cond[:1]]),
                       attention_mask=torch.ones(1, 1, dtype=torch.long), guidance_scale=3.0, do_sample=False,
                       max_length=T + K, num_return_sequences=1, use_cache=False)
-    assert torch.equal(lm.generate(cond[:1], duration=T / 50, greedy=True), ref)
+    assert torch.equal(lm.generate(cond[:1], duration=T / 50, temperature=0), ref)
 
 
 def test_masked_cross_attention_matches_transformers(tmp_path):
@@ -226,7 +227,7 @@ def test_masked_cross_attention_matches_transformers(tmp_path):
         assert torch.allclose(masked.step_logits(seq[:1], null, condition_mask=no_token),
                               lm.step_logits(seq[:1], null), atol=1e-6)
         # generation: the mask reaches every step, cached or not
-        args = dict(duration=0.2, greedy=True, condition_mask=mask[1:, :3])
+        args = dict(duration=0.2, temperature=0, condition_mask=mask[1:, :3])
         a = masked.generate(cond[1:, :3], **args)
         args['condition_mask'] = mask[1:]
         assert torch.equal(masked.generate(cond[1:], **args), a)
@@ -255,7 +256,7 @@ def test_kv_cache_equals_uncached_greedy(kw):
     prompt = torch.randint(0, 32, (2, 4, 5))
     for p in (None, prompt):
         args = dict(condition=cond, prepend=prepend, null_prepend=None if prepend is None else 0 * prepend,
-                    duration=0.3, prompt=p, greedy=True)
+                    duration=0.3, prompt=p, temperature=0)
         cached, uncached = lm.generate(**args), lm.generate(**args, use_cache=False)
         assert cached.shape == (2, 4, 15) and torch.equal(cached, uncached)
     assert torch.equal(cached[..., :5], prompt)                                # the prompt is kept
@@ -296,7 +297,7 @@ def test_sampling_rules_and_seed():
     logits = torch.tensor([[[4.0, 3.0, 2.0, 1.0, 0.0]]])                    # [1, 1, 5]
     draw = lambda **kw: {int(sample_next_token(logits, generator=torch.Generator().manual_seed(i), **kw))
                          for i in range(200)}
-    assert draw(top_k=2) == {0, 1} and draw(top_k=1) == {0} and draw(greedy=True) == {0}
+    assert draw(top_k=2) == {0, 1} and draw(top_k=1) == {0} and draw(temperature=0) == {0}
     assert draw(top_p=0.7, top_k=1) == {0, 1} and draw(top_p=0.6) == {0}    # p = 0.64 0.23 0.09 ...
     assert draw(temperature=0.0, top_k=5) == {0} and len(draw(top_k=0, temperature=5.0)) == 5
     lm, cond = tiny_lm(), torch.randn(1, 3, 64)
@@ -309,9 +310,9 @@ def test_generation_past_max_duration_is_audiocraft_window_loop():
     spans min(1.5 - 0.6, 1) s = 45 frames, prompted with frames 30..49 -> 25 new, 75 in all."""
     lm, cond = tiny_lm(), torch.randn(1, 3, 64)
     calls = []
-    out = lm.generate(cond, duration=1.5, greedy=True, callback=lambda i, n: calls.append((i, n)))
-    first = lm.generate(cond, duration=1.0, greedy=True)
-    second = lm.generate(cond, duration=0.9, prompt=first[..., 30:], greedy=True)
+    out = lm.generate(cond, duration=1.5, temperature=0, callback=lambda i, n: calls.append((i, n)))
+    first = lm.generate(cond, duration=1.0, temperature=0)
+    second = lm.generate(cond, duration=0.9, prompt=first[..., 30:], temperature=0)
     assert out.shape == (1, 4, 75) and torch.equal(out, torch.cat([first, second[..., 20:]], dim=-1))
     assert calls[:53] == [(i, 53) for i in range(1, 54)] and calls[53:] == [(i, 28) for i in range(1, 29)]
 
@@ -336,9 +337,9 @@ def test_prompt_longer_than_the_window():
     lm, cond = tiny_lm(), torch.randn(1, 3, 64)
     prompt = torch.randint(0, 32, (1, 4, 60))
     calls = []
-    out = lm.generate(cond, duration=2.5, prompt=prompt, greedy=True, callback=lambda i, n: calls.append((i, n)))
+    out = lm.generate(cond, duration=2.5, prompt=prompt, temperature=0, callback=lambda i, n: calls.append((i, n)))
     assert out.shape == (1, 4, 125) and torch.equal(out[..., :60], prompt)
-    first = lm.generate(cond, duration=1.0, prompt=prompt[..., 40:], greedy=True)    # frames 40..89
+    first = lm.generate(cond, duration=1.0, prompt=prompt[..., 40:], temperature=0)    # frames 40..89
     assert torch.equal(out[..., :90], torch.cat([prompt, first[..., 20:]], dim=-1))
     assert [n for i, n in calls if i == 1] == [33, 33, 8] and len(calls) == 33 + 33 + 8    # = lm.windows(2.5, 60)
     gen = lambda seed: lm.generate(cond, duration=2.5, prompt=prompt, generator=torch.Generator().manual_seed(seed))
@@ -370,7 +371,7 @@ def test_loss_masks_and_falls_on_tiny_overfit():
 def test_own_checkpoint_round_trip(tmp_path):
     lm = tiny_lm(pattern='flatten', max_duration=2.0)
     cond_state = {'condition_provider.conditioners.description.output_proj.weight': torch.ones(64, 12)}
-    save_lm(str(tmp_path / 'lm.pt'), lm, cond_state)
+    save_atomic(dict(config=asdict(lm.config), model={**lm.state_dict(), **cond_state}), str(tmp_path / 'lm.pt'))
     back, cs = load_lm(str(tmp_path / 'lm.pt'))
     assert back.config == lm.config and torch.equal(cs[next(iter(cs))], torch.ones(64, 12))
     codes, cond = torch.randint(0, 32, (1, 4, 6)), torch.randn(1, 3, 64)
@@ -388,7 +389,7 @@ def test_tiny_preset_is_the_shipped_model():
 def test_presets_and_yaml():
     assert PRESETS['musicgen-small'] == LMConfig() and PRESETS['tiny'].dim == 256
     assert not PRESETS['musicgen-melody'].cross_attention and PRESETS['audiogen-medium'].max_duration == 10
-    cfg = parse_yaml(XP_CFG)
+    cfg = read_xp_cfg(XP_CFG)
     assert cfg['codebooks_pattern']['delay']['delays'] == [0, 1, 2, 3] and cfg['fuser']['prepend'] == []
     assert cfg['fuser']['cross'] == ['description'] and cfg['transformer_lm']['num_heads'] == 4
     assert cfg['codebooks_pattern']['delay']['flatten_first'] == 0 and cfg['dataset']['segment_duration'] == 1
@@ -414,7 +415,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     one_line_error(lambda: lm(codes, torch.randn(2, 3, 64)), match='batch')
     one_line_error(lambda: lm.generate(cond, duration=0.0), match='duration')
     one_line_error(lambda: lm.generate(cond, duration=0.1, prompt=codes), match='prompt')
-    one_line_error(lambda: lm.generate(cond, duration=3.0, extend_stride=1.0), match='extend_stride')
+    one_line_error(lambda: tiny_lm(extend_stride=1.0).generate(cond, duration=3.0), match='extend_stride')
     one_line_error(lambda: build_pattern(codes, 32, 'delay', (0, 1)), match='delays')
     one_line_error(lambda: build_pattern(codes, 32, 'zigzag'), match='zigzag')
     one_line_error(lambda: LMConfig(cond_dim=768), match='cond_dim')

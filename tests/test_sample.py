@@ -30,6 +30,7 @@ import sample  # noqa: E402
 import train_lm  # noqa: E402
 from conditioners import Tokenizer  # noqa: E402
 from lm import LM, LMConfig  # noqa: E402
+from model import COND, MELODY, TextToAudio, load_model  # noqa: E402
 from conftest import tiny_codec  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the subprocesses compute as the in-process runs (one thread)
@@ -120,14 +121,14 @@ def test_continuation_longer_than_the_window(model, tmp_path, capsys):
                      "--out", out])
     assert sf.info(a).frames == 32000 and Path(a).read_bytes() == Path(b).read_bytes()
     assert re.search(r"window 2/2, step 12/12 \| \d+ s elapsed, ~0 s left", capsys.readouterr().err)
-    lm, text, melody, codec = sample.load(model, "cpu")
-    assert lm.windows(2.0, 75) == [(41, 50, 34, 19), (57, 43, 34, 12)]
+    m = load_model(model, "cpu")
+    assert m.lm.windows(2.0, 75) == [(41, 50, 34, 19), (57, 43, 34, 12)]
     decoded = []
-    decode = codec.decode
-    codec.decode = lambda codes: decoded.append(codes) or decode(codes)
+    decode = m.codec.decode
+    m.codec.decode = lambda codes: decoded.append(codes) or decode(codes)
     cont = sample.load_audio(str(start), 16000, 1)
-    sample.generate(lm, text, melody, codec, ["bell room"], 2.0, continuation=cont)
-    assert decoded[0].shape[-1] == 100 and torch.equal(decoded[0][..., :75], codec.encode(cont[None], n_q=4))
+    m.generate(["bell room"], 2.0, continuation=cont)
+    assert decoded[0].shape[-1] == 100 and torch.equal(decoded[0][..., :75], m.codec.encode(cont[None], n_q=4))
     with pytest.raises(SystemExit, match=r"^sample.py: error: --continuation is 1.5 s, --duration 1.5 s: ask for a "
                                          r"duration longer than the audio prompt$"):
         sample.main(["--model", model, "--prompt", "bell", "--duration", "1.5", "--continuation", str(start),
@@ -141,10 +142,10 @@ def test_progress_estimates_the_time_left(model, monkeypatch, capsys):
     monkeypatch.setattr(sample, "time", SimpleNamespace(time=itertools.count(0, 0.001).__next__))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
 
-    def first_step(*args):
-        args[-1](1, 53)  # the callback
+    def first_step(self, *args, callback=None, **kwargs):
+        callback(1, 53)
         raise ValueError("stopped after one step")
-    monkeypatch.setattr(sample, "generate", first_step)
+    monkeypatch.setattr(TextToAudio, "generate", first_step)
     with pytest.raises(SystemExit, match="stopped after one step"):
         sample.main(["--model", model, "--prompt", "rain", "--duration", "100000"])
     assert "generating 1 x 100000 s: window 1/312498, step 1/53 | 0 s elapsed, ~1.6 h left" in capsys.readouterr().err
@@ -173,7 +174,7 @@ def test_help_shows_defaults_and_the_seed_terms(model, tmp_path, capsys):
 def test_device_and_model_are_checked_before_loading(args, match, monkeypatch):
     """On a machine without a GPU (made so), before anything is loaded (load fails the test)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(sample, "load", lambda *a: pytest.fail("loaded before checking"))
+    monkeypatch.setattr(sample, "load_model", lambda *a: pytest.fail("loaded before checking"))
     with pytest.raises(SystemExit) as e:
         sample.main(["--prompt", "rain", "--device", "cpu", *args])
     assert str(e.value).startswith(f"sample.py: error: {match}") and "\n" not in str(e.value), str(e.value)
@@ -246,7 +247,7 @@ def test_errors_as_a_script(model, tmp_path):
 
 
 def to_audiocraft(state):
-    """This repo's codec keys -> AudioCraft's (the inverse of codec.RENAMES)."""
+    """This repo's codec keys -> AudioCraft's (the inverse of checkpoint.RENAMES)."""
     out = {}
     for k, v in state.items():
         if k.startswith("quantizer."):
@@ -295,12 +296,12 @@ def official_dir(root, codec_format, melody=False):
     codec = tiny_codec()
     lm = LM(LMConfig(dim=32, num_heads=2, num_layers=1, card=codec.config.bins, cond_dim=32,
                      cross_attention=not melody))
-    state = {**lm.state_dict(), train_lm.COND + "output_proj.weight": torch.randn(32, 16),
-             train_lm.COND + "output_proj.bias": torch.randn(32)}
+    state = {**lm.state_dict(), COND + "output_proj.weight": torch.randn(32, 16),
+             COND + "output_proj.bias": torch.randn(32)}
     if melody:  # musicgen-melody: chroma conditioner, text and chroma prepended (no cross-attention)
-        state.update({sample.MELODY + "output_proj.weight": torch.randn(32, 12),
-                      sample.MELODY + "output_proj.bias": torch.zeros(32),
-                      sample.MELODY + "chroma.spec.window": torch.hann_window(16384)})
+        state.update({MELODY + "output_proj.weight": torch.randn(32, 12),
+                      MELODY + "output_proj.bias": torch.zeros(32),
+                      MELODY + "chroma.spec.window": torch.hann_window(16384)})
     torch.save({"best_state": state, "xp.cfg": LM_XP_CFG, "version": "1.3.0", "exported": True},
                root / "state_dict.bin")
     if codec_format == "audiocraft":  # AudioGen: the codec weights in compression_state_dict.bin

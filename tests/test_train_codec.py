@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import data  # noqa: E402
 import train_codec as tc  # noqa: E402
-from codec import PRESETS, Codec, load_codec  # noqa: E402
+import training  # noqa: E402
+from checkpoint import load_codec  # noqa: E402
+from codec import PRESETS, Codec  # noqa: E402
+from losses import (Balancer, MSSTFTDiscriminator, adversarial_loss, discriminator_loss,  # noqa: E402
+                    feature_matching_loss, mel_distance, mel_filterbank, multiscale_mel_loss, si_snr)
 
 torch.set_num_threads(2)
 
@@ -25,35 +29,35 @@ def test_mel_filterbank_matches_librosa():
     librosa = pytest.importorskip("librosa")
     for sr, n_fft, n_mels, f_min in [(16000, 1024, 64, 64.0), (32000, 256, 64, 64.0), (24000, 512, 40, 0.0)]:
         ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=sr / 2, htk=True, norm=None)
-        ours = tc.mel_filterbank(sr, n_fft, n_mels, f_min)  # [F, n_mels]
+        ours = mel_filterbank(sr, n_fft, n_mels, f_min)  # [F, n_mels]
         assert torch.allclose(ours.T, torch.from_numpy(ref).float(), atol=1e-5)
 
 
 def test_spectral_losses_on_hand_checkable_cases():
     torch.manual_seed(0)
     x = torch.randn(2, 1, 4000)
-    assert tc.multiscale_mel_loss(x, x, 16000).item() == 0.0
-    assert tc.mel_distance(x, x, 16000).item() == 0.0
-    assert tc.multiscale_mel_loss(x, 0.5 * x, 16000).item() > 0
+    assert multiscale_mel_loss(x, x, 16000).item() == 0.0
+    assert mel_distance(x, x, 16000).item() == 0.0
+    assert multiscale_mel_loss(x, 0.5 * x, 16000).item() > 0
     # SI-SNR: scale-invariant, +inf-like for a perfect copy, 0 dB for equal signal and noise power
-    assert tc.si_snr(3 * x, x).min() > 60
+    assert si_snr(3 * x, x).min() > 60
     noise = torch.randn(2, 1, 4000)
     noise = noise - (noise * x).sum(-1, keepdim=True) / x.pow(2).sum(-1, keepdim=True) * x  # orthogonal
     noise = noise * x.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True)
-    assert torch.allclose(tc.si_snr(x + noise, x), torch.zeros(2), atol=0.05)
+    assert torch.allclose(si_snr(x + noise, x), torch.zeros(2), atol=0.05)
 
 
 def test_gan_losses():
     real, fake = [torch.full((2, 1, 3, 3), 2.0)], [torch.full((2, 1, 3, 3), -2.0)]
-    assert tc.discriminator_loss(real, fake).item() == 0.0  # both beyond the hinge margin
-    assert tc.discriminator_loss(fake, real).item() == pytest.approx(6.0)  # relu(1+2) + relu(1+2)
-    assert tc.adversarial_loss(fake).item() == pytest.approx(2.0)
+    assert discriminator_loss(real, fake).item() == 0.0  # both beyond the hinge margin
+    assert discriminator_loss(fake, real).item() == pytest.approx(6.0)  # relu(1+2) + relu(1+2)
+    assert adversarial_loss(fake).item() == pytest.approx(2.0)
     fm = [[torch.ones(2, 3), torch.zeros(2, 3)]]
-    assert tc.feature_matching_loss(fm, [[torch.zeros(2, 3), torch.zeros(2, 3)]]).item() == pytest.approx(0.5)
+    assert feature_matching_loss(fm, [[torch.zeros(2, 3), torch.zeros(2, 3)]]).item() == pytest.approx(0.5)
 
 
 def test_discriminator_shapes():
-    disc = tc.MSSTFTDiscriminator(filters=8)
+    disc = MSSTFTDiscriminator(filters=8)
     logits, fmaps = disc(torch.randn(2, 1, 8000))
     assert len(logits) == 5 and all(len(f) == 5 for f in fmaps)
     assert all(l.shape[:2] == (2, 1) for l in logits)
@@ -65,7 +69,7 @@ def test_balancer_gives_each_loss_its_weight_share():
     y = torch.randn(4, 1, 100, requires_grad=True)
     a, b = torch.randn(4, 1, 100), torch.randn(4, 1, 100)
     losses = {"big": 1000 * (a * y).sum(), "small": 1e-3 * (b * y).sum()}
-    balancer = tc.Balancer({"big": 1.0, "small": 3.0})
+    balancer = Balancer({"big": 1.0, "small": 3.0})
     grad, norms = balancer.gradient(losses, y)
     # per-clip norm averaged over the batch is what gets normalised
     na = (1000 * a).flatten(1).norm(dim=1).mean()
@@ -80,10 +84,10 @@ def test_a_few_steps_lower_the_reconstruction_loss():
     t = torch.arange(3200) / 16000
     wav = torch.stack([0.5 * torch.sin(2 * torch.pi * f * t) for f in (220.0, 330.0)])[:, None]  # [2, 1, T]
     model = Codec(PRESETS["tiny"]).train()
-    disc = tc.MSSTFTDiscriminator(filters=8)
+    disc = MSSTFTDiscriminator(filters=8)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.5, 0.9), weight_decay=0.0)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=1e-3, betas=(0.5, 0.9), weight_decay=0.0)
-    balancer = tc.Balancer({"l1": 0.1, "msspec": 2.0})  # the reconstruction losses only: fast to overfit
+    balancer = Balancer({"l1": 0.1, "msspec": 2.0})  # the reconstruction losses only: fast to overfit
     msspec = [tc.train_step(model, disc, disc, opt, opt_d, balancer, wav, 16000)["msspec"] for _ in range(15)]
     assert sum(msspec[-3:]) / 3 < 0.8 * sum(msspec[:3]) / 3, msspec
 
@@ -164,13 +168,13 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, capsys):
 
 def test_a_second_ctrl_c_quits_at_once():
     previous = signal.getsignal(signal.SIGINT)
-    with tc.ctrl_c_ends_the_step() as pressed:
+    with training.ctrl_c_ends_the_step() as pressed:
         signal.raise_signal(signal.SIGINT)  # the first: noted, nothing raised
         assert pressed
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is previous
-    with tc.ctrl_c_ends_the_step(enabled=False) as pressed:  # DDP: Ctrl-C as usual
+    with training.ctrl_c_ends_the_step(enabled=False) as pressed:  # DDP: Ctrl-C as usual
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
     assert not pressed

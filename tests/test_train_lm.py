@@ -3,7 +3,7 @@ Tests for train_lm.py. Run: python -m pytest -q tests/test_train_lm.py (CPU, abo
 
 A tiny random codec (codec.PRESETS['tiny'] after one k-means batch) and a tiny LM (--dim 32 --layers 1) on a few
 built-in clips of 1 s. Checked: the loss falls on the cached tokens; resume is bit-exact, also after Ctrl-C; the
-token cache is reused, and rebuilt when the codec changes; the checkpoint and the export are lm.load_lm's format;
+token cache is reused, and rebuilt when the codec changes; the checkpoint and the export are checkpoint.load_lm's format;
 bad arguments give one-line errors; two DDP processes (gloo) stay in sync.
 """
 
@@ -20,11 +20,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import data  # noqa: E402
 import sample  # noqa: E402
+import synth  # noqa: E402
 import train_lm as tl  # noqa: E402
-from codec import load_codec  # noqa: E402
-from lm import load_lm  # noqa: E402
+from checkpoint import load_codec, load_lm  # noqa: E402
+from model import COND, from_checkpoint  # noqa: E402
 from conftest import tiny_codec  # noqa: E402
 from test_train_codec import interrupted_run  # noqa: E402
 
@@ -64,16 +64,16 @@ def test_loss_falls_and_export(codecs, tmp_path, capsys):
     assert re.search(r"eval step 30 .* held-out loss [\d.]+ \| ce( [\d.]+){4} \| ppl", out)
     assert (tmp_path / "run" / "samples" / "step000030_0.wav").exists()
     assert (tmp_path / "run" / "samples" / "real_0.wav").exists()
-    # the training checkpoint is lm.load_lm's format: LM keys + the conditioner under AudioCraft's names
+    # the training checkpoint is checkpoint.load_lm's format: LM keys + the conditioner under AudioCraft's names
     lm, cond_state = load_lm(str(tmp_path / "run" / "ckpt.pt"))
     assert lm.config.dim == 32 and lm.config.card == 256 and lm.config.max_duration == 1.0
-    assert tl.COND + "output_proj.weight" in cond_state and tl.COND + "t5.shared.weight" in cond_state
+    assert COND + "output_proj.weight" in cond_state and COND + "t5.shared.weight" in cond_state
     assert torch.equal(lm.linears[0].weight, model.lm.linears[0].weight)
     # the export: fp16 LM, codec config + weights, tokenizer; reloaded, it is the trained model up to fp16 rounding
     exp = tmp_path / "export"
     assert sorted(os.listdir(exp)) == ["codec.pt", "lm.pt", "tokenizer.model"]
     assert torch.load(exp / "lm.pt", weights_only=True)["model"]["emb.0.weight"].dtype == torch.float16
-    back, _ = tl.load_model(str(exp / "lm.pt"))
+    back, _ = from_checkpoint(str(exp / "lm.pt"))
     assert torch.allclose(back.lm.linears[0].weight, model.lm.linears[0].weight, atol=1e-3)
     codec = load_codec(exp / "codec.pt")
     codes = torch.randint(0, 256, (1, 4, 10))
@@ -160,7 +160,7 @@ def test_melody_conditioning(codecs, tmp_path, capsys):
     music = [lab["instrument"] is not None for lab in train["labels"]]
     assert any(music) and not all(music) and train["chroma"].shape == (8, model.melody.chroma_len)
     for i, m in enumerate(music):  # clip i of the built-in data, at the codec's rate
-        wav = torch.from_numpy(data.make_clip(i, 0, 1.0, 16000)["wav"])
+        wav = torch.from_numpy(synth.make_clip(i, 0, 1.0, 16000)["wav"])
         assert torch.equal(train["chroma"][i].long(), model.melody.chroma([wav])[0] if m else torch.zeros(
             model.melody.chroma_len, dtype=torch.long))
     i = music.index(True)
@@ -170,7 +170,7 @@ def test_melody_conditioning(codecs, tmp_path, capsys):
                                   equal_nan=True)
     # the export keeps the melody conditioner; sample.py follows a melody file with it, or the null melody without
     tune = tmp_path / "tune.wav"
-    sf.write(tune, data.make_clip(i, 0, 1.0, 16000)["wav"], 16000)
+    sf.write(tune, synth.make_clip(i, 0, 1.0, 16000)["wav"], 16000)
     a, b = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
     args = ["--model", str(tmp_path / "export"), "--prompt", "piano", "--duration", "0.5", "--temperature", "0"]
     sample.main([*args, "--melody", str(tune), "--out", a])

@@ -11,7 +11,7 @@
 # 4. dead codes are replaced by data vectors
 # 5. residual stages: codebook k quantizes what codebooks 1..k-1 missed
 # 6. gradients: the straight-through estimator and the commitment loss
-# 7. RVQ on real features: mel-spectrogram frames of `data.py` clips
+# 7. RVQ on real features: mel-spectrogram frames of the built-in clips (`synth.py`)
 # 8. quantizer dropout: one model, several bitrates
 # 9. bandwidth <-> number of codebooks
 # 10. codebook usage and perplexity
@@ -42,9 +42,9 @@ ROOT = HERE if (HERE / "quantizer.py").exists() else HERE.parent
 sys.path.insert(0, str(ROOT))
 from codec import PRESETS  # noqa: E402
 from data import BuiltinDataset  # noqa: E402
+from losses import mel_spectrogram  # noqa: E402
 from quantizer import (Codebook, ResidualVectorQuantizer, bandwidth_per_codebook,  # noqa: E402
                        codebook_usage, n_q_for_bandwidth)
-from train_codec import mel_spectrogram  # noqa: E402
 
 FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
 OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
@@ -281,9 +281,11 @@ assert torch.allclose(commit, torch.stack(losses).mean(), rtol=1e-3)
 # ## Step 7. RVQ on audio features
 #
 # Now something closer to EnCodec: the vectors are frames of a log-mel spectrogram (64 mel bands,
-# D = 64) of `data.py` clips, 62.5 frames per second at 16 kHz with a 256-sample hop. (EnCodec
-# quantizes the encoder's 128-dim latents instead; tutorial 02 does that.) We learn 8 codebooks
-# by k-means + EMA on training clips and quantize held-out clips with K = 1..8.
+# D = 64) of the built-in clips (`synth.py` makes them, `data.BuiltinDataset` serves them), 62.5
+# frames per second at 16 kHz with a 256-sample hop (`losses.mel_spectrogram`, the one of the
+# codec's training loss). (EnCodec quantizes the encoder's 128-dim latents instead; tutorial 02
+# does that.) We learn 8 codebooks by k-means + EMA on training clips and quantize held-out clips
+# with K = 1..8.
 # Target: the relative error falls with K; the picture shows a held-out spectrogram with 1, 2, 8
 # codebooks.
 
@@ -294,7 +296,7 @@ bins, n_q, passes = (64, 8, 5) if FAST else (256, 8, 20)
 
 
 def log_mel(ds):
-    """Log-mel frames [B, 64, frames] of a data.py dataset (n_fft 1024, hop 256, 64 mels)."""
+    """Log-mel frames [B, 64, frames] of a data.BuiltinDataset (n_fft 1024, hop 256, 64 mels)."""
     wav = torch.stack([ds[i]["wav"] for i in range(len(ds))]).to(device)  # [B, 1, T]
     return torch.log10(1e-5 + mel_spectrogram(wav, 16000, 1024, 256))  # [B, 64, frames]
 

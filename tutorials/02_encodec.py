@@ -8,7 +8,8 @@
 #     codes --lookup--> latent --decoder--> wav [B, C, T/hop * hop]
 #
 # MusicGen (arXiv 2306.05284) and AudioGen (arXiv 2209.15352) never model audio samples: their
-# language model predicts these codes. With `codec.py` and `train_codec.py` we look at
+# language model predicts these codes. With `codec.py`, `losses.py` (the training objectives and
+# metrics), `train_codec.py` and `checkpoint.py` (loading) we look at
 #
 # 1. the presets: sample rate, hop, frame rate, bitrate, parameters
 # 2. the padding rules of the convolutions
@@ -43,11 +44,12 @@ import torch
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = HERE if (HERE / "codec.py").exists() else HERE.parent
 sys.path.insert(0, str(ROOT))
-from codec import PRESETS, Codec, Conv1d, extra_padding, load_codec  # noqa: E402
+from checkpoint import load_codec  # noqa: E402
+from codec import PRESETS, Codec, Conv1d, extra_padding  # noqa: E402
 from data import BuiltinDataset  # noqa: E402
+from losses import Balancer, MSSTFTDiscriminator, mel_distance, mel_spectrogram, si_snr  # noqa: E402
 from quantizer import codebook_usage, n_q_for_bandwidth  # noqa: E402
-from train_codec import (Balancer, MSSTFTDiscriminator, get_batch, mel_distance,  # noqa: E402
-                         mel_spectrogram, si_snr, train_step)
+from train_codec import get_batch, train_step  # noqa: E402
 
 FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
 OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
@@ -135,7 +137,7 @@ for L in (13, 16, 17, 20):
 # A fresh codec's codebooks are empty (all zeros): codebook k runs k-means on the first training
 # batch that reaches it. With quantizer dropout (`tiny` has it) a batch reaches only the first
 # K ~ U{1..n_q} codebooks, so in real training the last ones start a few steps later. Here we
-# switch dropout off for one batch of `data.py` clips, so that all of them start now. The batch
+# switch dropout off for one batch of built-in clips, so that all of them start now. The batch
 # holds more latent frames (32 clips x 25) than a codebook has codes (256): k-means on fewer
 # vectors than codes would copy them all, and the next codebook would see residuals of zero.
 # Target: every codebook is initialised; the printed lengths.
@@ -143,7 +145,7 @@ for L in (13, 16, 17, 20):
 # %%
 sr, hop = model.sample_rate, model.hop_length
 torch.manual_seed(0)
-clips = BuiltinDataset(1_000_000, duration=0.25 if FAST else 0.5)  # clip i = data.make_clip(i)
+clips = BuiltinDataset(1_000_000, duration=0.25 if FAST else 0.5)  # clip i = synth.make_clip(i)
 model.train()
 model.quantizer.q_dropout = False
 with torch.no_grad():
@@ -171,8 +173,8 @@ print("forward() trims to the input:", recon.shape[-1])
 # `train_codec.train_step` is one update of the MS-STFT discriminator, then one of the codec: L1
 # on the waveform, a multi-scale mel loss, a hinge adversarial loss and feature matching, mixed by
 # the loss *balancer* (EnCodec Sec. 3.4: each loss gets a fixed share of the gradient, whatever its
-# scale), plus the commitment loss with weight 1. Clips come from `data.py` (generated, nothing to
-# download). The full recipe is `python train_codec.py` (about an hour on 2 CPU cores); here we
+# scale), plus the commitment loss with weight 1. The losses, the discriminator and the balancer
+# live in `losses.py`. Clips come from `synth.py` (generated, nothing to download). The full recipe is `python train_codec.py` (about an hour on 2 CPU cores); here we
 # train the model of step 3 for a few steps (600 on a GPU, 40 on a CPU) and watch the losses move.
 # A commitment loss of exactly 0 would mean that the latents sit on codes: no bottleneck at all.
 # Target: the loss curve `02_train_losses.png`; every loss is finite, the commitment loss > 0.
@@ -193,7 +195,8 @@ for step in range(1, steps + 1):
 model.eval()
 print(f"{steps} steps of {batch} x {clips.duration} s in {time.time() - t0:.0f} s; last:",
       {k: round(v, 3) for k, v in history[-1].items()})
-# 40 steps of 4 x 0.5 s in 54 s; last: {'l1': 0.085, 'msspec': 1.385, 'adv': 0.009, 'feat': 0.003, 'commit': 0.008, 'd': 2.0}
+# 40 steps of 4 x 0.5 s in 264 s; last: {'l1': 0.072, 'msspec': 1.174, 'adv': 0.016, 'feat': 0.003, 'd': 2.0, 'commit': 0.031}
+# (2 CPU cores shared with other jobs; an idle machine takes about a minute)
 assert all(math.isfinite(v) for h in history for v in h.values()) and all(h["commit"] > 0 for h in history)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.2), layout="constrained")
@@ -210,8 +213,8 @@ save(fig, "02_train_losses.png")
 #
 # A few steps give a poor codec. If there is a trained one (the shipped `checkpoints/codec.pt`,
 # or, in full mode, yours from `python train_codec.py --out-dir runs/codec_tiny`, or the file
-# named by `CODEC_CHECKPOINT`), `load_codec` rebuilds it from the config stored in the checkpoint
-# and we study that one; otherwise the few-step model.
+# named by `CODEC_CHECKPOINT`), `checkpoint.load_codec` rebuilds it from the config stored in
+# the checkpoint and we study that one; otherwise the few-step model.
 # Two health checks from tutorial 01: the usage and perplexity of each codebook on held-out
 # clips, and the share of codes whose EMA count N_i is under the dead-code threshold (codes that
 # won almost nothing lately and get replaced by batch vectors).
@@ -228,7 +231,7 @@ if found:
 else:
     codec, source = model, f"the {steps}-step model of step 4"
 print("studying", source, "|", codec.config.n_q, "x", codec.config.bins, "codes at", codec.frame_rate, "Hz")
-# studying the 40-step model of step 4 | 8 x 256 codes at 50 Hz   (CPU, no checkpoint)
+# studying codec.pt | 8 x 256 codes at 50 Hz
 
 n_valid, dur = (2, 1.0) if FAST else (16, 2.0)
 valid = BuiltinDataset(n_valid, duration=dur, sample_rate=codec.sample_rate, split="valid")
@@ -237,21 +240,24 @@ codes = codec.encode(wav)  # [B, K, frames]
 usage, ppl = codebook_usage(codes, codec.config.bins)
 print(f"codes {tuple(codes.shape)}; usage per codebook {[round(u, 2) for u in usage.tolist()]}")
 print(f"perplexity {[round(p) for p in ppl.tolist()]} of {codec.config.bins}")
-# codes (16, 8, 100); usage per codebook [0.01, 0.03, 0.02, 0.04, 0.05, 0.08, 0.07, 0.07]
-# perplexity [1, 2, 2, 4, 2, 4, 2, 2] of 256
-# share of codes with N_i < 0.1: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-# (40 steps: the encoder still maps every clip to nearly the same latent, so a few codes do all
-# the work; a trained codec spreads its frames over most codes.)
-assert codes.shape == (n_valid, codec.config.n_q, math.ceil(wav.shape[-1] / codec.hop_length))
 threshold = codec.config.threshold_ema_dead_code
 dead = [(layer.cluster_size < threshold).float().mean().item() for layer in codec.quantizer.layers]
 print(f"share of codes with N_i < {threshold}: {[round(d, 2) for d in dead]}")
+# codes (16, 8, 100); usage per codebook [0.7, 0.88, 0.9, 0.91, 0.91, 0.9, 0.91, 0.92]
+# perplexity [97, 160, 161, 160, 162, 163, 170, 166] of 256
+# share of codes with N_i < 0.1: [0.0, 0.0, 0.0, 0.0, 0.01, 0.0, 0.0, 0.0]
+# (CPU, the shipped codec, checkpoints/codec.pt: 16 held-out clips of 2 s, 1600 frames, use 70-92%
+# of each codebook's 256 codes, the first codebook the fewest, and almost no code is dead. The
+# 40-step model of step 4, used when no checkpoint is found, still maps every clip to nearly the
+# same latent: a handful of codes do all the work.)
+assert codes.shape == (n_valid, codec.config.n_q, math.ceil(wav.shape[-1] / codec.hop_length))
 
 # %% [markdown]
 # ## Step 6. Before and after the codec
 #
 # Look and listen: a held-out clip, decoded from 1 codebook and from all of them. The mel
-# spectrogram (n_fft 1024, hop 256, 64 mel bands) is the one of the training losses.
+# spectrogram (n_fft 1024, hop 256, 64 mel bands) is the one of the training losses
+# (`losses.mel_spectrogram`).
 # Target: `02_spectrograms.png` and the WAVs `02_original.wav`, `02_codec_1cb.wav`,
 # `02_codec_{K}cb.wav`.
 
@@ -320,7 +326,7 @@ save(fig, "02_bitrate_quality.png")
 # %% [markdown]
 # ## Step 8. The official checkpoints
 #
-# `load_codec` also reads the official files, from local disk (nothing is downloaded here):
+# `checkpoint.load_codec` also reads the official files, from local disk (nothing is downloaded here):
 #
 # - EnCodec 24 kHz (original repo), a bare state dict:
 #   `wget https://dl.fbaipublicfiles.com/encodec/v0/encodec_24khz-d7cc33bc.th -P checkpoints/`
@@ -329,7 +335,7 @@ save(fig, "02_bitrate_quality.png")
 # - AudioGen's 16 kHz codec: `compression_state_dict.bin` of `facebook/audiogen-medium`.
 #
 # This cell runs only when one of the first two is in `checkpoints/`: it prints the SI-SNR of a
-# `data.py` clip at every bandwidth the model was trained for (the 24 kHz model: 1.5 to 24 kbps).
+# built-in clip at every bandwidth the model was trained for (the 24 kHz model: 1.5 to 24 kbps).
 # Target: the printed table, or the note that the files are absent.
 
 # %%

@@ -6,13 +6,13 @@
 # sentencepiece tokenizer and a T5 encoder (arXiv 1910.10683) and is read by cross-attention;
 # MusicGen-melody adds a chromagram of a reference tune, prepended to the LM's input. For
 # classifier-free guidance (CFG, arXiv 2207.12598) the LM also learns a *null* condition. With
-# `conditioners.py` and `data.py`:
+# `conditioners.py`, `synth.py` (the built-in clips and their captions) and `checkpoint.py`:
 #
 # 1. normalising prompts (AudioGen's stop words and lemmas)
-# 2. a tokenizer trained on the `data.py` captions
+# 2. a tokenizer trained on the built-in captions
 # 3. T5's relative position buckets and bias
 # 4. `TextConditioner`: embeddings, padding and the null row
-# 5. the chromagram of a `data.py` music clip against its labelled notes
+# 5. the chromagram of a built-in music clip against its labelled notes
 # 6. `MelodyConditioner` and what "no melody" means
 # 7. condition dropout for CFG
 #
@@ -39,9 +39,10 @@ HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd(
 ROOT = HERE if (HERE / "conditioners.py").exists() else HERE.parent
 sys.path.insert(0, str(ROOT))
 from conditioners import (T5_PRESETS, MelodyConditioner, T5Encoder, TextConditioner,  # noqa: E402
-                          Tokenizer, cfg_dropout, chromagram, load_t5, normalize_text,
-                          null_conditions, relative_position_bucket)
-from data import NOTE_NAMES, make_clip  # noqa: E402
+                          Tokenizer, cfg_dropout, chromagram, normalize_text, null_conditions,
+                          relative_position_bucket)
+from checkpoint import load_t5  # noqa: E402
+from synth import NOTE_NAMES, make_clip  # noqa: E402
 
 FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
 OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
@@ -63,7 +64,7 @@ def save(fig, name):
 # AudioGen trains on tag-like descriptions ("dog bark park"). `normalize_text` lower-cases, drops
 # punctuation and stop words and undoes simple inflections, so that "A dog is barking at the park."
 # and "dog bark park" become the same prompt. (AudioCraft's released configs leave this off;
-# our default model turns it on.) The captions of `data.py` come in both styles.
+# our default model turns it on.) The built-in captions (`synth.make_clip`) come in both styles.
 # Target: the printed pairs; the example of the docstring as an assertion.
 
 # %%
@@ -82,7 +83,7 @@ for i in range(4):
 # T5 reads sentencepiece pieces (arXiv 1808.06226): a unigram model that splits words into
 # frequent sub-words. T5's conventions: pad = 0, eos (`</s>`) = 1 appended to every prompt,
 # unk = 2, no bos. The official T5 uses a 32k vocabulary trained on C4; we train a small one on
-# the `data.py` captions (normalised), the vocabulary the tiny T5 preset expects (<= 1000).
+# the built-in captions (normalised), the vocabulary the tiny T5 preset expects (<= 1000).
 # A batch is padded to its longest prompt, and the mask says which positions are real.
 # Target: eos = 1 ends every row, padding is 0 and masked out; decode(encode(x)) == x.
 
@@ -127,7 +128,7 @@ print(dict(zip(offsets.tolist(), buckets.tolist())))
 assert buckets.tolist() == [15, 15, 8, 8, 7, 1, 0, 17, 23, 24, 31, 31]
 
 t5_dir = ROOT / "checkpoints" / "t5-base"  # a local Hugging Face t5-base directory, if you have one
-if (t5_dir / "pytorch_model.bin").is_file():
+if any((t5_dir / f).is_file() for f in ("pytorch_model.bin", "model.safetensors")):
     t5, source = load_t5(str(t5_dir))[0], "t5-base (learnt)"
 else:
     torch.manual_seed(0)
@@ -178,7 +179,7 @@ save(fig, "03_text_embeds.png")
 #
 # MusicGen-melody conditions on a *chromagram*: the energy of each of the 12 pitch classes
 # (C, C#, ..., B) per frame, from a 16384-point STFT (hop 4096: 7.8 frames per second at 32 kHz),
-# then reduced to the loudest class per frame (a one-hot). `data.py` music clips come with their
+# then reduced to the loudest class per frame (a one-hot). Built-in music clips come with their
 # notes, so we can check it: the argmax class should be the class of a note that sounds.
 # Target: the agreement (printed), `03_chroma.png` and `03_melody.wav`.
 
@@ -286,7 +287,7 @@ assert not null_embeds.any() and not null_mask.any()
 #   whole. The tokens are still exact: decode(encode(x)) == x.
 # - The T5 here is random: its embeddings carry no meaning until trained. MusicGen uses a frozen,
 #   pretrained t5-base; put a Hugging Face t5-base directory in `checkpoints/t5-base` to see its
-#   learnt position bias in step 3 (`load_t5` reads it from local files).
+#   learnt position bias in step 3 (`checkpoint.load_t5` reads it from local files).
 # - AudioCraft's LM does not use the text mask in cross-attention: padded positions are zeros and
 #   are attended with logit 0. Step 4's zeros are what it sees.
 # - Next: tutorial 04, the codebook patterns and the LM that reads these conditions.

@@ -5,9 +5,9 @@
 # T frames at 50 Hz). MusicGen (arXiv 2306.05284) models them with ONE causal transformer: each
 # sequence step sums the embeddings of K codes and predicts K codes with K output heads. Which code
 # goes in which step is the *codebook interleaving pattern* (Sec. 2.2). With `lm.py` and the
-# shipped model (`checkpoints/`):
+# shipped model (`checkpoints/`, loaded by `model.py`):
 #
-# 1. codes [B, K, T] of a `data.py` clip from the shipped codec
+# 1. codes [B, K, T] of a built-in clip from the shipped codec
 # 2. four patterns (delay, parallel, flatten, coarse-first): steps per T frames, drawn as grids
 # 3. the round trip revert_pattern(build_pattern(codes)) == codes
 # 4. which positions the training loss sees (`valid_only`), on a hand-checkable example
@@ -39,12 +39,12 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = HERE if (HERE / "lm.py").exists() else HERE.parent
 sys.path.insert(0, str(ROOT))
-from codec import load_codec  # noqa: E402
 from conditioners import normalize_text  # noqa: E402
-from data import VALID_SEED_OFFSET, make_clip  # noqa: E402
+from data import VALID_SEED_OFFSET  # noqa: E402
 from lm import (LM, PRESETS, build_pattern, codebook_cross_entropy, pattern_steps,  # noqa: E402
                 revert_pattern)
-from train_lm import load_model  # noqa: E402
+from model import load_model  # noqa: E402
+from synth import make_clip  # noqa: E402
 
 FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
 OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
@@ -64,15 +64,16 @@ def save(fig, name):
 # %% [markdown]
 # ## Step 1. Codes from the shipped codec
 #
-# `train_lm.load_model` rebuilds the LM and its text conditioner from the config stored in
-# `lm.pt`; `load_codec` the codec. The LM models the first `n_q` codebooks of the codec (4 of
-# its 8). We take held-out clips (`make_clip` with the valid seed: never seen in training).
+# `model.load_model` rebuilds the LM and its text conditioner from the config stored in
+# `lm.pt`, loads the codec next to it (`checkpoint.load_codec` of `codec.pt`) and returns them
+# as one frozen `TextToAudio` in eval mode: `.lm`, `.conditioner`, `.melody` (None: this LM reads
+# text only) and `.codec`. The LM models the first `n_q` codebooks of the codec (4 of its 8). We
+# take held-out clips (`synth.make_clip` with the valid seed: never seen in training).
 # Target: codes [B, K, T] with T = duration * 50 Hz and every code in [0, card).
 
 # %%
-model, ckpt = load_model(str(ROOT / "checkpoints" / "lm.pt"), device)  # TextToAudio: .lm, .conditioner
-lm, cond = model.lm, model.conditioner
-codec = load_codec(ROOT / "checkpoints" / "codec.pt").to(device)
+model = load_model(str(ROOT / "checkpoints"), device)  # TextToAudio: .lm, .conditioner, .melody, .codec
+lm, cond, codec = model.lm, model.conditioner, model.codec
 c = lm.config
 K, card, delays = c.n_q, c.card, c.delays
 print(f"LM: {K} codebooks of {card} codes, pattern {c.pattern!r} {delays}, max_duration {c.max_duration} s")
@@ -246,7 +247,8 @@ assert torch.allclose(loss, ce.mean()) and loss < math.log(card) and loss < fres
 # t + delays[q], so it must not move when t + delays[q] < 1 + t0, and every later prediction
 # may. Note what moves: codebooks 2-4 of frame t0 itself are predicted after codebook 1 of that
 # frame (their cells come later): the delay pattern's way of conditioning the finer codebooks on
-# the coarser ones. Target: unchanged exactly where predicted; `04_causality.png`.
+# the coarser ones. Target: unchanged exactly where predicted; `04_causality.png` (colour: log10
+# of the largest change of any of the card logits of a prediction; black: exactly none).
 
 # %%
 t0 = 5
@@ -262,10 +264,12 @@ print(f"unchanged: {int((earlier & trained_real).sum())} predictions, moved: {in
 # unchanged: 18 predictions, moved: 176      (fast mode: 6 + 5 + 4 + 3 with t + delays[q] <= t0 = 5)
 fig, ax = plt.subplots(figsize=(9, 2.6))
 show = 16
-ax.imshow(torch.log10(moved[:, :show] + 1e-12).nan_to_num(-12).cpu(), cmap="magma", vmin=-8, vmax=1, aspect="auto")
+im = ax.imshow(torch.log10(moved[:, :show] + 1e-12).nan_to_num(-12).cpu(), cmap="magma", vmin=-8, vmax=1,
+               aspect="auto")
+fig.colorbar(im, ax=ax, extend="min", label="log10 max |change|\nof a logit (black: none)")
 ax.scatter([t0], [0], marker="x", color="C0", s=80, label="changed code")
 ax.set(yticks=range(K), yticklabels=[f"cb {q + 1}" for q in range(K)], xlabel="frame t",
-       title="log10 max |change| of the logits when one code changes (black: none)")
+       title="how far each prediction moves when one code changes")
 ax.legend(loc="upper right")
 save(fig, "04_causality.png")
 
@@ -276,7 +280,8 @@ save(fig, "04_causality.png")
 # all s earlier steps: 1 + 2 + ... + (S - 1) = S (S - 1) / 2 positions. With a cache each layer
 # keeps the keys and values of the past steps, and only the new step runs: S - 1 positions. Both
 # must give the same tokens. We count the positions the embeddings see (a forward hook) and time
-# both (greedy, so that the tokens are comparable; CFG doubles the batch: 2 rows per prompt).
+# both (greedy, temperature 0, so that the tokens are comparable; CFG doubles the batch: 2 rows
+# per prompt).
 # Target: identical tokens; the counts (asserted); the speed-up (grows with the length).
 
 # %%
@@ -291,7 +296,8 @@ for use_cache in (True, False):
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.time()
-    tokens = lm.generate(prompt_embeds, duration=gen_dur, greedy=True, use_cache=use_cache, condition_mask=prompt_mask)
+    tokens = lm.generate(prompt_embeds, condition_mask=prompt_mask, duration=gen_dur, temperature=0,
+                         use_cache=use_cache)  # [1, K, T], greedy
     if device == "cuda":
         torch.cuda.synchronize()
     result[use_cache] = (tokens, time.time() - start, sum(seen))
@@ -311,7 +317,8 @@ assert torch.equal(cached, uncached) and n_c == S - 1 and n_u == S * (S - 1) // 
 # softmax(q k^T / sqrt(head_dim)) from its fused `in_proj_weight` (rows [0, D) make q, [D, 2D) k,
 # [2D, 3D) v), averaged over heads. One prompt has no padding, so no mask is needed.
 # Target: rows sum to 1; out_proj(weights @ v) reproduces the module's output (assertion);
-# `04_cross_attention.png`, with the prompt's pieces as tick labels.
+# `04_cross_attention.png`, with the prompt's pieces as tick labels and each layer's colour bar
+# (the attention weight of a step on a piece, mean over heads; a row sums to 1).
 
 # %%
 captured = {}
@@ -342,9 +349,9 @@ for i, ax in zip(range(len(layers)), axes):
     weights = (q @ k.transpose(-1, -2) / math.sqrt(D // H)).softmax(-1)  # [1, H, S_valid, L]
     again = layers[i].cross_attention.out_proj((weights @ v).transpose(1, 2).reshape(1, -1, D))
     assert torch.allclose(again, output, atol=1e-4) and torch.allclose(weights.sum(-1), torch.ones(()))
-    ax.imshow(weights[0].mean(0).cpu(), aspect="auto", cmap="viridis", vmin=0, interpolation="nearest")
+    im = ax.imshow(weights[0].mean(0).cpu(), aspect="auto", cmap="viridis", vmin=0, interpolation="nearest")
+    fig.colorbar(im, ax=ax, location="top", label=f"layer {i + 1}: attention weight")
     ax.set_xticks(range(len(pieces)), pieces, rotation=60, fontsize=8)
-    ax.set_title(f"layer {i + 1}")
 axes[0].set_ylabel("sequence step (~ frame, 20 ms)")
 fig.suptitle(f"cross-attention, mean over {H} heads (colour scale per layer, from 0): {texts[0]!r} on its own clip")
 save(fig, "04_cross_attention.png")

@@ -3,8 +3,8 @@
 #
 # The LM of tutorial 04 gives, at every sequence step, K distributions over the next codes.
 # Sampling turns them into audio: guidance makes the text matter more, and the sampling rules
-# (temperature, top-k, top-p) decide how adventurous each draw is. With `sample.py` (its `load`
-# and `generate`, what `python sample.py` runs) and `lm.py`, on the shipped model:
+# (temperature, top-k, top-p) decide how adventurous each draw is. With `model.py` (`load_model`
+# and `TextToAudio.generate`, what `python sample.py` runs) and `lm.py`, on the shipped model:
 #
 # 1. classifier-free guidance (CFG) on one step's logits: logits = uncond + cfg_coef (cond - uncond)
 # 2. temperature, top-k and top-p on one next-code distribution
@@ -36,12 +36,13 @@ import soundfile as sf
 import torch
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-ROOT = HERE if (HERE / "sample.py").exists() else HERE.parent
+ROOT = HERE if (HERE / "model.py").exists() else HERE.parent
 sys.path.insert(0, str(ROOT))
-import sample  # noqa: E402
-from data import VALID_SEED_OFFSET, make_clip  # noqa: E402
+from data import VALID_SEED_OFFSET  # noqa: E402
 from lm import build_pattern, cfg_logits, pattern_steps, sample_next_token  # noqa: E402
-from train_codec import mel_spectrogram  # noqa: E402
+from losses import mel_spectrogram  # noqa: E402
+from model import load_model  # noqa: E402
+from synth import make_clip  # noqa: E402
 
 FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
 OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
@@ -80,11 +81,13 @@ def entropy(p):
 # %% [markdown]
 # ## Step 1. Classifier-free guidance on one step
 #
-# `sample.load` returns the LM, the text conditioner, the melody conditioner (None here: this LM
-# reads text only) and the codec. For CFG the LM runs every prompt twice, as ONE batch of 2B rows:
-# the B conditional rows, then B null rows (the text embeddings replaced by zeros and the mask all
-# False: the "no text" condition the LM learnt from condition dropout, tutorial 03). With
-# cond and uncond the logits of the two halves, guidance extrapolates from uncond through cond:
+# `model.load_model` returns the whole model, frozen and in eval mode: a `TextToAudio` whose parts
+# are the LM (`.lm`), the text conditioner (`.conditioner`), the melody conditioner (`.melody`,
+# None here: this LM reads text only) and the codec (`.codec`). For CFG the LM runs every prompt
+# twice, as ONE batch of 2B rows: the B conditional rows, then B null rows (the text embeddings
+# replaced by zeros and the mask all False: the "no text" condition the LM learnt from condition
+# dropout, tutorial 03). With cond and uncond the logits of the two halves, guidance extrapolates
+# from uncond through cond:
 #
 #     logits = uncond + cfg_coef * (cond - uncond)        (`lm.cfg_logits`)
 #
@@ -92,11 +95,12 @@ def entropy(p):
 # the text changes. We take the first step of a generation: the input is step 0 (all special
 # tokens), so codebook 1 of frame 0 is predicted from the text alone.
 # Target: cfg_coef = 1 gives cond, 0 gives uncond (assertions); the conditional rows of the 2B
-# batch equal a batch of B alone; `lm.generate`'s first greedy code is the argmax of the guided
-# logits; `05_cfg_step.png`.
+# batch equal a batch of B alone; `lm.generate`'s first greedy code (temperature 0) is the argmax
+# of the guided logits; `05_cfg_step.png`.
 
 # %%
-lm, text_cond, melody, codec = sample.load(str(ROOT / "checkpoints"), device)
+model = load_model(str(ROOT / "checkpoints"), device)  # TextToAudio
+lm, text_cond, melody, codec = model.lm, model.conditioner, model.melody, model.codec
 c = lm.config
 K, card, fr = c.n_q, c.card, c.frame_rate
 print(f"LM {K} x {card} codes at {fr} Hz, max_duration {c.max_duration} s, extend_stride {c.extend_stride} s; "
@@ -113,7 +117,7 @@ assert torch.allclose(cfg_logits(cond, uncond, 1.0), cond, atol=1e-5)
 assert torch.equal(cfg_logits(cond, uncond, 0.0), uncond)
 alone = lm.step_logits(start[:B], embeds, condition_mask=mask)[:, :, -1]  # the conditional rows by themselves
 assert torch.allclose(alone, cond, atol=1e-4)
-first = lm.generate(embeds, duration=0.1, greedy=True, cfg_coef=3.0, condition_mask=mask)  # [B, K, 5]
+first = lm.generate(embeds, condition_mask=mask, duration=0.1, cfg_coef=3.0, temperature=0)  # [B, K, 5], greedy
 assert torch.equal(first[:, 0, 0], cfg_logits(cond, uncond, 3.0)[:, 0].argmax(-1))
 for b, prompt in enumerate(prompts):
     H = [entropy(cfg_logits(cond[b, 0], uncond[b, 0], w).softmax(-1)).item() for w in (0, 1, 3, 5)]
@@ -206,10 +210,10 @@ save(fig, "05_top_k_top_p.png")
 # %% [markdown]
 # ## Step 3. cfg_coef and temperature on the output
 #
-# `sample.generate(lm, text, melody, codec, prompts, duration, cfg_coef, top_k, top_p,
-# temperature, seed)` is the whole of `python sample.py` after loading: the conditioner, CFG
-# sampling with a KV cache (tutorial 04), the codec's decoder; it returns wav [B, C, samples] in
-# [-1, 1]. We generate both prompts at cfg_coef 1, 3 and 5, and the piano at temperatures 0.5,
+# `model.generate(prompts, duration, cfg_coef, top_k, top_p, temperature, seed)`
+# (`TextToAudio.generate` in `model.py`) is the whole of `python sample.py` after loading: the
+# conditioner, CFG sampling with a KV cache (tutorial 04), the codec's decoder; it returns wav
+# [B, C, samples] in [-1, 1] on the CPU. We generate both prompts at cfg_coef 1, 3 and 5, and the piano at temperatures 0.5,
 # 1 and 1.5 (cfg_coef 3), all with seed 0. Listen: with cfg_coef 1 the prompt often drifts to
 # other sounds of the training data; larger values follow it more closely, and too large ones
 # get harsh and repetitive. The evaluation script (see the notes) measures this with a classifier.
@@ -220,10 +224,10 @@ dur = 1.0 if FAST else min(3.0, c.max_duration)
 n_samples = round(dur * codec.sample_rate)
 outputs, t_start = {}, time.time()
 for w in (1.0, 3.0, 5.0):
-    outputs[w] = sample.generate(lm, text_cond, melody, codec, prompts, duration=dur, cfg_coef=w, seed=0)  # [B, C, T]
+    outputs[w] = model.generate(prompts, duration=dur, cfg_coef=w, seed=0)  # [B, C, T]
     assert outputs[w].shape == (B, codec.channels, n_samples) and outputs[w].abs().max() <= 1
-temps = {T: sample.generate(lm, text_cond, melody, codec, prompts[1:], duration=dur, cfg_coef=3.0, temperature=T,
-                            seed=0)[0] for T in (0.5, 1.0, 1.5)}  # [C, T] each
+temps = {T: model.generate(prompts[1:], duration=dur, cfg_coef=3.0, temperature=T, seed=0)[0]
+         for T in (0.5, 1.0, 1.5)}  # [C, T] each
 print(f"9 clips of {dur} s in {time.time() - t_start:.1f} s on {device}")
 fig, axes = plt.subplots(3, 3, figsize=(13, 8), sharex=True, sharey=True, layout="constrained")
 for col, w in enumerate(outputs):
@@ -245,8 +249,8 @@ save(fig, "05_cfg_temperature.png")
 # Target: seed 0 again == step 3's clips; seed 1 differs (assertions).
 
 # %%
-again = sample.generate(lm, text_cond, melody, codec, prompts, duration=dur, cfg_coef=3.0, seed=0)
-other = sample.generate(lm, text_cond, melody, codec, prompts, duration=dur, cfg_coef=3.0, seed=1)
+again = model.generate(prompts, duration=dur, cfg_coef=3.0, seed=0)
+other = model.generate(prompts, duration=dur, cfg_coef=3.0, seed=1)
 assert torch.equal(again, outputs[3.0]) and not torch.equal(other, outputs[3.0])
 print("seed 0 twice: identical; seed 1: different")
 # seed 0 twice: identical; seed 1: different
@@ -259,19 +263,21 @@ print("seed 0 twice: identical; seed 1: different")
 # window makes W = max_duration * 50 frames; each next one starts extend_stride seconds (s frames)
 # later, is prompted with the last W - s frames it already has, and adds s new ones. N frames
 # thus take 1 + ceil((N - W) / s) windows. The `callback(done, total)` of `generate` counts the
-# steps of the current window, so `done == 1` marks a new one.
+# steps of the current window, so `done == 1` marks a new one; `lm.windows(duration)` lists the
+# plan beforehand, as (first frame, frames, given frames, steps) per window.
 # Target: the window count (asserted against the formula); `05_long.png`, `05_long.wav`.
 
 # %%
 long_dur = c.max_duration + 2 * c.extend_stride
 N, W, s = int(long_dur * fr), int(c.max_duration * fr), int(c.extend_stride * fr)
 starts = []
-long_wav = sample.generate(lm, text_cond, melody, codec, prompts[1:], duration=long_dur, seed=0,
-                           callback=lambda done, total: starts.append(total) if done == 1 else None)[0]  # [C, T]
+long_wav = model.generate(prompts[1:], duration=long_dur, seed=0,
+                          callback=lambda done, total: starts.append(total) if done == 1 else None)[0]  # [C, T]
 print(f"{long_dur:g} s = {N} frames, window {W}, stride {s}: {len(starts)} windows of {starts} steps")
 # 5 s = 250 frames, window 150, stride 50: 3 windows of [153, 53, 53] steps      (the shipped config)
 assert len(starts) == 1 + math.ceil((N - W) / s) and long_wav.shape[-1] == round(long_dur * codec.sample_rate)
 assert starts[0] == pattern_steps(W, K, c.pattern, c.delays)[1] - 1  # the first window: every step but step 0
+assert starts == [steps for *_, steps in lm.windows(long_dur)]  # the plan, known before sampling
 fig, ax = plt.subplots(figsize=(11, 3))
 spectrogram(ax, long_wav, f"{prompts[1]!r}, {long_dur:g} s with a {c.max_duration:g} s window (dashed: new windows)")
 for i in range(1, len(starts)):
@@ -301,8 +307,8 @@ while True:  # the first held-out tune that is not drums alone
     i += 1
 prompt_wav = torch.from_numpy(clip["wav"])[None]  # [C=1, T]
 cont_dur = 1.5 if FAST else c.max_duration  # within one window
-cont = sample.generate(lm, text_cond, melody, codec, [clip["tags"]], duration=cont_dur, seed=0,
-                       continuation=prompt_wav)[0]  # [C, T]: the prompt, then the continuation
+cont = model.generate([clip["tags"]], duration=cont_dur, seed=0,
+                      continuation=prompt_wav)[0]  # [C, T]: the prompt, then the continuation
 through = codec.decode(codec.encode(prompt_wav[None].to(device), n_q=K))[0].float().clamp(-1, 1).cpu()  # [C, T']
 keep = prompt_wav.shape[-1] - 10 * codec.hop_length  # up to 10 frames (200 ms) before the boundary
 err = (cont[..., :keep] - through[..., :keep]).abs().max().item()
@@ -322,9 +328,9 @@ save_wav(cont, codec.sample_rate, "05_continuation.wav")
 # ## Errata and notes
 #
 # - Measuring prompt adherence: `tests/eval_audio.py` trains a small classifier on the labels of
-#   `data.py` and reports how often generated clips carry the prompted source, scene or instrument,
-#   plus a Frechet distance to real clips (FAD's recipe). Its `--cfg-coef` flag compares guidance
-#   scales. It takes several minutes on a CPU, so it is not run here:
+#   the built-in clips (`synth.py`) and reports how often generated clips carry the prompted
+#   source, scene or instrument, plus a Frechet distance to real clips (FAD's recipe). Its
+#   `--cfg-coef` flag compares guidance scales. It takes several minutes on a CPU, so it is not run here:
 #   `python tests/eval_audio.py --model checkpoints`.
 # - AudioCraft's cross-attention attends to the zeroed padding of the text; this repo's tiny preset
 #   can mask it (`cross_attention_mask`). A null row has no token at all, and attends to its zeros
@@ -333,7 +339,7 @@ save_wav(cont, codec.sample_rate, "05_continuation.wav")
 #   training replaces whole batches of prompts by None (`conditioners.cfg_dropout`, p = 0.1 here).
 # - CFG doubles the batch of every step. AudioCraft's `two_step_cfg` (two passes instead of one
 #   batch) is not implemented.
-# - `sample.generate` runs the LM under bf16 autocast on a GPU: the same seed gives the same audio
-#   on one machine, but CPU and GPU runs differ.
+# - `TextToAudio.generate` runs the LM under bf16 autocast on a GPU: the same seed gives the same
+#   audio on one machine, but CPU and GPU runs differ.
 # - Past max_duration, the window is re-prompted with its own tokens; the melody of a melody model
 #   is not re-windowed (the `lm.py` docstring lists this deviation).

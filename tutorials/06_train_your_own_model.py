@@ -9,7 +9,7 @@
 # 1. the built-in data: a clip, its captions and labels, spectrograms of a few clips
 # 2. training a codec with `train_codec.main`, reading its log and `eval.tsv`
 # 3. training the LM on that codec with `train_lm.main`, exporting the shippable model
-# 4. sampling from the export with `sample.load` + `sample.generate`, writing WAVs
+# 4. sampling from the export with `model.load_model` + `TextToAudio.generate`, writing WAVs
 # 5. your own folder of audio (`data.FolderDataset`) and the README's full recipe
 #
 # Everything goes to `OUT/run/` (codec, LM, export); nothing is written to `runs/` or `checkpoints/`.
@@ -45,12 +45,13 @@ import torch
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = HERE if (HERE / "train_lm.py").exists() else HERE.parent
 sys.path.insert(0, str(ROOT))
-import sample  # noqa: E402
 import train_codec  # noqa: E402
 import train_lm  # noqa: E402
-from codec import load_codec  # noqa: E402
-from data import FolderDataset, make_clip  # noqa: E402
-from train_codec import mel_spectrogram  # noqa: E402
+from checkpoint import load_codec  # noqa: E402
+from data import FolderDataset  # noqa: E402
+from losses import mel_spectrogram  # noqa: E402
+from model import load_model  # noqa: E402
+from synth import make_clip  # noqa: E402
 
 FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
 OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
@@ -105,7 +106,7 @@ shutil.rmtree(RUN, ignore_errors=True)  # a fresh run: train_codec/train_lm appe
 # %% [markdown]
 # ## Step 1. The built-in data
 #
-# Nothing to download: `data.make_clip(i, seed)` synthesises clip i from a recipe (12 sound sources
+# Nothing to download: `synth.make_clip(i, seed)` synthesises clip i from a recipe (12 sound sources
 # in 4 scenes, or a melody on piano, organ, plucked string, bass, with or without drums) and
 # returns the waveform [T] at 16 kHz, two captions (AudioGen-style tags and a sentence) and the
 # labels it was made from (for music: key, tempo and the notes; for sounds: source, scene, onsets).
@@ -158,9 +159,9 @@ log = run_script(train_codec, [
     "--batch-size", str(CODEC["batch"]), "--segment", str(CODEC["segment"]), "--eval-every", str(CODEC["every"]),
     "--eval-clips", str(CODEC["clips"]), "--log-every", str(CODEC["log"])])
 # codec tiny: 3.68M params, 16000 Hz, 50 Hz frames, 8 x 256 codes; 1 process(es) x 4 clips of 0.5 s = ...
-# step 1/40 | l1 0.2107 msspec 1.8853 commit 0.0000 | 2.41 steps/s
+# step 1/40 | l1 0.2107 msspec 1.8853 commit 0.0000 | 3.71 steps/s
 # ...
-# eval step 40 (0.1 min): 1 cb: SI-SNR -60.06 dB mel 1.704 | ... | 8 cb: SI-SNR -59.74 dB mel 1.712   (fast)
+# eval step 40 (0.1 min): 1 cb: SI-SNR -54.63 dB mel 1.721 | ... | 8 cb: SI-SNR -53.00 dB mel 1.738   (fast)
 steps, losses = [], {}
 for m in re.finditer(r"^step (\d+)/\d+ \| (.*?) \| [\d.]+ steps/s", log, re.M):  # the progress lines
     steps.append(int(m[1]))
@@ -172,7 +173,7 @@ for line in (RUN / "codec" / "eval.tsv").read_text().splitlines():
     evals.append((int(step), {int(q): (float(s), float(d)) for q, s, d in (c.split(":") for c in cols)}))
 print(f"{len(steps)} progress lines, {len(evals)} evaluations; msspec {np.mean(losses['msspec'][:5]):.3f} "
       f"(first 5 steps) -> {np.mean(losses['msspec'][-10:]):.3f} (last 10)")
-# 40 progress lines, 2 evaluations; msspec 1.449 (first 5 steps) -> 1.220 (last 10)   (fast)
+# 40 progress lines, 2 evaluations; msspec 1.449 (first 5 steps) -> 1.148 (last 10)   (fast)
 assert [e[0] for e in evals] == list(range(CODEC["every"], CODEC["steps"] + 1, CODEC["every"]))
 assert np.mean(losses["msspec"][-10:]) < np.mean(losses["msspec"][:5])  # it learns
 codec_ckpt = RUN / "codec" / "ckpt.pt"
@@ -219,9 +220,9 @@ log = run_script(train_lm, [
     "--warmup", str(LM["warmup"]), "--log-every", str(LM["log"]), "--n-samples", "1"])
 # token cache: encoding 64 + 8 clips of 1.0 s -> .../run/lm/cache/tokens_....pt
 # LM 0.26M + text conditioner 0.43M params (64 wide, 2 layers, 4 x 256 codes); 64 clips of 50 frames; ...
-# step 1/60 | loss 5.9963 | ce 5.980 5.171 5.890 6.944 | ppl 395.6 176.0 361.4 1037.1 | lr 1.00e-04 | ...   (fast)
+# step 1/60 | loss 6.6527 | ce 7.049 6.826 5.941 6.794 | ppl 1151.6 921.8 380.5 892.5 | lr 1.00e-04 | ...   (fast)
 # ...
-# eval step 60 (0.1 min): held-out loss 0.7668 | ce 1.482 0.529 0.603 0.453 | ...
+# eval step 60 (0.0 min): held-out loss 0.8737 | ce 1.226 0.425 0.664 1.179 | ...
 # exported to .../run/model: lm.pt 1.4 MB, codec.pt 7.9 MB, tokenizer.model 0.2 MB = 9.6 MB | ...
 lm_steps, lm_loss, lm_ce = [], [], []
 for m in re.finditer(r"^step (\d+)/\d+ \| loss ([\d.]+) \| ce ([\d. ]+?) \|", log, re.M):
@@ -235,8 +236,8 @@ print(f"first loss {lm_loss[0]:.2f} (ln {card} + 1/2 = {math.log(card) + 0.5:.2f
       f"{np.mean(lm_loss[:5]):.2f} (first 5) -> {np.mean(lm_loss[-10:]):.2f} (last 10); "
       f"held-out {lm_evals[0, 2]:.2f} (step {lm_evals[0, 0]:.0f}) -> {lm_evals[-1, 2]:.2f} "
       f"(step {lm_evals[-1, 0]:.0f})")
-# first loss 6.00 (ln 256 + 1/2 = 6.05); train loss 5.41 (first 5) -> 0.82 (last 10); held-out 2.01 (step 20)
-# -> 0.77 (step 60)
+# first loss 6.65 (ln 256 + 1/2 = 6.05); train loss 6.00 (first 5) -> 0.81 (last 10); held-out 1.95 (step 20)
+# -> 0.87 (step 60)
 # (fast: the barely trained codec uses few codes, so they are easy to predict; the README's run ends near 2.9)
 assert abs(lm_loss[0] - (math.log(card) + 0.5)) < 1.0  # a fresh LM: random N(0, 1) logits (one batch: noisy)
 assert np.mean(lm_loss[-10:]) < np.mean(lm_loss[:5]) and lm_evals[-1, 2] < lm_evals[0, 2]
@@ -258,25 +259,27 @@ save(fig, "06_lm_training.png")
 # %% [markdown]
 # ## Step 4. Sample from the exported model
 #
-# `sample.load(folder, device)` reads an export (or an LM checkpoint, or official AudioCraft files,
-# tutorial 07) and returns `(lm, text conditioner, melody conditioner or None, codec)`.
-# `sample.generate(lm, text, melody, codec, prompts, duration=..., seed=...)` is what
-# `python sample.py --model folder --prompt ...` does after loading: the prompts and the null
-# condition go through the LM as one batch of 2B rows, logits = uncond + cfg_coef * (cond - uncond)
-# (cfg_coef 3), top-k 250 sampling, and the codec decodes the codes. It returns wav [B, C, T] in
-# [-1, 1] on the CPU, exactly `duration` seconds long; the same seed gives the same audio.
+# `model.load_model(folder, device)` reads an export (or an LM checkpoint, or official AudioCraft
+# files, tutorial 07) and returns the frozen model, a `TextToAudio` with `.lm`, `.conditioner`,
+# `.melody` (None unless trained with `--melody`) and `.codec`. Its `generate(prompts,
+# duration=..., seed=...)` is what `python sample.py --model folder --prompt ...` does after
+# loading: the prompts and the null condition go through the LM as one batch of 2B rows,
+# logits = uncond + cfg_coef * (cond - uncond) (cfg_coef 3), top-k 250 sampling, and the codec
+# decodes the codes. It returns wav [B, C, T] in [-1, 1] on the CPU, exactly `duration` seconds
+# long; the same seed gives the same audio.
 # Target: the WAVs `06_sample_*.wav` of the requested length, the same seed -> the same audio,
 # `06_samples.png`.
 
 # %%
-lm, text, melody, codec = sample.load(str(export), device)
+model = load_model(str(export), device)  # TextToAudio: .lm, .conditioner, .melody, .codec
+codec = model.codec
 prompts = ["dog bark park", "happy piano slow"]
 duration = LM["duration"]  # the LM's max_duration: one window
-wav = sample.generate(lm, text, melody, codec, prompts, duration=duration, seed=0)  # [B, C, T]
+wav = model.generate(prompts, duration=duration, seed=0)  # [B, C, T]
 print("wav", tuple(wav.shape), f"at {codec.sample_rate} Hz")
 # wav (2, 1, 16000) at 16000 Hz   (fast; full mode: 3 s on a GPU, 2 s on a CPU)
 assert wav.shape == (len(prompts), 1, round(duration * codec.sample_rate)) and wav.abs().max() <= 1
-assert torch.equal(sample.generate(lm, text, melody, codec, prompts, duration=duration, seed=0), wav)
+assert torch.equal(model.generate(prompts, duration=duration, seed=0), wav)
 for p, w in zip(prompts, wav):
     name = f"06_sample_{p.replace(' ', '_')}.wav"
     sf.write(OUT / name, w.T.numpy(), codec.sample_rate, subtype="PCM_16")
@@ -372,5 +375,5 @@ assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (fol
 #   and the LM's loss falls far lower than a real run's because that codec uses only a few codes.
 #   In a trained model the first codebook is the easiest to predict and the later (residual) ones
 #   the hardest (README: 1.86 vs 3.99 nats). The full mode's numbers approach the README's tables.
-# - The LM's `max_duration` is its training clip length (`--duration`); `sample.generate` goes past
-#   it by sliding windows that hop by `extend_stride` (tutorial 05).
+# - The LM's `max_duration` is its training clip length (`--duration`); `TextToAudio.generate` goes
+#   past it by sliding windows that hop by `extend_stride` (tutorial 05).

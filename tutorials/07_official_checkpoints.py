@@ -6,15 +6,15 @@
 # checkpoints: the language model (AudioCraft's `state_dict.bin`), the EnCodec codec (arXiv
 # 2210.13438; for MusicGen a transformers `EncodecModel` folder, `facebook/encodec_32khz`) and the
 # frozen T5 text encoder (arXiv 1910.10683; t5-base). AudioGen (arXiv 2209.15352) is the same with
-# its codec inside `compression_state_dict.bin` and t5-large. With `lm.py`, `codec.py`,
-# `conditioners.py` and `sample.py`:
+# its codec inside `compression_state_dict.bin` and t5-large. With `checkpoint.py` (every loader),
+# `model.py` (the parts assembled) and the modules they fill, `lm.py`, `codec.py`, `conditioners.py`:
 #
 # 1. where the files come from, and the folder layout `sample.py --model` reads
 # 2. a miniature "official" folder, when the real one is absent
 # 3. inside `state_dict.bin`: `best_state`, `xp.cfg`, and the LM's key map (the identity)
-# 4. the codec: the rename list from the official names to ours, `load_codec`
-# 5. T5: transformers' names, `load_t5`
-# 6. everything with `sample.load`, parameter counts, and 5 s of music with `sample.generate`
+# 4. the codec: the rename list from the official names to ours, `checkpoint.load_codec`
+# 5. T5: transformers' names, `checkpoint.load_t5`
+# 6. everything with `model.load_model`, parameter counts, and 5 s of music with its `generate`
 #
 # Nothing is downloaded when this runs (no hub is reachable from where it is tested). With the real
 # files (step 1) steps 3-6 load musicgen-small; without them, step 2 writes a miniature folder with
@@ -37,13 +37,14 @@ import soundfile as sf
 import torch
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-ROOT = HERE if (HERE / "sample.py").exists() else HERE.parent
+ROOT = HERE if (HERE / "model.py").exists() else HERE.parent
 sys.path.insert(0, str(ROOT))
-import sample  # noqa: E402
-from codec import PRESETS as CODEC_PRESETS, RENAMES, Codec, load_codec, rename_official  # noqa: E402
-from conditioners import T5_PRESETS, T5Encoder, Tokenizer, load_t5  # noqa: E402
-from lm import PRESETS as LM_PRESETS, LM, config_from_audiocraft  # noqa: E402
-from train_codec import mel_spectrogram  # noqa: E402
+from checkpoint import RENAMES, config_from_audiocraft, load_codec, load_t5, rename_official  # noqa: E402
+from codec import PRESETS as CODEC_PRESETS, Codec  # noqa: E402
+from conditioners import T5_PRESETS, T5Encoder, Tokenizer  # noqa: E402
+from lm import PRESETS as LM_PRESETS, LM  # noqa: E402
+from losses import mel_spectrogram  # noqa: E402
+from model import load_model, subdir  # noqa: E402
 
 FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
 OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
@@ -79,7 +80,7 @@ def n_params(module):
 #
 # That is about 2 GB: `state_dict.bin` (the LM in fp16, 840 MB), the codec (config.json and its
 # weights, about 240 MB), t5-base (`pytorch_model.bin`, 892 MB, of which we keep the encoder) and
-# its sentencepiece `spiece.model`. The folder names inside are free: `sample.load` takes the
+# its sentencepiece `spiece.model`. The folder names inside are free: `model.load_model` takes the
 # first subfolder holding `spiece.model` as the T5 and the first other one with a `config.json`
 # as the codec. MusicGen's `compression_state_dict.bin` holds no weights, only the name of the
 # transformers codec (step 4). The layout is the one `python sample.py --model $MUSICGEN_DIR` reads:
@@ -88,7 +89,7 @@ def n_params(module):
 #       state_dict.bin                 the LM: {'best_state': state dict, 'xp.cfg': its training config (YAML)}
 #       compression_state_dict.bin     {'pretrained': 'facebook/encodec_32khz'} (AudioGen: the codec weights)
 #       encodec_32khz/                 config.json + model.safetensors (a transformers EncodecModel)
-#       t5-base/                       config.json + pytorch_model.bin + spiece.model
+#       t5-base/                       config.json + pytorch_model.bin (or model.safetensors) + spiece.model
 #
 # The same works for the other models: `facebook/musicgen-medium` / `-large` (t5-base too),
 # `facebook/audiogen-medium` (its codec is inside `compression_state_dict.bin`, so no codec
@@ -97,7 +98,7 @@ def n_params(module):
 
 # %%
 real_dir = Path(os.environ.get("MUSICGEN_DIR", ROOT / "checkpoints" / "musicgen-small"))
-REAL = not FAST and (real_dir / "state_dict.bin").is_file() and sample.subdir(real_dir, "spiece.model") is not None
+REAL = not FAST and (real_dir / "state_dict.bin").is_file() and subdir(real_dir, "spiece.model") is not None
 if REAL:
     model_dir = real_dir
     print("loading the official files in", model_dir)
@@ -177,19 +178,19 @@ print(sorted(str(p.relative_to(model_dir)) for p in model_dir.glob("*/*.*") if "
       sorted(p.name for p in model_dir.glob("*.bin")))
 # ['encodec_32khz/config.json', 'encodec_32khz/model.safetensors', 't5-base/config.json', 't5-base/pytorch_model.bin',
 #  't5-base/spiece.model'] ['compression_state_dict.bin', 'state_dict.bin']
-assert (model_dir / "state_dict.bin").is_file() and sample.subdir(str(model_dir), "spiece.model") is not None
+assert (model_dir / "state_dict.bin").is_file() and subdir(str(model_dir), "spiece.model") is not None
 
 # %% [markdown]
 # ## Step 3. Inside `state_dict.bin`
 #
 # AudioCraft's export is a dict: `best_state` (the LM's state dict, fp16), `xp.cfg` (the whole
-# training config as YAML text), a version. `lm.config_from_audiocraft` rebuilds the `LMConfig`:
-# sizes from the tensor shapes (dim from `emb.0.weight` [card + 1, dim], layers by counting, the
-# feed-forward width from `linear1`), the pattern and `max_duration` (the training segment, 30 s)
-# from `xp.cfg`. `lm.py` uses AudioCraft's parameter names, so the key map is the identity: every
+# training config as YAML text), a version. `checkpoint.config_from_audiocraft` rebuilds the
+# `LMConfig`: sizes from the tensor shapes (dim from `emb.0.weight` [card + 1, dim], layers by
+# counting, the feed-forward width from `linear1`), the pattern and `max_duration` (the training
+# segment, 30 s) from `xp.cfg` (read by `checkpoint.read_xp_cfg`, PyYAML's `safe_load`). `lm.py` uses AudioCraft's parameter names, so the key map is the identity: every
 # LM key of the file is a key of `LM(config)`, and the `condition_provider.*` tensors (the text
-# conditioner's `output_proj`) are handed back for `TextConditioner`: `lm.load_lm` (which
-# `sample.load` calls) checks this and copies the tensors into fp32. `torch.load(mmap=True)`
+# conditioner's `output_proj`) are handed back for `TextConditioner`: `checkpoint.load_lm` (which
+# `model.load_model` calls) checks this and copies the tensors into fp32. `torch.load(mmap=True)`
 # reads the index without loading 840 MB. Target: the printed config; the key sets are equal.
 
 # %%
@@ -223,10 +224,11 @@ del pkg, state
 # (`encoder.model.0.conv.conv.weight_g`: a wrapper module around a normalised conv around
 # `nn.Conv1d`), and transformers (`encoder.layers.0.conv.weight_g`, or in newer versions with
 # torch parametrizations `...conv.parametrizations.weight.original0`). `codec.py` keeps the
-# layer indices and drops the wrappers; `rename_official` applies the regular expressions of
-# `RENAMES` to every key. `load_codec` takes any of them: a transformers folder (reading
-# config.json for the sizes), AudioCraft's `compression_state_dict.bin` (its `xp.cfg`), the
-# original `encodec_24khz-*.th`, or this repo's checkpoints; it checks every name and shape.
+# layer indices and drops the wrappers; `checkpoint.rename_official` applies the regular
+# expressions of `checkpoint.RENAMES` to every key. `checkpoint.load_codec` takes any of them: a
+# transformers folder (reading config.json for the sizes), AudioCraft's
+# `compression_state_dict.bin` (its `xp.cfg`), the original `encodec_24khz-*.th`, or this repo's
+# checkpoints; it checks every name and shape.
 # MusicGen's `compression_state_dict.bin` only names its codec, and says so.
 # Target: the rename table; 50 frames per second, 4 x 2048 codes; the pointer's error; in the
 # miniature, the same codes and audio as transformers.
@@ -254,7 +256,7 @@ except ValueError as e:
     print(str(e).replace(str(model_dir) + os.sep, ""))
 # compression_state_dict.bin only points to the pretrained codec 'facebook/encodec_32khz': get that model's files
 # (config.json and model weights) and pass their directory
-codec_dir = sample.subdir(str(model_dir), "config.json", avoid="spiece.model")  # as sample.load finds it
+codec_dir = subdir(str(model_dir), "config.json", avoid="spiece.model")  # as model.load_model finds it
 codec = load_codec(codec_dir)  # on the CPU, in fp32: the comparison below is exact there (no TF32 convolutions)
 print(f"{codec.sample_rate} Hz, hop {codec.hop_length}, {codec.frame_rate} frames/s, {codec.config.n_q} x "
       f"{codec.config.bins} codes, {n_params(codec) / 1e6:.2f}M params (encodec_32khz: "
@@ -277,13 +279,13 @@ if hf_codec is not None:  # the miniature: the reference implementation is in me
 #
 # `conditioners.T5Encoder` uses the key names of transformers' `T5EncoderModel` (`shared`,
 # `encoder.block.i.layer.0.SelfAttention.{q,k,v,o}`, the relative position table in block 0 only,
-# `DenseReluDense.{wi,wo}`, RMS norms), so `load_t5` reads `config.json` for the sizes and copies
-# the tensors by name; a full `T5ForConditionalGeneration` file such as t5-base's also holds the
-# decoder, which is skipped. The tokenizer is T5's `spiece.model`.
+# `DenseReluDense.{wi,wo}`, RMS norms), so `checkpoint.load_t5` reads `config.json` for the sizes
+# and copies the tensors by name; a full `T5ForConditionalGeneration` file such as t5-base's also
+# holds the decoder, which is skipped. The tokenizer is T5's `spiece.model`.
 # Target: the sizes; in the miniature, the same hidden states as transformers.
 
 # %%
-t5, tokenizer = load_t5(sample.subdir(str(model_dir), "spiece.model"))  # on the CPU
+t5, tokenizer = load_t5(subdir(str(model_dir), "spiece.model"))  # on the CPU
 print(f"T5 encoder: {t5.config.num_layers} layers, d_model {t5.config.d_model}, {n_params(t5) / 1e6:.2f}M params "
       f"(t5-base: {n_params(T5Encoder(T5_PRESETS['t5-base'])) / 1e6:.2f}M); {tokenizer.vocab_size} pieces")
 # T5 encoder: 2 layers, d_model 32, 0.02M params (t5-base: 109.63M); 42 pieces
@@ -297,23 +299,26 @@ if hf_t5 is not None:
     assert diff < 1e-4
 
 # %% [markdown]
-# ## Step 6. All together: `sample.load` and 5 seconds of music
+# ## Step 6. All together: `model.load_model` and 5 seconds of music
 #
-# `sample.load(folder, device)` does steps 3-5 and wires the parts: the T5 (frozen, prompts not
-# normalised, as the release) feeds `TextConditioner`, whose `output_proj` comes from the LM's
-# file; the codec is the transformers folder if there is one, else `compression_state_dict.bin`.
-# `sample.generate` then samples as MusicGen does: classifier-free guidance with cfg_coef 3 (the
-# prompt and the null condition as one batch of 2B rows), top-k 250, 50 frames per second over the
-# delay pattern (T + 3 steps for T frames), and decodes with the codec. On a GPU musicgen-small
+# `model.load_model(folder, device)` (through `model.from_official` for a folder of official files)
+# does steps 3-5 and wires the parts into one frozen `TextToAudio`: the T5 (frozen, prompts not
+# normalised, as the release) feeds `TextConditioner` (`.conditioner`), whose `output_proj` comes
+# from the LM's file; the LM is `.lm`; the codec (`.codec`) is the transformers folder if there is
+# one, else `compression_state_dict.bin`. Its `generate` then samples as MusicGen does:
+# classifier-free guidance with cfg_coef 3 (the prompt and the null condition as one batch of 2B
+# rows), top-k 250, 50 frames per second over the delay pattern (T + 3 steps for T frames), and
+# decodes with the codec. On a GPU musicgen-small
 # makes 5 s in seconds; on a CPU about a minute. The miniature's weights are random: its audio is
 # noise, its length and format are what we check.
 # Target: the parameter counts (musicgen-small: LM 419.58M, T5 encoder 109.63M, output_proj
 # 0.79M, codec 56.88M), `07_prompt.wav` of the requested length, `07_generated.png`.
 
 # %%
-lm, text, melody, codec = sample.load(str(model_dir), device)
-counts = {"LM": n_params(lm), "T5 encoder": n_params(text.t5), "output_proj": n_params(text.output_proj),
-          "codec": n_params(codec)}
+model = load_model(str(model_dir), device)  # TextToAudio: .lm, .conditioner, .melody (None here), .codec
+codec = model.codec
+counts = {"LM": n_params(model.lm), "T5 encoder": n_params(model.conditioner.t5),
+          "output_proj": n_params(model.conditioner.output_proj), "codec": n_params(codec)}
 print(" | ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items()))
 # LM 0.56M | T5 encoder 0.02M | output_proj 0.00M | codec 0.23M   (miniature)
 if REAL:  # the sizes of musicgen-small, built on the meta device (no weights)
@@ -322,7 +327,7 @@ if REAL:  # the sizes of musicgen-small, built on the meta device (no weights)
     assert counts["LM"] == expected and counts["codec"] == n_params(Codec(CODEC_PRESETS["encodec_32khz"])), \
         f"{model_dir} does not hold musicgen-small"
 duration = 5.0 if REAL else (1.0 if FAST else 2.0)
-wav = sample.generate(lm, text, melody, codec, [PROMPT], duration=duration, seed=0)  # [B, C, T] on the CPU
+wav = model.generate([PROMPT], duration=duration, seed=0)  # [B, C, T] on the CPU
 print(f"{PROMPT!r}: wav {tuple(wav.shape)}, {wav.shape[-1] / codec.sample_rate:.2f} s at {codec.sample_rate} Hz")
 # '80s pop track with bassy drums and synth': wav (1, 1, 32000), 1.00 s at 32000 Hz   (fast mode)
 assert wav.shape == (1, 1, round(duration * codec.sample_rate)) and wav.abs().max() <= 1
@@ -348,12 +353,11 @@ save(fig, "07_generated.png")
 #   MusicGen masks them. Ours follows AudioCraft for the official files (`cross_attention_mask`
 #   False), so a batch of prompts of different lengths matches AudioCraft, not transformers; a
 #   single prompt matches both.
-# - On a GPU AudioCraft runs the LM layers in fp16; `sample.generate` uses bf16 autocast with fp32
-#   weights, so samples differ from AudioCraft's in the last bits and then in the draws. Same seed,
+# - On a GPU AudioCraft runs the LM layers in fp16; `TextToAudio.generate` uses bf16 autocast with
+#   fp32 weights, so samples differ from AudioCraft's in the last bits and then in the draws. Same seed,
 #   same machine: the same audio.
-# - `load_t5` reads `pytorch_model.bin` only; for a folder with just `model.safetensors` convert it
-#   once with `torch.save(safetensors.torch.load_file(f), "pytorch_model.bin")`. The codec folder
-#   is read in either format.
+# - `checkpoint.load_t5` and `checkpoint.load_codec` read a folder's `pytorch_model.bin` or its
+#   `model.safetensors` (the latter needs the safetensors package, which transformers installs).
 # - The 48 kHz stereo EnCodec is not implemented; loading it names the unsupported flag.
 # - `tests/test_codec.py`, `test_conditioners.py`, `test_lm.py` make the step 4-5 comparisons on
 #   every module (transformers' MusicGen decoder included) and `tests/test_sample.py` samples

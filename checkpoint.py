@@ -1,0 +1,324 @@
+"""
+Checkpoint I/O in one place: this repo's files and the official ones, read from local files only.
+
+    save_atomic(obj, path)            every write: a temporary file, then a rename (never half a checkpoint)
+    load_codec(path)                  this repo's codec, AudioCraft's compression_state_dict.bin, the original
+                                      EnCodec .th files, a transformers EncodecModel folder
+    load_lm(path)                     this repo's LM checkpoint or AudioCraft's state_dict.bin
+    load_t5(folder)                   a transformers T5 folder (config.json, weights, spiece.model)
+
+Official names map to ours by short rename lists (codec) or not at all (the LM and T5 keep the official names), so
+each loader is a loop with shape checks. Every failure is one line naming the file and what to do. All loads use
+torch.load(weights_only=True): a checkpoint cannot run code.
+
+References:
+1) EnCodec checkpoints: facebookresearch/encodec encodec/model.py; AudioCraft's audiocraft/models/loaders.py
+   (compression_state_dict.bin, state_dict.bin: {'best_state', 'xp.cfg'}), audiocraft/utils/export.py
+2) transformers: models/encodec/convert_encodec_checkpoint_to_pytorch.py (its key names), models/t5
+"""
+
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import asdict, fields, replace
+
+import torch
+
+from codec import PRESETS as CODEC_PRESETS, Codec, CodecConfig
+from conditioners import T5Config, T5Encoder, Tokenizer
+from lm import LM, LMConfig
+from quantizer import n_q_for_bandwidth
+
+# -----------------------------------------------------------------------------
+# helpers every loader and writer uses
+
+
+def save_atomic(obj, path):
+    """torch.save to a temporary file, then rename: a crash never leaves a half-written checkpoint."""
+    torch.save(obj, f"{path}.tmp")
+    os.replace(f"{path}.tmp", path)
+
+
+def torch_load(path, what):
+    """torch.load(weights_only=True) with one-line errors for a missing or unreadable file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}); "
+                         f"is the file complete? download or train it again") from None
+
+
+def load_state(model, state, source):
+    """load_state_dict with one-line errors naming the first mismatching keys or shapes."""
+    own = model.state_dict()
+    for key, value in state.items():
+        if key in own and value.shape != own[key].shape:
+            raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, the architecture "
+                             f"expects {tuple(own[key].shape)}; wrong preset?")
+    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    if missing or unexpected:
+        raise ValueError(f"{source}: weights do not fit the architecture (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}); wrong preset or not the right kind of checkpoint?")
+    model.load_state_dict(state)
+
+
+def half(state):
+    """A state dict in fp16 for shipping: floating tensors whose values fit fp16's range (< 65504), the rest as is."""
+    return {k: v.half() if v.is_floating_point() and v.abs().max() < 6e4 else v for k, v in state.items()}
+
+
+def read_xp_cfg(text):
+    """AudioCraft's stored training config (`xp.cfg`: YAML written by OmegaConf) -> nested dicts. PyYAML is
+    imported here only: nothing else in the repo reads YAML."""
+    try:
+        import yaml
+    except ImportError:
+        raise ImportError("reading AudioCraft's xp.cfg needs PyYAML: pip install pyyaml") from None
+    return yaml.safe_load(text) or {}
+
+
+def cfg_get(cfg, path, default=None):
+    """cfg["a"]["b"] for path "a.b", following OmegaConf's ${x.y} references."""
+    node = cfg
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    ref = re.fullmatch(r"\$\{([\w.]+)\}", node) if isinstance(node, str) else None
+    return cfg_get(cfg, ref.group(1), default) if ref else node
+
+# -----------------------------------------------------------------------------
+# the codec: four formats
+
+# Official key -> ours, applied in order. [enc]/[ac]: SConv1d.conv (NormConv1d).conv (nn.Conv1d);
+# HF transformers: EncodecConv1d.conv, layers instead of model, codebook instead of _codebook;
+# new torch weight-norm parametrizations store g and v as original0 and original1.
+RENAMES = (
+    (r"\.parametrizations\.weight\.original0$", ".weight_g"),
+    (r"\.parametrizations\.weight\.original1$", ".weight_v"),
+    (r"\.(conv|convtr)\.(conv|convtr)\.", "."),
+    (r"\.conv\.(?=weight|bias)", "."),
+    (r"^(encoder|decoder)\.layers\.", r"\1.model."),
+    (r"^quantizer\.(vq\.)?layers\.(\d+)\.(_codebook|codebook)\.", r"quantizer.layers.\2."),
+)
+
+
+def rename_official(state_dict):
+    """Official codec state dict ([enc], [ac] or HF names) -> codec.py's names."""
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, repl in RENAMES:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def _unsupported(source, found):
+    """Fail loudly on architecture flags codec.py does not implement (never a silent wrong model)."""
+    for name, value, expected in found:
+        if value is not None and value != expected:
+            raise ValueError(f"{source}: {name}={value!r} is not supported (only {expected!r}); "
+                             f"codec.py implements the EnCodec 24 kHz / 32 kHz / 16 kHz models")
+
+
+def config_from_xp_cfg(text, source):
+    """CodecConfig from the YAML config AudioCraft stores in compression_state_dict.bin."""
+    cfg = read_xp_cfg(text)
+    g = lambda path: cfg_get(cfg, path)  # noqa: E731
+    if g("compression_model") != "encodec":
+        raise ValueError(f"{source}: compression_model is {g('compression_model')!r}, expected 'encodec'")
+    _unsupported(source, [
+        ("seanet.norm", g("seanet.norm"), "weight_norm"), ("encodec.renormalize", g("encodec.renormalize") or False, False),
+        ("seanet.n_residual_layers", g("seanet.n_residual_layers"), 1), ("seanet.kernel_size", g("seanet.kernel_size"), 7),
+        ("seanet.last_kernel_size", g("seanet.last_kernel_size"), 7), ("seanet.residual_kernel_size", g("seanet.residual_kernel_size"), 3),
+        ("seanet.compress", g("seanet.compress"), 2), ("seanet.activation", g("seanet.activation"), "ELU"),
+        ("seanet.disable_norm_outer_blocks", g("seanet.disable_norm_outer_blocks"), 0),
+        ("seanet.decoder.trim_right_ratio", g("seanet.decoder.trim_right_ratio"), 1.0),
+        ("seanet.decoder.final_activation", g("seanet.decoder.final_activation"), None)])
+    return CodecConfig(
+        sample_rate=g("sample_rate"), channels=g("channels"), ratios=tuple(g("seanet.ratios")),
+        n_filters=g("seanet.n_filters"), dimension=g("seanet.dimension"),
+        causal=bool(g("seanet.causal")), pad_mode=g("seanet.pad_mode"), true_skip=g("seanet.true_skip"),
+        lstm=g("seanet.lstm"), n_q=g("rvq.n_q"), bins=g("rvq.bins"), q_dropout=bool(g("rvq.q_dropout")),
+        decay=g("rvq.decay"), kmeans_iters=g("rvq.kmeans_iters"),
+        threshold_ema_dead_code=g("rvq.threshold_ema_dead_code"))
+
+
+def config_from_hf(hf, source):
+    """CodecConfig from a transformers EncodecConfig (config.json as a dict)."""
+    _unsupported(source, [
+        ("norm_type", hf.get("norm_type"), "weight_norm"), ("normalize", hf.get("normalize"), False),
+        ("num_residual_layers", hf.get("num_residual_layers"), 1), ("kernel_size", hf.get("kernel_size"), 7),
+        ("last_kernel_size", hf.get("last_kernel_size"), 7), ("compress", hf.get("compress"), 2),
+        ("residual_kernel_size", hf.get("residual_kernel_size"), 3), ("trim_right_ratio", hf.get("trim_right_ratio"), 1.0)])
+    config = CodecConfig(
+        sample_rate=hf["sampling_rate"], channels=hf["audio_channels"], ratios=tuple(hf["upsampling_ratios"]),
+        n_filters=hf["num_filters"], dimension=hf["hidden_size"], causal=hf["use_causal_conv"],
+        pad_mode=hf["pad_mode"], true_skip=not hf["use_conv_shortcut"], lstm=hf["num_lstm_layers"],
+        bins=hf["codebook_size"])
+    # HF derives the number of codebooks from the largest target bandwidth
+    frame_rate = math.ceil(config.sample_rate / math.prod(config.ratios))
+    config.n_q = n_q_for_bandwidth(max(hf["target_bandwidths"]), frame_rate, config.bins)
+    return config
+
+
+def read_hf_weights(folder, what):
+    """The weights of a transformers model folder: pytorch_model.bin or model.safetensors."""
+    bin_path, st_path = os.path.join(folder, "pytorch_model.bin"), os.path.join(folder, "model.safetensors")
+    if not os.path.isfile(bin_path) and not os.path.isfile(st_path):
+        raise FileNotFoundError(f"{folder} has neither pytorch_model.bin nor model.safetensors: download the "
+                                f"whole {what} folder")
+    if not os.path.isfile(bin_path):
+        try:
+            from safetensors.torch import load_file  # installed with transformers, which wrote the file
+        except ImportError:
+            raise ImportError(f"{st_path} needs the safetensors package: pip install safetensors") from None
+    path = bin_path if os.path.isfile(bin_path) else st_path
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True) if path == bin_path else load_file(path)
+    except Exception as e:  # a truncated zip, a pickle error, a bad safetensors header
+        raise ValueError(f"cannot read {path} ({type(e).__name__}); download the {what} folder again") from None
+
+
+def load_codec(path, preset=None):
+    """Load a Codec (in eval mode) from any of these files:
+
+    - this repo's checkpoint: {'config': asdict(CodecConfig), 'model': state_dict, ...};
+    - AudioCraft's compression_state_dict.bin: {'best_state': state_dict, 'xp.cfg': YAML};
+    - the original EnCodec files (encodec_24khz-*.th, a bare state dict): `preset` names the
+      architecture, guessed from the file name when not given;
+    - a transformers EncodecModel directory (config.json + weights), e.g. facebook/encodec_32khz.
+    """
+    path = str(path)
+    if preset is not None and preset not in CODEC_PRESETS:
+        raise ValueError(f"unknown codec preset {preset!r}; choose one of {', '.join(CODEC_PRESETS)}")
+    if os.path.isdir(path):
+        cfg_path = os.path.join(path, "config.json")
+        if not os.path.isfile(cfg_path):
+            raise FileNotFoundError(f"{path} has no config.json; expected a transformers EncodecModel directory")
+        with open(cfg_path) as f:
+            config = config_from_hf(json.load(f), cfg_path)
+        state = read_hf_weights(path, "codec")
+    else:
+        ckpt = torch_load(path, "codec checkpoint")
+        if not isinstance(ckpt, dict):
+            raise ValueError(f"{path} holds a {type(ckpt).__name__}, not a codec checkpoint")
+        if "pretrained" in ckpt:  # AudioCraft's pointer to a transformers model
+            raise ValueError(f"{path} only points to the pretrained codec {ckpt['pretrained']!r}: get that "
+                             f"model's files (config.json and model weights) and pass their directory")
+        if "best_state" in ckpt and "xp.cfg" in ckpt:
+            config = config_from_xp_cfg(ckpt["xp.cfg"], path)
+            state = ckpt["best_state"]
+            state = state.get("model", state)  # training checkpoints nest the model one level down
+        elif "config" in ckpt and "model" in ckpt:
+            names = {f.name for f in fields(CodecConfig)}
+            if not set(ckpt["config"]) <= names:
+                raise ValueError(f"{path} is not a codec checkpoint (its config has "
+                                 f"{sorted(set(ckpt['config']) - names)[:3]}); is it an LM checkpoint?")
+            config = CodecConfig(**{**ckpt["config"], "ratios": tuple(ckpt["config"]["ratios"])})
+            state = ckpt["model"]
+        elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):  # a bare state dict
+            name = os.path.basename(path)
+            preset = preset or next((p for p in CODEC_PRESETS if name.startswith(p)), None)
+            if preset is None:
+                raise ValueError(f"{path} is a bare state dict: pass preset= one of {', '.join(CODEC_PRESETS)}")
+            config, state = replace(CODEC_PRESETS[preset]), ckpt
+        else:
+            raise ValueError(f"{path} is not a codec checkpoint (keys {sorted(ckpt)[:5]})")
+    model = Codec(config)
+    # strip torch.compile's prefix, then map official names to ours
+    state = rename_official({k.removeprefix("_orig_mod."): v for k, v in state.items()})
+    load_state(model, state, path)
+    return model.eval()
+
+
+@torch.no_grad()
+def save_codec(model, path, codes):
+    """Write the shippable codec: config + weights only (what load_codec needs), in fp16 when that moves the
+    decoding of codes [B, K, T] by less than 1e-3 (else fp32). Returns that difference."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    exact, rounded = Codec(model.config).eval(), Codec(model.config).eval()
+    exact.load_state_dict(state)
+    rounded.load_state_dict(half(state))  # fp16 values, copied into fp32 parameters
+    diff = (rounded.decode(codes.cpu()) - exact.decode(codes.cpu())).abs().max().item()
+    save_atomic({"config": asdict(model.config), "model": half(state) if diff < 1e-3 else state}, path)
+    return diff
+
+
+def codec_hash(codec):
+    """sha256 of a codec's config and weights: names train_lm's token caches, and guards a resume."""
+    h = hashlib.sha256(json.dumps(asdict(codec.config), sort_keys=True).encode())
+    for k, v in sorted(codec.state_dict().items()):
+        h.update(k.encode() + v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+# -----------------------------------------------------------------------------
+# the LM and the T5: the official names are ours
+
+
+def config_from_audiocraft(state, xp_cfg):
+    """LMConfig of an AudioCraft state dict: sizes from tensor shapes, the rest from xp.cfg."""
+    cfg = read_xp_cfg(xp_cfg)
+    get = lambda path, default=None: cfg_get(cfg, path, default)  # noqa: E731
+    dim = state['emb.0.weight'].shape[1]  # emb.k: [card + 1, dim]
+    modeling = get('codebooks_pattern.modeling', 'delay')
+    n_q = sum(1 for k in state if k.startswith('emb.'))
+    delays = {'delay': get('codebooks_pattern.delay.delays', list(range(n_q))),
+              'parallel': [0] * n_q, 'unroll': get('codebooks_pattern.unroll.flattening', list(range(n_q))),
+              'coarse_first': [0] + get('codebooks_pattern.coarse_first.delays', [0] * (n_q - 1))}
+    if modeling not in delays:
+        raise ValueError(f"codebooks_pattern.modeling={modeling!r} is not supported: use delay/parallel/unroll")
+    return LMConfig(
+        dim=dim, num_heads=int(get('transformer_lm.num_heads', dim // 64)),  # official head size: 64
+        num_layers=len({k.split('.')[2] for k in state if k.startswith('transformer.layers.')}),
+        hidden_scale=state['transformer.layers.0.linear1.weight'].shape[0] // dim,
+        n_q=n_q, card=state['emb.0.weight'].shape[0] - 1, cond_dim=dim,
+        pattern={'unroll': 'flatten'}.get(modeling, modeling), delays=tuple(int(d) for d in delays[modeling]),
+        cross_attention=any('cross_attention' in k for k in state),
+        max_duration=float(get('dataset.segment_duration', 30)),  # the training segment (s)
+        extend_stride=2.0 if get('solver') == 'audiogen' else 18.0)  # AudioGen / MusicGen defaults
+
+
+def load_lm(path, device='cpu'):
+    """Load this repo's checkpoint or AudioCraft's state_dict.bin -> (LM in eval mode, cond_state),
+    cond_state being the `condition_provider.*` tensors (the conditioners' weights) by their
+    AudioCraft names. fp16 tensors of official files are cast to fp32 by the copy."""
+    ckpt = torch_load(path, "LM checkpoint")
+    if isinstance(ckpt, dict) and 'config' in ckpt and 'model' in ckpt:
+        config, state = LMConfig(**ckpt['config']), ckpt['model']
+    elif isinstance(ckpt, dict) and isinstance(ckpt.get('best_state'), dict):
+        state = ckpt['best_state'].get('model', ckpt['best_state'])  # training checkpoints nest it
+        if 'emb.0.weight' not in state:
+            raise ValueError(f"{path} has a best_state but no LM weights (emb.0.weight): is it the codec file?")
+        config = config_from_audiocraft(state, ckpt.get('xp.cfg', ''))
+    else:
+        raise ValueError(f"{path} is neither an LM checkpoint ('config', 'model') nor AudioCraft's ('best_state')")
+    state = {k.removeprefix('_orig_mod.'): v for k, v in state.items()}
+    cond_state = {k: v for k, v in state.items() if k.startswith('condition_provider.')}
+    model = LM(config)
+    load_state(model, {k: v for k, v in state.items() if k not in cond_state}, path)  # same names: no rename
+    return model.to(device).eval(), cond_state
+
+
+def load_t5(folder):
+    """A Hugging Face T5 folder (config.json, pytorch_model.bin or model.safetensors, spiece.model) -> (T5Encoder in
+    eval mode, Tokenizer). Decoder and lm_head weights of a full T5ForConditionalGeneration are ignored."""
+    for name in ("config.json", "spiece.model"):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise FileNotFoundError(f"{os.path.join(folder, name)} missing: download the whole Hugging Face T5 folder")
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            hf = json.load(f)
+        config = T5Config(**{k.name: hf[k.name] for k in fields(T5Config) if k.name in hf})
+    except Exception as e:  # JSON errors, a bad feed_forward_proj, ...
+        raise ValueError(f"cannot read {folder}/config.json ({type(e).__name__}: {e}); download it again") from None
+    state = read_hf_weights(folder, "T5")
+    if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
+        state["shared.weight"] = state["encoder.embed_tokens.weight"]  # the tied input embedding, under either name
+    model = T5Encoder(config)
+    load_state(model, {k: state[k] for k in model.state_dict() if k in state}, folder)  # encoder weights only
+    return model.eval(), Tokenizer(os.path.join(folder, "spiece.model"))

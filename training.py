@@ -1,0 +1,117 @@
+"""
+What both trainers (train_codec.py, train_lm.py) share: data parallelism (DDP) from torchrun's environment and the
+replica check; an exact resume (every rank's RNG state, eval.tsv cut back to the checkpoint's step); Ctrl-C that ends
+the step under way first, so that the checkpoint saved after it resumes exactly.
+
+References:
+1) PyTorch DDP: https://pytorch.org/docs/stable/notes/ddp.html; nanoGPT train.py (DDP, bf16 autocast), karpathy/nanoGPT
+"""
+
+import os
+import signal
+from contextlib import contextmanager, nullcontext
+from types import SimpleNamespace
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+
+def setup(device):
+    """-> env (ddp, rank, world, master, device, ctx). Under torchrun (WORLD_SIZE > 1) one process per GPU (nccl,
+    device cuda:LOCAL_RANK) or per CPU process (gloo). ctx: bf16 autocast on CUDA, else nothing."""
+    ddp, rank, world = int(os.environ.get("WORLD_SIZE", "1")) > 1, 0, 1
+    if ddp:
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.startswith("cuda"):
+            device = f"cuda:{os.environ['LOCAL_RANK']}"
+            torch.cuda.set_device(device)
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
+    return SimpleNamespace(ddp=ddp, rank=rank, world=world, master=rank == 0, device=device, ctx=ctx)
+
+
+def teardown(env):
+    if env.ddp:
+        dist.destroy_process_group()
+
+
+def wrap(model, env, compile=False, **ddp_kwargs):
+    """The module the loop calls: DDP (it averages the gradients over the ranks inside backward), compiled."""
+    model = nn.parallel.DistributedDataParallel(model, **ddp_kwargs) if env.ddp else model
+    return torch.compile(model) if compile else model
+
+
+def check_and_gather(model, step, env):
+    """On every rank, between two steps -> (every rank's CPU RNG state in rank order, for an exact resume of each;
+    a note for the eval line). DDP replicas must hold the same weights: a checksum is compared across the ranks."""
+    rngs, note = [torch.get_rng_state()], ""
+    if env.ddp:
+        s = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+        sums, rngs = [torch.zeros_like(s) for _ in range(env.world)], [None] * env.world
+        dist.all_gather(sums, s)
+        dist.all_gather_object(rngs, torch.get_rng_state())
+        if not all(torch.equal(x, sums[0]) for x in sums):
+            raise RuntimeError(f"DDP replicas diverged at step {step}: {[x.item() for x in sums]}")
+        note = " | replicas in sync"
+    return rngs, note
+
+
+def load_resume(out_dir):
+    """--resume: out_dir/ckpt.pt, or one line if there is none."""
+    path = os.path.join(out_dir, "ckpt.pt")
+    if not os.path.isfile(path):
+        raise SystemExit(f"--resume: no checkpoint at {path}; train without --resume first")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def resume(ckpt, out_dir, steps, env):
+    """Where the run starts -> (step, elapsed): 0, or ckpt's step with its RNG states (one, or one per rank) restored.
+    eval.tsv keeps its rows up to that step: a fresh run starts it over, a resumed one drops any written after the
+    checkpoint (by a run that crashed later)."""
+    step, elapsed = (ckpt["step"], ckpt["elapsed"]) if ckpt else (0, 0.0)
+    if ckpt:
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng if torch.is_tensor(rng) else rng[env.rank if len(rng) == env.world else 0])
+        if env.device.startswith("cuda"):
+            torch.cuda.set_rng_state(ckpt["cuda_rng"])
+        if env.master:
+            print(f"resumed from {os.path.join(out_dir, 'ckpt.pt')} at step {step} (of {steps})")
+    path = os.path.join(out_dir, "eval.tsv")
+    if env.master and os.path.isfile(path):
+        with open(path) as f:
+            rows = [r for r in f if int(r.split("\t", 1)[0]) <= step]
+        with open(path + ".tmp", "w") as f:
+            f.writelines(rows)
+        os.replace(path + ".tmp", path)
+    return step, elapsed
+
+
+def log_eval(out_dir, step, elapsed, values):
+    """Append a row to out_dir/eval.tsv: step, seconds of training, then the values (strings)."""
+    with open(os.path.join(out_dir, "eval.tsv"), "a") as f:
+        f.write("\t".join([str(step), f"{elapsed:.0f}", *values]) + "\n")
+
+
+@contextmanager
+def ctrl_c_ends_the_step(enabled=True):
+    """Within it, Ctrl-C (SIGINT) sets a flag (a list, non-empty once pressed) instead of raising: the step under way
+    completes, then the loop saves an exact-resume checkpoint (a KeyboardInterrupt mid-step could leave the
+    discriminator updated and the codec not, the RNG advanced halfway). A second Ctrl-C raises at once. enabled=False:
+    as usual (torchrun: SIGINT reaches each rank at a different point; --resume starts at the last periodic save)."""
+    pressed, previous = [], signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+        # os.write, not print: the handler may run while the loop is inside a print (a reentrant call would fail)
+        os.write(2, b"\nCtrl-C: saving a checkpoint after this step (Ctrl-C again: quit at once)\n")
+
+    if enabled:
+        signal.signal(signal.SIGINT, handler)
+    try:
+        yield pressed
+    finally:
+        if enabled:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
