@@ -2,14 +2,12 @@
 Checkpoint I/O in one place: this repo's files and the official ones, read from local files only.
 
     save_atomic(obj, path)            every write: a temporary file, then a rename (never half a checkpoint)
-    load_codec(path)                  this repo's codec, AudioCraft's compression_state_dict.bin, the original
-                                      EnCodec .th files, a transformers EncodecModel folder
+    load_codec(path)                  this repo's codec or an official one (AudioCraft, EnCodec, transformers)
     load_lm(path)                     this repo's LM checkpoint or AudioCraft's state_dict.bin
     load_t5(folder)                   a transformers T5 folder (config.json, weights, spiece.model)
 
-Official names map to ours by short rename lists (codec) or not at all (the LM and T5 keep the official names), so
-each loader is a loop with shape checks. Every failure is one line naming the file and what to do. All loads use
-torch.load(weights_only=True): a checkpoint cannot run code.
+Official names map to ours by short rename lists (codec) or not at all (LM, T5): each loader is a loop with shape
+checks, each failure one line naming the file and the fix. torch.load(weights_only=True): a checkpoint cannot run code.
 
 References:
 1) EnCodec checkpoints: facebookresearch/encodec encodec/model.py; AudioCraft's audiocraft/models/loaders.py
@@ -72,8 +70,7 @@ def half(state):
 
 
 def read_xp_cfg(text):
-    """AudioCraft's stored training config (`xp.cfg`: YAML written by OmegaConf) -> nested dicts. PyYAML is
-    imported here only: nothing else in the repo reads YAML."""
+    """AudioCraft's stored training config (`xp.cfg`, OmegaConf's YAML) -> nested dicts. Only it imports PyYAML."""
     try:
         import yaml
     except ImportError:
@@ -131,35 +128,29 @@ def config_from_xp_cfg(text, source):
     g = lambda path: cfg_get(cfg, path)  # noqa: E731
     if g("compression_model") != "encodec":
         raise ValueError(f"{source}: compression_model is {g('compression_model')!r}, expected 'encodec'")
-    _unsupported(source, [
-        ("seanet.norm", g("seanet.norm"), "weight_norm"), ("encodec.renormalize", g("encodec.renormalize") or False, False),
-        ("seanet.n_residual_layers", g("seanet.n_residual_layers"), 1), ("seanet.kernel_size", g("seanet.kernel_size"), 7),
-        ("seanet.last_kernel_size", g("seanet.last_kernel_size"), 7), ("seanet.residual_kernel_size", g("seanet.residual_kernel_size"), 3),
-        ("seanet.compress", g("seanet.compress"), 2), ("seanet.activation", g("seanet.activation"), "ELU"),
-        ("seanet.disable_norm_outer_blocks", g("seanet.disable_norm_outer_blocks"), 0),
-        ("seanet.decoder.trim_right_ratio", g("seanet.decoder.trim_right_ratio"), 1.0),
-        ("seanet.decoder.final_activation", g("seanet.decoder.final_activation"), None)])
+    expected = {"seanet.norm": "weight_norm", "encodec.renormalize": False, "seanet.n_residual_layers": 1,
+                "seanet.kernel_size": 7, "seanet.last_kernel_size": 7, "seanet.residual_kernel_size": 3,
+                "seanet.compress": 2, "seanet.activation": "ELU", "seanet.disable_norm_outer_blocks": 0,
+                "seanet.decoder.trim_right_ratio": 1.0, "seanet.decoder.final_activation": None}
+    # renormalize: absent or empty reads as off
+    _unsupported(source, [(k, g(k) or False if k == "encodec.renormalize" else g(k), v) for k, v in expected.items()])
     return CodecConfig(
         sample_rate=g("sample_rate"), channels=g("channels"), ratios=tuple(g("seanet.ratios")),
-        n_filters=g("seanet.n_filters"), dimension=g("seanet.dimension"),
-        causal=bool(g("seanet.causal")), pad_mode=g("seanet.pad_mode"), true_skip=g("seanet.true_skip"),
-        lstm=g("seanet.lstm"), n_q=g("rvq.n_q"), bins=g("rvq.bins"), q_dropout=bool(g("rvq.q_dropout")),
-        decay=g("rvq.decay"), kmeans_iters=g("rvq.kmeans_iters"),
-        threshold_ema_dead_code=g("rvq.threshold_ema_dead_code"))
+        n_filters=g("seanet.n_filters"), dimension=g("seanet.dimension"), causal=bool(g("seanet.causal")),
+        pad_mode=g("seanet.pad_mode"), true_skip=g("seanet.true_skip"), lstm=g("seanet.lstm"), n_q=g("rvq.n_q"),
+        bins=g("rvq.bins"), q_dropout=bool(g("rvq.q_dropout")), decay=g("rvq.decay"),
+        kmeans_iters=g("rvq.kmeans_iters"), threshold_ema_dead_code=g("rvq.threshold_ema_dead_code"))
 
 
 def config_from_hf(hf, source):
     """CodecConfig from a transformers EncodecConfig (config.json as a dict)."""
-    _unsupported(source, [
-        ("norm_type", hf.get("norm_type"), "weight_norm"), ("normalize", hf.get("normalize"), False),
-        ("num_residual_layers", hf.get("num_residual_layers"), 1), ("kernel_size", hf.get("kernel_size"), 7),
-        ("last_kernel_size", hf.get("last_kernel_size"), 7), ("compress", hf.get("compress"), 2),
-        ("residual_kernel_size", hf.get("residual_kernel_size"), 3), ("trim_right_ratio", hf.get("trim_right_ratio"), 1.0)])
+    expected = {"norm_type": "weight_norm", "normalize": False, "num_residual_layers": 1, "kernel_size": 7,
+                "last_kernel_size": 7, "compress": 2, "residual_kernel_size": 3, "trim_right_ratio": 1.0}
+    _unsupported(source, [(k, hf.get(k), v) for k, v in expected.items()])
     config = CodecConfig(
         sample_rate=hf["sampling_rate"], channels=hf["audio_channels"], ratios=tuple(hf["upsampling_ratios"]),
-        n_filters=hf["num_filters"], dimension=hf["hidden_size"], causal=hf["use_causal_conv"],
-        pad_mode=hf["pad_mode"], true_skip=not hf["use_conv_shortcut"], lstm=hf["num_lstm_layers"],
-        bins=hf["codebook_size"])
+        n_filters=hf["num_filters"], dimension=hf["hidden_size"], causal=hf["use_causal_conv"], pad_mode=hf["pad_mode"],
+        true_skip=not hf["use_conv_shortcut"], lstm=hf["num_lstm_layers"], bins=hf["codebook_size"])
     # HF derives the number of codebooks from the largest target bandwidth
     frame_rate = math.ceil(config.sample_rate / math.prod(config.ratios))
     config.n_q = n_q_for_bandwidth(max(hf["target_bandwidths"]), frame_rate, config.bins)
@@ -186,13 +177,10 @@ def read_hf_weights(folder, what):
 
 def load_codec(path, preset=None):
     """Load a Codec (in eval mode) from any of these files:
-
     - this repo's checkpoint: {'config': asdict(CodecConfig), 'model': state_dict, ...};
     - AudioCraft's compression_state_dict.bin: {'best_state': state_dict, 'xp.cfg': YAML};
-    - the original EnCodec files (encodec_24khz-*.th, a bare state dict): `preset` names the
-      architecture, guessed from the file name when not given;
-    - a transformers EncodecModel directory (config.json + weights), e.g. facebook/encodec_32khz.
-    """
+    - the original EnCodec files (encodec_24khz-*.th, bare state dicts): architecture `preset`, else the file name's;
+    - a transformers EncodecModel directory (config.json + weights), e.g. facebook/encodec_32khz."""
     path = str(path)
     if preset is not None and preset not in CODEC_PRESETS:
         raise ValueError(f"unknown codec preset {preset!r}; choose one of {', '.join(CODEC_PRESETS)}")
@@ -212,15 +200,13 @@ def load_codec(path, preset=None):
                              f"model's files (config.json and model weights) and pass their directory")
         if "best_state" in ckpt and "xp.cfg" in ckpt:
             config = config_from_xp_cfg(ckpt["xp.cfg"], path)
-            state = ckpt["best_state"]
-            state = state.get("model", state)  # training checkpoints nest the model one level down
+            state = ckpt["best_state"].get("model", ckpt["best_state"])  # training checkpoints nest the model
         elif "config" in ckpt and "model" in ckpt:
             names = {f.name for f in fields(CodecConfig)}
             if not set(ckpt["config"]) <= names:
                 raise ValueError(f"{path} is not a codec checkpoint (its config has "
                                  f"{sorted(set(ckpt['config']) - names)[:3]}); is it an LM checkpoint?")
-            config = CodecConfig(**{**ckpt["config"], "ratios": tuple(ckpt["config"]["ratios"])})
-            state = ckpt["model"]
+            config, state = CodecConfig(**{**ckpt["config"], "ratios": tuple(ckpt["config"]["ratios"])}), ckpt["model"]
         elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):  # a bare state dict
             name = os.path.basename(path)
             preset = preset or next((p for p in CODEC_PRESETS if name.startswith(p)), None)
@@ -230,8 +216,7 @@ def load_codec(path, preset=None):
         else:
             raise ValueError(f"{path} is not a codec checkpoint (keys {sorted(ckpt)[:5]})")
     model = Codec(config)
-    # strip torch.compile's prefix, then map official names to ours
-    state = rename_official({k.removeprefix("_orig_mod."): v for k, v in state.items()})
+    state = rename_official({k.removeprefix("_orig_mod."): v for k, v in state.items()})  # torch.compile's prefix off
     load_state(model, state, path)
     return model.eval()
 
@@ -275,18 +260,16 @@ def config_from_audiocraft(state, xp_cfg):
     return LMConfig(
         dim=dim, num_heads=int(get('transformer_lm.num_heads', dim // 64)),  # official head size: 64
         num_layers=len({k.split('.')[2] for k in state if k.startswith('transformer.layers.')}),
-        hidden_scale=state['transformer.layers.0.linear1.weight'].shape[0] // dim,
-        n_q=n_q, card=state['emb.0.weight'].shape[0] - 1, cond_dim=dim,
+        hidden_scale=state['transformer.layers.0.linear1.weight'].shape[0] // dim, n_q=n_q, cond_dim=dim,
+        card=state['emb.0.weight'].shape[0] - 1, cross_attention=any('cross_attention' in k for k in state),
         pattern={'unroll': 'flatten'}.get(modeling, modeling), delays=tuple(int(d) for d in delays[modeling]),
-        cross_attention=any('cross_attention' in k for k in state),
         max_duration=float(get('dataset.segment_duration', 30)),  # the training segment (s)
         extend_stride=2.0 if get('solver') == 'audiogen' else 18.0)  # AudioGen / MusicGen defaults
 
 
 def load_lm(path, device='cpu'):
-    """Load this repo's checkpoint or AudioCraft's state_dict.bin -> (LM in eval mode, cond_state),
-    cond_state being the `condition_provider.*` tensors (the conditioners' weights) by their
-    AudioCraft names. fp16 tensors of official files are cast to fp32 by the copy."""
+    """This repo's checkpoint or AudioCraft's state_dict.bin -> (LM in eval mode, cond_state: the conditioners'
+    `condition_provider.*` tensors, AudioCraft's names). fp16 tensors of official files are cast to fp32 by the copy."""
     ckpt = torch_load(path, "LM checkpoint")
     if isinstance(ckpt, dict) and 'config' in ckpt and 'model' in ckpt:
         config, state = LMConfig(**ckpt['config']), ckpt['model']

@@ -4,11 +4,10 @@ EnCodec: a convolutional autoencoder (SEANet) with a residual vector quantizer i
     wav [B, C, T] --encoder--> latent [B, D, T/hop] --RVQ--> codes [B, K, T/hop] (int64)
     codes --RVQ lookup--> latent --decoder--> wav [B, C, T/hop * hop]
 
-The encoder is a stack of strided convolutions (one per ratio, each halving/fifthing the time
-resolution and doubling the channels) with a residual unit before each, then a 2-layer LSTM; the
-decoder mirrors it with transposed convolutions. With ratios (8, 5, 4, 4) the hop is 640 samples,
-so 32 kHz audio becomes 50 frames per second. This file computes exactly what the official code
-computes (padding rules included); checkpoint.load_codec reads the official checkpoints into it.
+The encoder is a stack of strided convolutions (one per ratio r: time / r, channels x 2), each after a
+residual unit, then a 2-layer LSTM; the decoder mirrors it with transposed convolutions. Ratios (8, 5, 4, 4)
+give a hop of 640 samples: 32 kHz audio becomes 50 frames per second. This file computes exactly what the
+official code computes (padding rules included); checkpoint.load_codec reads the official checkpoints into it.
 
 References:
 1) EnCodec, High Fidelity Neural Audio Compression: https://arxiv.org/abs/2210.13438
@@ -46,10 +45,9 @@ class CodecConfig:
     n_q: int = 4  # codebooks
     bins: int = 2048  # codes per codebook
     q_dropout: bool = False  # train with a random number of codebooks per batch
-    # codebook learning (official values: EMA decay 0.99, 50 k-means iterations, dead under 2)
-    decay: float = 0.99
-    kmeans_iters: int = 50
-    threshold_ema_dead_code: float = 2.0
+    decay: float = 0.99  # codebooks' EMA decay; this and the next two are the official values
+    kmeans_iters: int = 50  # k-means iterations of the codebook init
+    threshold_ema_dead_code: float = 2.0  # a code whose EMA usage count falls under it is dead (replaced)
 
 
 # The official codecs (../shared/reference/audiocraft-facts.md section 1.3) and the tiny codec of
@@ -74,22 +72,16 @@ PRESETS = {
 
 
 def extra_padding(length, kernel_size, stride, padding_total):
-    """Right padding that makes the last window full, so that no sample is dropped.
-
-    The conv covers n = (L - k + p) / s + 1 windows; we pad up to ceil(n) full windows. With it a
-    stride-s conv gives exactly ceil(L / s) frames.
-    """
+    """Right padding that makes the last window full, so that no sample is dropped: the conv covers
+    n = (L - k + p) / s + 1 windows; padding up to ceil(n) full ones, a stride-s conv gives ceil(L / s) frames."""
     n_frames = (length - kernel_size + padding_total) / stride + 1
     ideal_length = (math.ceil(n_frames) - 1) * stride + (kernel_size - padding_total)
     return ideal_length - length
 
 
 def pad1d(x, left, right, mode):
-    """F.pad that also works in reflect mode on inputs no longer than the pad.
-
-    Reflect padding needs more samples than it pads; as the official code, zeros are appended
-    first and removed from the result.
-    """
+    """F.pad that also works in reflect mode on inputs no longer than the pad: reflect needs more samples than it
+    pads, so, as the official code, zeros are appended first and removed from the result."""
     if mode == "reflect":
         extra = max(0, max(left, right) - x.shape[-1] + 1)
         x = F.pad(x, (0, extra))
@@ -99,13 +91,11 @@ def pad1d(x, left, right, mode):
 
 
 def weight_norm(conv):
-    """w = g * v / ||v||, the norm taken over all dims but the first (torch weight_norm dim=0).
-
-    Computed by the kernel torch.nn.utils.weight_norm itself calls, so our latents are bit-identical
-    to the official models' (a hand-written v * g / v.norm() differs by ~1e-7, enough to flip a
-    near-tie between two codes). At inference the result is cached, keyed on the parameters'
-    version counters and storage, so a training step, load_state_dict or .to() recomputes it.
-    """
+    """w = g * v / ||v||, the norm over all dims but the first (torch weight_norm dim=0), computed by the kernel that
+    torch.nn.utils.weight_norm calls: our latents are then bit-identical to the official models' (a hand-written
+    v * g / v.norm() differs by ~1e-7, enough to flip a near-tie between two codes). At inference the result is
+    cached, keyed on the parameters' version counters and storage, so a training step, load_state_dict or .to()
+    recomputes it."""
     if conv.training or torch.is_grad_enabled():
         return torch._weight_norm(conv.weight_v, conv.weight_g, 0)
     key = (conv.weight_v._version, conv.weight_g._version, conv.weight_v.data_ptr(), conv.weight_g.data_ptr())
@@ -120,9 +110,7 @@ def weight_norm(conv):
 
 class Conv1d(nn.Module):
     """A weight-normed Conv1d that pads its input as the official SConv1d does.
-
-    Official keys `X.conv.conv.{weight_g,weight_v,bias}` are `X.{weight_g,weight_v,bias}` here.
-    """
+    Official keys `X.conv.conv.{weight_g,weight_v,bias}` are `X.{weight_g,weight_v,bias}` here."""
 
     def __init__(self, in_ch, out_ch, kernel_size, stride=1, causal=False, pad_mode="reflect"):
         super().__init__()
@@ -146,11 +134,8 @@ class Conv1d(nn.Module):
 
 
 class ConvTranspose1d(nn.Module):
-    """A weight-normed ConvTranspose1d trimmed as the official SConvTranspose1d.
-
-    Official keys `X.convtr.convtr.*`. For a transposed conv torch's weight is [in, out, k], so
-    weight_norm's dim 0 (and weight_g [in, 1, 1]) is the *input* channel.
-    """
+    """A weight-normed ConvTranspose1d trimmed as the official SConvTranspose1d. Official keys `X.convtr.convtr.*`.
+    For a transposed conv torch's weight is [in, out, k]: weight_norm's dim 0 (weight_g [in, 1, 1]) is the *input*."""
 
     def __init__(self, in_ch, out_ch, kernel_size, stride, causal=False):
         super().__init__()
@@ -173,10 +158,8 @@ class ConvTranspose1d(nn.Module):
 
 class ResidualUnit(nn.Module):
     """SEANet residual unit: x + conv1x1(elu(conv3(elu(x)))), the hidden width halved (compress 2).
-
     Keys: `block.1`, `block.3` (the convs; 0 and 2 are the ELUs) and `shortcut` when it is a conv.
-    All official models have one unit per stage, so its dilation is dilation_base**0 = 1.
-    """
+    All official models have one unit per stage, so its dilation is dilation_base**0 = 1."""
 
     def __init__(self, dim, config):
         super().__init__()
@@ -203,11 +186,9 @@ class LSTM(nn.Module):
 
 
 def encoder(config):
-    """SEANet encoder as nn.Sequential, so that layer indices match the official keys.
-
-    0 conv C->F | per ratio r: resunit, ELU, conv F*m -> 2F*m (kernel 2r, stride r) | LSTM | ELU |
-    conv -> D. See the index table in ../shared/reference/audiocraft-facts.md section 1.2.
-    """
+    """SEANet encoder as nn.Sequential, so that layer indices match the official keys: 0 conv C->F | per ratio r:
+    resunit, ELU, conv F*m -> 2F*m (kernel 2r, stride r) | LSTM | ELU | conv -> D.
+    See the index table in ../shared/reference/audiocraft-facts.md section 1.2."""
     kw = dict(causal=config.causal, pad_mode=config.pad_mode)
     F_, mult = config.n_filters, 1
     layers = [Conv1d(config.channels, F_, 7, **kw)]
@@ -242,6 +223,7 @@ def decoder(config):
 
 
 class Codec(nn.Module):
+    """EnCodec, wav <-> codes (see the file docstring); encoder.model / decoder.model reproduce the official keys."""
 
     def __init__(self, config):
         super().__init__()
@@ -264,9 +246,7 @@ class Codec(nn.Module):
 
     def forward(self, wav, n_q=None):
         """Training/eval pass: wav [B, C, T] -> (reconstruction [B, C, T], commitment loss).
-
-        The reconstruction is trimmed to the input length, as AudioCraft's EncodecModel.forward.
-        """
+        The reconstruction is trimmed to the input length, as AudioCraft's EncodecModel.forward."""
         self._check_wav(wav)
         latent = self.encoder.model(wav)  # [B, D, T/hop]
         quantized, _, commit_loss = self.quantizer(latent, n_q)
@@ -281,11 +261,8 @@ class Codec(nn.Module):
 
     @torch.no_grad()
     def decode(self, codes):
-        """codes [B, K, frames] -> wav [B, C, frames * hop]; K may be fewer than n_q.
-
-        Not trimmed: decode(encode(x)) is ceil(T / hop) * hop samples long, as in the official
-        decode(); cut it to T yourself if you know T.
-        """
+        """codes [B, K, frames] -> wav [B, C, frames * hop]; K may be fewer than n_q. Not trimmed:
+        decode(encode(x)) is ceil(T / hop) * hop samples long, as the official decode(); cut it to T if you know T."""
         return self.decoder.model(self.quantizer.decode(codes))
 
 

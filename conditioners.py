@@ -20,8 +20,7 @@ Deviations from the official code (also listed in the README):
   AudioCraft's released configs leave normalize_text off; the default model here turns it on.
 - The tokenizer truncates prompts to max_length (512, T5's limit) with a warning; AudioCraft does not truncate.
 - Melodies of different lengths are each tiled to chroma_len on their own (AudioCraft first zero-pads the batch).
-- Chroma stays at its own 7.8125 Hz frame rate (235 frames for 30 s): with the official 'prepend' fuser
-  it is never resampled to the LM's 50 Hz.
+- Chroma keeps its own 7.8125 Hz frame rate (235 frames for 30 s): the official 'prepend' fuser never resamples it.
 """
 import io
 import math
@@ -67,21 +66,20 @@ T5_PRESETS = {  # copy with dataclasses.replace() before editing one
 }
 
 # -----------------------------------------------------------------------------
-# text helpers
+# helpers: text (normalisation, tokenizer, T5's position buckets), melody (chroma), CFG (null conditions, dropout)
 
 # function words only: a subset of spaCy's English stop words (AudioCraft's normaliser drops token.is_stop)
-_STOP_WORDS = frozenset("""
-a about above after again against all almost along already also although always am among an and another any anyone
-anything are around as at be became because become been before being below beside between beyond both but by can
-cannot could did do does doing done down during each either else enough even ever every everything few for from
-further had has have having he her here hers herself him himself his how however i if in into is it its itself just
-least less many may me might more most much must my myself neither never no nobody none nor not nothing now of off
+_STOP_WORDS = frozenset("""a about above after again against all almost along already also although always am among an
+and another any anyone anything are around as at be became because become been before being below beside between beyond
+both but by can cannot could did do does doing done down during each either else enough even ever every everything few
+for from further had has have having he her here hers herself him himself his how however i if in into is it its itself
+just least less many may me might more most much must my myself neither never no nobody none nor not nothing now of off
 often on once one only onto or other others our ours ourselves out over own per perhaps quite rather really same she
 should since so some someone something sometimes still such than that the their theirs them themselves then there
 therefore these they this those though through throughout thus to together too toward towards under until up upon us
 very via was we were what whatever when whenever where whereas wherever whether which while who whole whom whose why
-will with within without would yet you your yours yourself yourselves
-""".split())
+will with within without would yet you your yours yourself yourselves""".split())
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # a word: letters or digits (any script), an inner apostrophe
 
 
 def _lemma(word):
@@ -102,21 +100,14 @@ def _lemma(word):
     return word
 
 
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # a word: letters or digits (any script), an inner apostrophe
-
-
 def normalize_text(text):
     """AudioGen-style prompt normalisation: lower-case, strip punctuation, drop stop words, reduce inflections.
     "A dog is barking at the park." -> "dog bark park". Possessive 's is stripped ("dog's" -> "dog"); other
-    contractions ("isn't", "we're") are stop words and dropped. Numbers are kept as digits (AudioCraft spells
-    them out with num2words, after which spaCy drops most of them as stop words)."""
-    words = _WORD.findall(text.lower().replace("\u2019", "'"))  # letters/digits, any script
-    out = []
-    for w in words:
-        w = w[:-2] if w.endswith("'s") else w
-        if "'" not in w and w not in _STOP_WORDS:
-            out.append(_lemma(w))
-    return " ".join(out)
+    contractions ("isn't", "we're") are stop words, dropped. Numbers stay digits (AudioCraft spells them out
+    with num2words, after which spaCy drops most of them as stop words)."""
+    words = _WORD.findall(text.lower().replace("\u2019", "'"))  # curly apostrophe -> '
+    words = [w[:-2] if w.endswith("'s") else w for w in words]  # possessive: dog's -> dog
+    return " ".join(_lemma(w) for w in words if "'" not in w and w not in _STOP_WORDS)
 
 
 class Tokenizer:
@@ -163,10 +154,8 @@ class Tokenizer:
                 warnings.warn(f"prompt of {len(ids) + 1} tokens truncated to max_length={self.max_length}: {text!r}")
                 ids = ids[: self.max_length - 1]
             rows.append(ids + [self.eos_id])
-        ids = torch.full((len(rows), max(map(len, rows))), self.pad_id, dtype=torch.long)  # [B, L]
-        mask = torch.zeros(ids.shape, dtype=torch.bool)  # [B, L]
-        for i, row in enumerate(rows):
-            ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), True
+        ids = nn.utils.rnn.pad_sequence([torch.tensor(r) for r in rows], batch_first=True, padding_value=self.pad_id)
+        mask = torch.arange(ids.shape[1]) < torch.tensor([len(r) for r in rows])[:, None]  # ids, mask: [B, L]
         return ids, mask
 
     def decode(self, ids):
@@ -182,14 +171,9 @@ def relative_position_bucket(rel, num_buckets=32, max_distance=128):
                                   min(n - 1, e + floor(log(d / e) / log(max_distance / e) * (n - e)))  otherwise)
     Defaults (32, 128): d = 0..7 exact, 8..127 in 8 log buckets, >= 128 all in bucket 15 (31 for keys after)."""
     n = num_buckets // 2
-    e = n // 2
-    d = rel.abs()
+    e, d = n // 2, rel.abs()
     log_bucket = e + (torch.log(d.float().clamp(min=1) / e) / math.log(max_distance / e) * (n - e)).long()
     return n * (rel > 0).long() + torch.where(d < e, d, log_bucket.clamp(max=n - 1))
-
-
-# -----------------------------------------------------------------------------
-# melody and CFG helpers
 
 
 def chroma_filterbank(sample_rate, n_fft, n_chroma=12):
@@ -217,9 +201,8 @@ def chromagram(wav, sample_rate, n_fft=16384, n_chroma=12, argmax=True):
     2. power spectrogram |STFT|^2 / sum(window^2): periodic Hann of n_fft, hop n_fft // 4, centred, reflect-padded;
     3. chroma = filterbank @ power; 4. divide each frame by its max (inf-norm, eps 1e-6);
     5. argmax: each frame becomes the one-hot of its loudest pitch class. 32 kHz, n_fft 16384: 7.8125 frames/s."""
-    if wav.shape[-1] < n_fft:
-        pad = n_fft - wav.shape[-1]
-        wav = F.pad(wav, (pad // 2, pad - pad // 2))
+    pad = max(0, n_fft - wav.shape[-1])  # step 1: [B, max(T, n_fft)]
+    wav = F.pad(wav, (pad // 2, pad - pad // 2))
     window = torch.hann_window(n_fft, device=wav.device)
     spec = torch.stft(wav, n_fft, n_fft // 4, window=window, center=True, pad_mode="reflect", return_complex=True)
     power = spec.abs().pow(2) / window.pow(2).sum()  # [B, n_fft // 2 + 1, frames]; torchaudio's normalized=True
@@ -243,26 +226,22 @@ def null_conditions(texts, melodies=None):
 
 
 def cfg_dropout(texts, melodies=None, p=0.3, generator=None):
-    """Condition dropout for classifier-free guidance, with AudioCraft's semantics: ONE Bernoulli(p) draw for the
-    whole batch, not one per sample; if it fires, every attribute of every sample is nulled (see null_conditions):
-    text -> None (empty string, mask all zeros: zero embeddings in TextConditioner), melody -> None (the chroma of
-    silence: see MelodyConditioner). Call it in training only. p: 0.3 MusicGen, 0.2 melody, 0.1 AudioGen.
-    (The melody model also drops the melody alone with p 0.5, one draw per batch: AudioCraft's AttributeDropout.)"""
-    if torch.rand(1, generator=generator).item() < p:
-        return null_conditions(texts, melodies)
-    return texts, melodies
+    """Condition dropout for classifier-free guidance, as AudioCraft: ONE Bernoulli(p) draw for the whole batch, not
+    one per sample; if it fires, every text and melody of the batch is nulled (null_conditions: zero text embeddings,
+    the chroma of silence). Training only. p: 0.3 MusicGen, 0.2 melody, 0.1 AudioGen. (The melody model also drops
+    the melody alone with p 0.5, one draw per batch: AudioCraft's AttributeDropout.)"""
+    return null_conditions(texts, melodies) if torch.rand(1, generator=generator).item() < p else (texts, melodies)
+
 
 # -----------------------------------------------------------------------------
 # T5 encoder: leaf modules. Names follow HF's keys, e.g. encoder.block.0.layer.0.SelfAttention.q.weight
-
 
 class T5LayerNorm(nn.Module):
     """T5's layer norm: y = w * x / sqrt(mean(x^2) + eps), no mean subtraction and no bias (an RMSNorm)."""
 
     def __init__(self, config):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(config.d_model))
-        self.eps = config.layer_norm_epsilon
+        self.weight, self.eps = nn.Parameter(torch.ones(config.d_model)), config.layer_norm_epsilon
 
     def forward(self, x):
         return self.weight * (x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
@@ -289,10 +268,9 @@ class T5Attention(nn.Module):
 
     def compute_bias(self, L, device):
         """Relative position bias [1, H, L, L], added to the attention logits of every layer."""
-        pos = torch.arange(L, device=device)
+        c, pos = self.config, torch.arange(L, device=device)
         buckets = relative_position_bucket(pos[None, :] - pos[:, None],  # [L, L]: key - query
-                                           self.config.relative_attention_num_buckets,
-                                           self.config.relative_attention_max_distance)
+                                           c.relative_attention_num_buckets, c.relative_attention_max_distance)
         return self.relative_attention_bias(buckets).permute(2, 0, 1)[None]  # [L, L, H] -> [1, H, L, L]
 
     def forward(self, x, bias):
@@ -331,10 +309,9 @@ class T5Block(nn.Module):
     def __init__(self, config, has_relative_attention_bias):
         super().__init__()
         # the ModuleDicts only reproduce HF's names: layer.0 = attention sub-layer, layer.1 = feed-forward
-        self.layer = nn.ModuleList([
-            nn.ModuleDict(dict(SelfAttention=T5Attention(config, has_relative_attention_bias),
-                               layer_norm=T5LayerNorm(config))),
-            nn.ModuleDict(dict(DenseReluDense=T5FF(config), layer_norm=T5LayerNorm(config)))])
+        attn = dict(SelfAttention=T5Attention(config, has_relative_attention_bias), layer_norm=T5LayerNorm(config))
+        ff = dict(DenseReluDense=T5FF(config), layer_norm=T5LayerNorm(config))
+        self.layer = nn.ModuleList([nn.ModuleDict(attn), nn.ModuleDict(ff)])
         self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x, bias):
@@ -342,9 +319,9 @@ class T5Block(nn.Module):
         x = x + self.dropout(attn.SelfAttention(attn.layer_norm(x), bias))
         return x + self.dropout(ff.DenseReluDense(ff.layer_norm(x)))
 
+
 # -----------------------------------------------------------------------------
 # top modules
-
 
 class T5Encoder(nn.Module):
     """T5's encoder stack; state_dict keys equal those of HF's T5EncoderModel (minus the tied
@@ -366,11 +343,10 @@ class T5Encoder(nn.Module):
             raise ValueError(f"token id {ids.max()} >= vocab_size {self.config.vocab_size}: tokenizer and T5 differ")
         mask = torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()
         x = self.dropout(self.shared(ids))  # [B, L, d_model]; no absolute positions, no sqrt(d_model) scale
-        blocks = self.encoder.block
-        bias = blocks[0].layer[0].SelfAttention.compute_bias(ids.shape[1], ids.device)  # [1, H, L, L], shared
+        bias = self.encoder.block[0].layer[0].SelfAttention.compute_bias(ids.shape[1], ids.device)  # [1, H, L, L]
         # padded keys get the most negative float (as HF), not -inf: an all-padded (null) row stays finite
         bias = bias + torch.where(mask, 0.0, torch.finfo(x.dtype).min)[:, None, None, :]  # [B, H, L, L]
-        for block in blocks:
+        for block in self.encoder.block:  # all share block 0's position bias
             x = block(x, bias)
         return self.dropout(self.encoder.final_layer_norm(x))
 
@@ -378,9 +354,8 @@ class T5Encoder(nn.Module):
 class TextConditioner(nn.Module):
     """Text prompts -> (embeds [B, L, dim], mask [B, L] bool), as AudioCraft's T5Conditioner: tokenize (eos, pad
     to longest), T5 last hidden state, output_proj (Linear with bias), then embeds * mask. None is the null
-    condition: encoded as "" with its mask set all False, so its embeddings are all zeros. The official LMs'
-    cross-attention does not use the mask (AudioCraft attends to the zeroed positions, logit 0); an LM with
-    LMConfig.cross_attention_mask (this repo's tiny model) hides them."""
+    condition: "" with an all-False mask, so all-zero embeddings. The official LMs' cross-attention ignores the
+    mask (attends to the zeroed positions, logit 0); LMConfig.cross_attention_mask (this repo's tiny LM) hides them."""
 
     def __init__(self, t5, tokenizer, dim, finetune=False, normalize=False):
         super().__init__()
@@ -390,8 +365,7 @@ class TextConditioner(nn.Module):
         self.tokenizer, self.finetune, self.normalize = tokenizer, finetune, normalize
         if not finetune:  # a pretrained T5, frozen as in AudioCraft (its checkpoints store output_proj only)
             self.t5.eval().requires_grad_(False)
-        # AudioCraft's key: condition_provider.conditioners.description.output_proj.{weight,bias}
-        self.output_proj = nn.Linear(self.t5.config.d_model, dim)
+        self.output_proj = nn.Linear(self.t5.config.d_model, dim)  # AudioCraft: ...conditioners.description.output_proj
 
     def train(self, mode=True):
         """A frozen T5 stays in eval mode (no dropout) while the LM trains."""
@@ -423,10 +397,9 @@ class TextConditioner(nn.Module):
 
 
 class MelodyConditioner(nn.Module):
-    """Melodies -> (embeds [B, chroma_len, dim], mask [B, chroma_len] all True), as AudioCraft's
-    ChromaStemConditioner at inference (without demucs: see the file docstring). The LM prepends the embeddings
-    to its input (no cross-attention). Each melody is a waveform [T] or [C, T] at sample_rate, or None.
-    State dict: output_proj.* only; AudioCraft's extra chroma.spec.window (a Hann window) is dropped on load."""
+    """Melodies -> (embeds [B, chroma_len, dim], mask [B, chroma_len] all True), as AudioCraft's ChromaStemConditioner
+    at inference (no demucs: see the file docstring), prepended to the LM's input (no cross-attention). A melody:
+    waveform [T] or [C, T] at sample_rate, or None. State dict: output_proj.* (load drops chroma.spec.window)."""
 
     def __init__(self, dim, sample_rate=32000, n_chroma=12, radix2_exp=14, duration=30.0):
         super().__init__()
@@ -439,15 +412,13 @@ class MelodyConditioner(nn.Module):
 
     @torch.no_grad()
     def chroma(self, melodies, sample_rate=None):
-        """Melodies -> the dominant pitch class of each frame, tiled or cropped to chroma_len: [B, chroma_len] long
-        (what forward embeds; train_lm.py caches it)."""
+        """Melodies -> dominant pitch class per frame, tiled/cropped: [B, chroma_len] long (train_lm.py caches it)."""
         device = self.output_proj.weight.device
         chromas = []
         for wav in melodies:
             if wav is None:
-                # "No melody" as the official model: not zeros. MusicGen passes a 1-sample zero wav; its chroma is
-                # all zeros, argmax picks bin 0, so every frame is the one-hot of C (tiled to chroma_len below) and
-                # the LM sees output_proj.weight[:, 0] + output_proj.bias. The CFG null melody is the same thing.
+                # "No melody" (and the CFG null melody) as the official model: not zeros but a 1-sample zero wav,
+                # whose all-zero chroma argmaxes to bin 0 in every frame: the LM sees output_proj(one-hot C).
                 wav = torch.zeros(1, 1, device=device)
             elif wav.dim() not in (1, 2) or wav.shape[-1] == 0:
                 raise ValueError(f"melody of shape {tuple(wav.shape)}: pass a waveform [T] or [C, T], or None")
@@ -483,5 +454,5 @@ if __name__ == "__main__":
     print(f"chroma of A4: bins {chromagram(tone[None], 32000)[0].argmax(-1).unique().tolist()} (0 = C, 9 = A)")
     embeds, mask = melody([tone, None])
     null = melody.output_proj.weight[:, 0] + melody.output_proj.bias  # output_proj(one-hot C)
-    print(f"melody: embeds {tuple(embeds.shape)}, no melody = output_proj(one-hot C): {torch.allclose(embeds[1], null)}")
+    print(f"melody: embeds {tuple(embeds.shape)}, no melody = output_proj(one-hot C): {embeds[1].allclose(null)}")
     print(f"cfg_dropout(p=1): {cfg_dropout(['dog bark'], [tone], p=1.0)}")

@@ -2,16 +2,14 @@
 Data: the datasets the trainers read, and audio I/O. Clips generated on the fly by synth.py (nothing to download),
 or folders of real audio in AudioCraft's format.
 
-    BuiltinDataset(n)       -> items {wav [1, T], text, labels} from synth.make_clip, deterministic per (seed, i),
-                               train/valid disjoint
+    BuiltinDataset(n)       -> items {wav [1, T], text, labels}: synth.make_clip(i, seed), train/valid disjoint
     FolderDataset(root, sr) -> the same items from data.jsonl(.gz) + x.json sidecars, or from x.wav + x.txt
     load_audio(path, sr)    -> float32 [channels, T] at sr, band-limited resampling by resample(wav, sr_in, sr_out)
     python data.py --out DIR --n 100    writes synthesised clips, sidecars and a manifest to listen to
 
 References:
 1) AudioGen: Textually Guided Audio Generation, https://arxiv.org/abs/2209.15352
-   official code: facebookresearch/audiocraft audiocraft/data/sound_dataset.py (description: a str, or a list of
-   captions of which one is drawn per item)
+   official code: facebookresearch/audiocraft audiocraft/data/sound_dataset.py (description lists: one drawn per item)
 2) MusicGen, Simple and Controllable Music Generation, https://arxiv.org/abs/2306.05284
    official code: audiocraft/data/music_dataset.py (sidecar .json: description, bpm, key, moods, ...)
 3) AudioCraft's manifest: audiocraft/data/audio_dataset.py (one JSON per line: path, duration, sample_rate, amplitude,
@@ -39,18 +37,16 @@ from synth import SAMPLE_RATE, make_clip
 VALID_SEED_OFFSET = 2**31  # split='valid' draws make_clip(i, seed + 2**31): train seeds are below 2**31
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")  # what soundfile (libsndfile >= 1.1) reads
 
-# -----------------------------------------------------------------------------
-# reading audio
+# ----------------------------------------------------------------------------- reading audio
 
 
 def resample(wav, sr_in, sr_out, zeros=16, rolloff=0.99):
     """Band-limited resampling [..., T] -> [..., ceil(T * sr_out / sr_in)] (torchaudio's length rule) [4].
     With up/down = sr_out/sr_in in lowest terms, output sample q*up + j sits at input time q*down + j*down/up, so
         y[q*up + j] = sum_k x[q*down + k] h(j*down/up - k),   h(t) = c sinc(c t) cos^2(pi t / (2 W)) for |t| < W
-    a sinc low-pass at c = rolloff * min(1, sr_out/sr_in) (in units of the input Nyquist; below 1 so the transition
-    band ends before the new Nyquist), Hann-windowed over W = zeros / c input samples each side. That is one conv1d
-    with stride `down` and one output channel per phase j. Same method as torchaudio/julius (which default to 6
-    zero crossings; 16 gives a sharper cut), not bit-exact with either. Samples beyond the ends are zeros."""
+    a sinc low-pass at c = rolloff * min(1, sr_out/sr_in) input Nyquists (< 1: the transition band ends before the
+    new Nyquist), Hann-windowed over W = zeros / c input samples a side: one conv1d (stride `down`, a channel per
+    phase j), zeros beyond the ends. As torchaudio/julius (6 zero crossings there; 16 cut sharper), not bit-exact."""
     if sr_in == sr_out:
         return wav
     g = math.gcd(int(sr_in), int(sr_out))
@@ -90,8 +86,7 @@ def load_audio(path, sample_rate, channels=1, start=0, frames=-1):
         raise ValueError(f"{path} has {wav.shape[0]} channels, cannot make {channels}: use channels=1 or 2")
     return resample(wav, sr, sample_rate)
 
-# -----------------------------------------------------------------------------
-# datasets
+# ----------------------------------------------------------------------------- datasets
 
 
 def collate(items):
@@ -123,9 +118,8 @@ class BuiltinDataset(torch.utils.data.Dataset):
         if not 0 <= i < self.n:
             raise IndexError(f"index {i} out of range for a BuiltinDataset of {self.n} clips")
         c = make_clip(i, self.seed, self.duration, self.sample_rate, self.kind)
-        use_tags = np.random.default_rng([self.seed, i, 1]).random() < 0.5
-        return dict(wav=torch.from_numpy(c["wav"])[None], text=c["tags"] if use_tags else c["sentence"],
-                    labels=c["labels"])
+        text = c["tags"] if np.random.default_rng([self.seed, i, 1]).random() < 0.5 else c["sentence"]  # coin per item
+        return dict(wav=torch.from_numpy(c["wav"])[None], text=text, labels=c["labels"])
 
 
 class FolderDataset(torch.utils.data.Dataset):
@@ -136,11 +130,10 @@ class FolderDataset(torch.utils.data.Dataset):
       - otherwise every audio file under root, with its caption in the sidecar a.txt (or a.json), if any.
     Items: dict(wav [channels, T] at sample_rate, text, labels = sidecar fields + path). With duration (s) set, each
     item is a random crop of that length, drawn from (seed, index, epoch): set .epoch each epoch for new crops.
-    At start-up every file is checked with sf.info (found, readable, long enough: the manifest's durations are not
-    trusted) and one line is printed (verbose; trainers print it on rank 0 only), also kept as .summary: the usable
-    files, how many have a caption (the others train as the null condition), the skipped ones and why, how many will
-    be resampled or zero-padded. Files shorter than duration are skipped, or zero-padded at the end if pad=True.
-    A file that still fails when read (a corrupt body) is skipped with a warning naming it: never a crash mid-epoch."""
+    Files shorter than duration are skipped, or zero-padded at the end if pad=True. At start-up every file is checked
+    with sf.info (found, readable, long enough: the manifest's durations are not trusted) and a summary line (see
+    _summarize) is printed (verbose; trainers print it on rank 0 only) and kept as .summary. A file that still fails
+    when read (a corrupt body) is skipped with a warning naming it: never a crash mid-epoch."""
 
     def __init__(self, root, sample_rate, channels=1, duration=None, seed=0, pad=False, verbose=True):
         self.sample_rate, self.channels, self.duration, self.seed, self.pad = sample_rate, channels, duration, seed, pad
@@ -155,9 +148,8 @@ class FolderDataset(torch.utils.data.Dataset):
 
     @staticmethod
     def _paths(root):
-        """The audio paths: those of the manifest (root itself, else data.jsonl(.gz) in it, else its first *.jsonl*;
-        the manifest's durations and rates are not read: sf.info gives the true ones), or with no manifest every
-        audio file under root, by extension, sorted (the same order, so the same items, everywhere)."""
+        """The audio paths: the manifest's (root itself, else data.jsonl(.gz) in it, else its first *.jsonl*), or
+        with no manifest every audio file under root, by extension, sorted (the same order, so the same items)."""
         if os.path.isfile(root):
             manifests = [root]
         elif not os.path.isdir(root):
@@ -174,9 +166,8 @@ class FolderDataset(torch.utils.data.Dataset):
         return [os.path.join(base, m["path"]) for m in metas]
 
     def _check(self, paths):
-        """Sort the files out from their headers (sf.info: no audio is decoded) and sidecars:
-        .files [(path, duration s, sample_rate)] usable, .skipped [(path, why)], .uncaptioned [path] usable ones
-        without a caption (they train as the null condition)."""
+        """Sort the files out from their headers (sf.info: no audio is decoded) and sidecars: .files [(path,
+        duration s, sample_rate)] usable, .skipped [(path, why)], .uncaptioned [path] usable ones with no caption."""
         self.files, self.skipped, self.uncaptioned = [], [], []
         for path in paths:
             try:
@@ -220,8 +211,7 @@ class FolderDataset(torch.utils.data.Dataset):
 
     @staticmethod
     def _sidecar(path):
-        """(captions [str], labels) of a.wav: "description" of a.json (a string or a list) and its other fields, else
-        the text of a.txt; no captions ([]) if neither has one."""
+        """(captions [str], labels) of a.wav: a.json's "description" (str or list) + other fields, else a.txt's text."""
         stem, info = os.path.splitext(path)[0], {}
         if os.path.isfile(stem + ".json"):
             with open(stem + ".json") as fp:
@@ -264,11 +254,8 @@ class FolderDataset(torch.utils.data.Dataset):
                 self.bad.add(j)  # per DataLoader worker: each reports it once
         raise RuntimeError(f"none of the {len(self.files)} files of this FolderDataset could be read: see the warnings")
 
-# -----------------------------------------------------------------------------
-# write clips to listen to: python data.py --out DIR --n 100
 
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # write clips to listen to: python data.py --out DIR --n 100
     p = argparse.ArgumentParser(description="Write generated clips as 16-bit WAV + .json sidecars + a data.jsonl "
                                             "manifest (AudioCraft's format; FolderDataset reads it back).")
     p.add_argument("--out", required=True, help="output folder (created)")

@@ -2,7 +2,7 @@
 The MusicGen / AudioGen language model: one causal transformer over K parallel EnCodec codebook
 streams, interleaved by a codebook pattern (delay by default), conditioned on text by cross-attention
 (or, for melody, by prepending the condition), sampled with classifier-free guidance and a KV cache.
-Parameter names equal AudioCraft's state_dict keys, so its `state_dict.bin` loads with a loop (checkpoint.load_lm).
+Parameter names are AudioCraft's state_dict keys: its `state_dict.bin` loads with a loop (checkpoint.load_lm).
 
 References:
 1) MusicGen, Copet et al. 2023, arXiv:2306.05284. Official code: audiocraft/models/lm.py (LMModel),
@@ -12,13 +12,11 @@ References:
 4) Attention Is All You Need (sinusoidal positions), Vaswani et al. 2017, arXiv:1706.03762
 5) Nucleus (top-p) sampling, Holtzman et al. 2019, arXiv:1904.09751
 
-Deviations from AudioCraft (none changes the official models' numbers): cross-attention keys/values are
-computed once per window (AudioCraft: every step), the self-attention cache is preallocated; patterns are
-index maps, not layout lists, without flatten_first/empty_initial, the MusicLM pattern or delays inside
-'flatten'; no `two_step_cfg`; training-time CFG dropout is the trainer's (AudioCraft: inside LMModel);
-past max_duration the melody prepend is not re-windowed; callback counts the current window's steps; a
-prompt as long as the window or longer is cut to its last W - S frames (AudioCraft asserts it fits, see
-LM.generate).
+Deviations from AudioCraft (none changes the official models' numbers): cross-attention keys/values are computed once
+per window (AudioCraft: every step); a preallocated self-attention cache; patterns are index maps, not layout lists,
+without flatten_first/empty_initial, the MusicLM pattern or delays inside 'flatten'; no `two_step_cfg`; CFG dropout is
+the trainer's (AudioCraft: in LMModel); past max_duration the melody prepend is not re-windowed; callback counts the
+current window's steps; a prompt as long as the window or longer is cut (AudioCraft asserts it fits; see LM.generate).
 """
 import functools
 import math
@@ -27,7 +25,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 
 
 @dataclass
@@ -71,15 +68,12 @@ PRESETS = {
 
 
 def pattern_steps(T, K, pattern='delay', delays=(0, 1, 2, 3)):
-    """Where each code lands in the interleaved sequence: steps[q, t] for codebook q, frame t.
-    Returns (steps [K, T], S total steps, S_valid steps kept for training). Step 0 is always all special.
-    - delay: step = 1 + t + delays[q]; S = T + max_delay + 1. MusicGen uses delays (0, 1, 2, 3).
-    - parallel: delay with all delays 0.
+    """Where code (q, t) lands in the interleaved sequence -> (steps [K, T], S steps, S_valid = S - max_delay kept for
+    training: AudioCraft's keep_only_valid_steps, T + 1 for delay). Step 0 is always all special.
+    - delay: step = 1 + t + delays[q]; S = T + max_delay + 1. MusicGen uses delays (0, 1, 2, 3); parallel: all 0.
     - flatten: delays[q] is the inner step of codebook q; each frame spans max(delays)+1 steps, so
       (0, 1, 2, 3) is full flattening and (0, 1, 1, 1) partial flattening (AudioCraft's `flattening`).
-    - coarse_first (VALL-E): all of codebook 0 first, then codebooks 1.. with delays[1:].
-    Training keeps S_valid = S - max_delay steps (AudioCraft's keep_only_valid_steps): T + 1 for delay.
-    """
+    - coarse_first (VALL-E): all of codebook 0 first, then codebooks 1.. with delays[1:]."""
     d = torch.zeros(K, dtype=torch.long) if pattern == 'parallel' else torch.tensor(delays, dtype=torch.long)
     if len(d) != K or (d < 0).any() or (d.diff() < 0).any():
         raise ValueError(f"delays={tuple(d.tolist())} must be {K} sorted non-negative ints, one per codebook")
@@ -115,18 +109,16 @@ def build_pattern(codes, special, pattern='delay', delays=(0, 1, 2, 3), valid_on
 
 
 def revert_pattern(seq, T, special, pattern='delay', delays=(0, 1, 2, 3), logits=False):
-    """seq [B, K, S, ...] -> (codes [B, K, T, ...], mask [K, T]); inverse of build_pattern.
-    With logits=True the input is model output, where step s predicts the cell at step s+1, so code
-    (q, t) reads step steps[q, t] - 1. A code is valid only if its own cell lies within the S given
-    steps: for a delay training input of T + 1 steps, the last delays[q] frames of codebook q are
-    never trained, exactly as in AudioCraft. Invalid entries get `special` (NaN for logits)."""
+    """seq [B, K, S, ...] -> (codes [B, K, T, ...], mask [K, T]); inverse of build_pattern. With logits=True
+    the input is model output, where step s predicts the cell at step s+1, so code (q, t) reads step steps[q, t] - 1.
+    A code is valid only if its own cell lies within the S given steps: for a delay training input of T + 1 steps,
+    the last delays[q] frames of codebook q are never trained, as in AudioCraft. Invalid: `special` (NaN for logits)."""
     B, K, S = seq.shape[:3]
     steps = pattern_steps(T, K, pattern, delays)[0].to(seq.device)  # [K, T]
     valid = steps < S                                              # [K, T]
     src = torch.where(valid, steps - int(logits), 0)               # [K, T]
     extra = seq.shape[3:]                                          # () or (card,)
-    idx = src.view(1, K, T, *[1] * len(extra)).expand(B, K, T, *extra)
-    out = seq.gather(2, idx)                                       # [B, K, T, ...]
+    out = seq.gather(2, src.view(1, K, T, *[1] * len(extra)).expand(B, K, T, *extra))  # [B, K, T, ...]
     return torch.where(valid.view(1, K, T, *[1] * len(extra)), out, special), valid
 
 
@@ -150,16 +142,14 @@ def sin_embedding(positions, dim, max_period=10000.0):
 
 
 def cfg_logits(cond, uncond, cfg_coef):
-    """Classifier-free guidance on raw logits: uncond + cfg_coef * (cond - uncond).
-    cfg_coef = 1 gives the conditional logits, 0 the unconditional ones, > 1 extrapolates past cond."""
+    """CFG on raw logits: uncond + cfg_coef * (cond - uncond); cfg_coef 1 gives cond, 0 uncond, > 1 goes past cond."""
     return uncond + cfg_coef * (cond - uncond)
 
 
 def sample_next_token(logits, temperature=1.0, top_k=250, top_p=0.0, generator=None):
-    """logits [B, K, card] -> tokens [B, K], all K codebooks drawn in parallel, AudioCraft's rules:
-    temperature <= 0 is greedy (the argmax); else p = softmax(logits / temperature), then
-    top_p > 0 keeps the smallest set of tokens whose mass reaches p (a token stays while the mass
-    before it is <= p), else top_k > 0 keeps the k most likely; one multinomial draw."""
+    """logits [B, K, card] -> tokens [B, K] (K codebooks in parallel), AudioCraft's rules: temperature <= 0 is greedy;
+    else p = softmax(logits / temperature), then top_p > 0 keeps the smallest set of tokens with mass >= p (a token
+    stays while the mass before it is <= p), else top_k > 0 keeps the k most likely; one multinomial draw."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
     probs = F.softmax(logits.float() / temperature, dim=-1)                  # [B, K, card]
@@ -175,9 +165,8 @@ def sample_next_token(logits, temperature=1.0, top_k=250, top_p=0.0, generator=N
 
 
 def codebook_cross_entropy(logits, targets):
-    """Per-codebook cross-entropy [K] over valid positions: logits [B, K, T, card] from LM.forward
-    (NaN where the pattern gives no prediction) and targets [B, K, T] (< 0 marks padded frames).
-    LM.forward's loss is its mean over K (AudioCraft: solvers/musicgen.py)."""
+    """Per-codebook cross-entropy [K] over valid positions: logits [B, K, T, card] (NaN: no prediction), targets
+    [B, K, T] (< 0: padding). LM.forward's loss is its mean over K (AudioCraft: solvers/musicgen.py)."""
     valid = (targets >= 0) & ~logits[..., 0].isnan()                          # [B, K, T]
     return torch.stack([F.cross_entropy(logits[:, k][valid[:, k]], targets[:, k][valid[:, k]])
                         for k in range(logits.shape[1])])
@@ -186,11 +175,10 @@ def codebook_cross_entropy(logits, targets):
 
 
 class Attention(nn.Module):
-    """Multi-head attention with AudioCraft's fused in_proj_weight [3D, D] (q, k, v rows) and no
-    biases. Self-attention is causal; cross-attention (source given) takes k, v from the condition.
-    AudioCraft zeroes padded text positions but still attends to them (logit q.0 = 0): a prompt then
-    reads differently alone than padded in a batch. With cross_attention_mask (transformers' MusicGen,
-    and this repo's tiny model) source_mask [B, 1, 1, S] hides them."""
+    """Multi-head attention with AudioCraft's fused in_proj_weight [3D, D] (q, k, v rows) and no biases. Self-attention
+    is causal; cross-attention (source given) takes k, v from the condition. AudioCraft zeroes padded text positions
+    but still attends to them (logit q.0 = 0): a prompt then reads differently alone than padded in a batch. With
+    cross_attention_mask (transformers' MusicGen, this repo's tiny model) source_mask [B, 1, 1, S] hides them."""
 
     def __init__(self, config):
         super().__init__()
@@ -232,12 +220,11 @@ class Layer(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        D = config.dim
+        D, H = config.dim, config.hidden_scale * config.dim
         self.self_attn, self.norm1, self.norm2 = Attention(config), nn.LayerNorm(D), nn.LayerNorm(D)
         if config.cross_attention:
             self.cross_attention, self.norm_cross = Attention(config), nn.LayerNorm(D)
-        self.linear1 = nn.Linear(D, config.hidden_scale * D, bias=False)
-        self.linear2 = nn.Linear(config.hidden_scale * D, D, bias=False)
+        self.linear1, self.linear2 = nn.Linear(D, H, bias=False), nn.Linear(H, D, bias=False)
 
     def forward(self, x, condition=None, cache=None, offset=0, condition_mask=None):
         x = x + self.self_attn(self.norm1(x), cache=cache and cache['self'], offset=offset)
@@ -258,9 +245,8 @@ class LM(nn.Module):
         self.transformer = nn.ModuleDict(dict(layers=nn.ModuleList([Layer(c) for _ in range(c.num_layers)])))
         self.out_norm = nn.LayerNorm(c.dim)
         self.linears = nn.ModuleList([nn.Linear(c.dim, c.card, bias=False) for _ in range(c.n_q)])
-        # AudioCraft init ('gaussian', depthwise 'current'): truncated normal, std 1/sqrt(fan_in), divided
-        # by sqrt(2 * depth) inside layer `depth`; the fused in_proj escapes that loop and keeps nn.Linear's
-        # default U(-1/sqrt(D), 1/sqrt(D)).
+        # AudioCraft init ('gaussian', depthwise 'current'): truncated normal, std 1/sqrt(fan_in), divided by
+        # sqrt(2 * depth) in layer `depth`; the fused in_proj escapes that loop: nn.Linear's U(-1/sqrt(D), 1/sqrt(D)).
         init = lambda w, std: nn.init.trunc_normal_(w, std=std, a=-3 * std, b=3 * std)
         for m in [*self.emb, *self.linears]:
             init(m.weight, 1 / math.sqrt(c.dim))
@@ -293,10 +279,9 @@ class LM(nn.Module):
                                  f"cond_dim={c.cond_dim} with the conditioner's output_proj")
 
     def step_logits(self, seq, condition=None, prepend=None, cache=None, condition_mask=None):
-        """Pattern sequence [B, K, S] -> logits [B, K, S, card] (AudioCraft's LMModel.forward).
-        prepend [B, P, D] is concatenated before the sequence and its outputs trimmed; positions count
-        it. With a cache (dict from new_cache) only the new steps are given; positions continue.
-        condition_mask [B, S_cond] (True = token) is used only with config.cross_attention_mask."""
+        """Pattern sequence [B, K, S] -> logits [B, K, S, card] (AudioCraft's LMModel.forward). prepend [B, P, D] goes
+        before the sequence (positions count it, its outputs are trimmed). With a cache (new_cache) only the new steps
+        are given; positions continue. condition_mask [B, S_cond] (True = token): only with cross_attention_mask."""
         offset = cache['offset'] if cache is not None else 0
         source_mask = None
         if self.config.cross_attention_mask and condition is not None and condition_mask is not None:
@@ -320,11 +305,9 @@ class LM(nn.Module):
         return dict(offset=0, layers=[dict(self=dict(size=size), cross={}) for _ in self.transformer.layers])
 
     def forward(self, codes, condition=None, condition_mask=None, targets=None, prepend=None):
-        """codes [B, K, T], condition [B, S, D] -> (logits [B, K, T, card], loss or None).
-        logits[:, q, t] predicts codes[:, q, t] (already aligned, no shift); NaN where the pattern
-        gives no valid prediction. condition_mask [B, S] (1 = token) zeroes padded positions, as the
-        conditioner does; they stay attended to (AudioCraft) unless config.cross_attention_mask.
-        loss = mean over K of codebook_cross_entropy(logits, targets); targets are usually codes."""
+        """codes [B, K, T], condition [B, S, D] -> (logits [B, K, T, card], loss or None); logits[:, q, t] predicts
+        codes[:, q, t] (aligned, no shift), NaN where the pattern gives none. condition_mask [B, S] (1 = token) zeroes
+        padding as the conditioner does (masking: Attention); loss = codebook_cross_entropy(logits, targets).mean()."""
         c = self.config
         self.check(codes, condition, prepend)
         if condition is not None and condition_mask is not None:
@@ -336,13 +319,12 @@ class LM(nn.Module):
         return logits, loss
 
     def windows(self, duration, prompt_frames=0):
-        """The windows generate() samples, [(start, frames, given, steps)] in order: window i covers the output
-        frames [start, start + frames), its first `given` ones known (its prompt), and fills the rest in `steps`
-        sampling steps (the callback's total). T = int(duration * frame_rate) frames in all, W the window and S
-        the stride in frames (AudioCraft genmodel._generate_tokens): one window if T <= W, else each next window
-        starts S frames later, prompted with the last W - S frames of the one before. A prompt of P >= W frames
-        starts the first window at P - (W - S) (see generate). Example, W = 50, S = 30, P = 0, T = 75:
-        [(0, 50, 0, 53), (30, 45, 20, 28)] with delays (0, 1, 2, 3)."""
+        """The windows generate() samples, [(start, frames, given, steps)] in order: window i covers output frames
+        [start, start + frames), the first `given` known (its prompt), the rest filled in `steps` sampling steps (the
+        callback's total). Of T = int(duration * frame_rate) frames, with W the window and S the stride in frames
+        (AudioCraft genmodel._generate_tokens): one window if T <= W, else each next one starts S frames later, prompted
+        with the last W - S frames of the one before; a prompt of P >= W frames starts the first at P - (W - S) (see
+        generate). Example, delays (0, 1, 2, 3), W = 50, S = 30, P = 0, T = 75: [(0, 50, 0, 53), (30, 45, 20, 28)]."""
         c, fr = self.config, self.config.frame_rate
         T, W, S = int(duration * fr), int(min(duration, c.max_duration) * fr), int(c.extend_stride * fr)
         if T < 1 or prompt_frames >= T:
@@ -363,16 +345,13 @@ class LM(nn.Module):
     def generate(self, condition=None, condition_mask=None, prepend=None, null_prepend=None, duration=None,
                  prompt=None, cfg_coef=3.0, temperature=1.0, top_k=250, top_p=0.0, generator=None, callback=None,
                  use_cache=True):
-        """Sample codes [B, K, int(duration * frame_rate)] (duration defaults to max_duration) that start with the
-        prompt codes [B, K, P] verbatim. CFG runs conditional and null rows as one 2B batch; the null text is
-        zeros with no token, exactly AudioCraft's (embeddings times an all-zero mask); melody's null prepend is
-        not zeros: pass null_prepend. Past max_duration (W frames) windows hop by extend_stride (S frames), each
-        re-prompted with the last W - S frames of the one before (AudioCraft genmodel._generate_tokens; the plan:
-        LM.windows). A prompt of P >= W frames (AudioCraft asserts P < W) is kept whole in the output, but the LM
-        is prompted with its last W - S frames only: the most recent audio is what the new frames continue,
-        positions past W were never trained, and W - S frames is the context every later window gets, leaving S
-        frames to add. callback(done, total) counts the steps of the current window. condition_mask [B, S]
-        (True = token) zeroes padding (and masks it, with cross_attention_mask). temperature 0 is greedy."""
+        """Sample codes [B, K, int(duration * frame_rate)] (duration defaults to max_duration) starting with the prompt
+        codes [B, K, P] verbatim, window by window (LM.windows: W frames, hop S = extend_stride). CFG runs conditional
+        and null rows as one 2B batch; the null text is zeros with no token, exactly AudioCraft's (embeddings times an
+        all-zero mask); melody's null prepend is not zeros: pass null_prepend. A prompt of P >= W frames (AudioCraft
+        asserts P < W) stays whole in the output, but the LM sees only its last W - S frames: the newest audio is what
+        the new frames continue, positions past W were never trained, and W - S frames is every later window's context,
+        leaving S to add. callback(done, total) counts the current window's steps; condition_mask: see forward."""
         c = self.config
         if prompt is None:   # an empty prompt [B, K, 0]
             B = next((x.shape[0] for x in (condition, prepend) if x is not None), 1)
@@ -382,12 +361,12 @@ class LM(nn.Module):
         plan = self.windows(duration if duration is not None else c.max_duration, prompt.shape[2])
         if prepend is not None and null_prepend is None:
             raise ValueError("prepend (melody) needs null_prepend for CFG: the conditioner's null condition")
-        # one conditioning for all windows (AudioCraft re-windows melody chroma; see the file docstring), the
-        # conditional rows first and the null rows second: [2B, ...]
-        if condition is not None:
-            mask = condition_mask.bool() if condition_mask is not None else torch.ones(condition.shape[:2], dtype=torch.bool)
-            condition_mask = torch.cat([mask.to(condition.device), torch.zeros_like(mask, device=condition.device)])
-            condition = torch.cat([condition, torch.zeros_like(condition)]) * condition_mask[..., None].to(condition.dtype)
+        # [2B, ...]: conditional rows, then null rows; one conditioning for all windows (AudioCraft re-windows melody)
+        if condition is not None:  # null rows: no token, all zeros
+            mask = torch.ones(condition.shape[:2]) if condition_mask is None else condition_mask
+            condition_mask = torch.cat([mask.bool(), torch.zeros_like(mask, dtype=torch.bool)]).to(condition.device)
+            condition = torch.cat([condition, torch.zeros_like(condition)])                # [2B, S, D]
+            condition = condition * condition_mask[..., None].to(condition.dtype)
         if prepend is not None:
             prepend = torch.cat([prepend, null_prepend])                              # [2B, P, D]
         guided = condition is not None or prepend is not None        # CFG needs something to drop
@@ -404,9 +383,8 @@ class LM(nn.Module):
         return torch.cat(chunks, dim=-1)
 
     def sample_window(self, prompt, num_frames, cond, draw, use_cache=True, callback=None):
-        """One window (AudioCraft's LMModel.generate): fill the pattern sequence step by step. prompt [B, K, P] ->
-        codes [B, K, num_frames]; cond = (condition, condition_mask, prepend), with 2B rows when guided;
-        draw(logits of the last step) -> the next tokens [B, K]."""
+        """One window (AudioCraft's LMModel.generate), step by step: prompt [B, K, P] -> codes [B, K, num_frames];
+        cond = (condition, condition_mask, prepend), 2B rows when guided; draw(last step's logits) -> tokens [B, K]."""
         c = self.config
         B, K, P = prompt.shape
         condition, condition_mask, prepend = cond

@@ -8,9 +8,8 @@ EnCodec's training objectives and quality metrics (the codec itself is codec.py,
     si_snr, mel_distance             the evaluation metrics
 
 The generator loss is a weighted mix of time-domain L1, the multi-scale mel loss, the adversarial loss and the
-feature-matching loss. The weights are not applied to the losses but to their gradients: the balancer rescales
-each loss's gradient with respect to the decoded audio to a fixed share of a unit norm, so a loss of a larger
-scale cannot drown the others.
+feature-matching loss, weighted not on the losses but on their gradients with respect to the decoded audio
+(Balancer), so a loss of a larger scale cannot drown the others.
 
 References:
 1) EnCodec, Sec. 3.3 (discriminator), 3.4 (losses, balancer): https://arxiv.org/abs/2210.13438
@@ -84,14 +83,13 @@ def mel_distance(x, y, sample_rate):
 
 
 def si_snr(estimate, reference, eps=1e-8):
-    """Scale-invariant SNR in dB per clip [B]: project the estimate on the reference, compare the
-    projection's energy with what is left over. Both are made zero-mean first."""
+    """Scale-invariant SNR in dB per clip [B] (mean over channels), both signals made zero-mean first:
+    10 log10(|t|^2 / |e - t|^2), t = (<e, r> / |r|^2) r the projection of the estimate e on the reference r."""
     estimate = estimate - estimate.mean(-1, keepdim=True)
     reference = reference - reference.mean(-1, keepdim=True)
     scale = (estimate * reference).sum(-1, keepdim=True) / (reference.pow(2).sum(-1, keepdim=True) + eps)
-    target = scale * reference
-    noise = estimate - target
-    ratio = target.pow(2).sum(-1) / (noise.pow(2).sum(-1) + eps)
+    target = scale * reference  # t; estimate - target is the noise
+    ratio = target.pow(2).sum(-1) / ((estimate - target).pow(2).sum(-1) + eps)
     return (10 * torch.log10(ratio + eps)).flatten(1).mean(1)
 
 
@@ -109,8 +107,7 @@ class STFTDiscriminator(nn.Module):
         wn = nn.utils.parametrizations.weight_norm
         self.convs = nn.ModuleList([nn.Conv2d(2, filters, (3, 9), padding=(1, 4))])  # no norm, as official
         for d in (1, 2, 4):
-            self.convs.append(wn(nn.Conv2d(filters, filters, (3, 9), stride=(1, 2), dilation=(d, 1),
-                                           padding=(d, 4))))
+            self.convs.append(wn(nn.Conv2d(filters, filters, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4))))
         self.convs.append(wn(nn.Conv2d(filters, filters, (3, 3), padding=(1, 1))))
         self.conv_post = wn(nn.Conv2d(filters, 1, (3, 3), padding=(1, 1)))
 
@@ -160,12 +157,9 @@ def feature_matching_loss(fmaps_real, fmaps_fake):
 
 
 class Balancer:
-    """Back-propagates sum_i (w_i / sum w) * g_i / <||g_i||>, g_i = d loss_i / d y_pred.
-
-    <||g_i||> is an exponential moving average (decay 0.999, bias-corrected) of the per-clip
-    gradient norm averaged over the batch, so each loss gets the share of a unit gradient its
-    weight says, whatever its scale. The state is saved in checkpoints for an exact resume.
-    """
+    """Back-propagates sum_i (w_i / sum w) * g_i / <||g_i||>, g_i = d loss_i / d y_pred. <||g_i||> is an exponential
+    moving average (decay 0.999, bias-corrected) of the per-clip gradient norm averaged over the batch, so each loss
+    gets the share of a unit gradient its weight says, whatever its scale. Checkpoints save its state (exact resume)."""
 
     def __init__(self, weights, decay=0.999, eps=1e-12):
         self.weights, self.decay, self.eps = weights, decay, eps

@@ -6,9 +6,9 @@ The text-to-audio model assembled: conditioners -> LM -> codec, as AudioCraft's 
     wav = model.generate(["dog bark park"], duration=5.0)   # [B, C, T] in [-1, 1]
     logits, ce = model(codes, texts)                   # training: cross-entropy per codebook [K]
 
-Generation: prompts -> text conditioner -> (embeds [B, L, D], mask) -> LM.generate with classifier-free guidance
-(conditional and null rows as one batch, logits = uncond + cfg_coef * (cond - uncond)), top-k / top-p sampling
--> codes [B, K, T] -> codec.decode. A melody model also prepends the embedded chromagram of a reference tune.
+Generation: prompts -> text conditioner -> (embeds [B, L, D], mask [B, L]) -> LM.generate (cross-attention) with CFG
+(classifier-free guidance: conditional and null rows as one batch, logits = uncond + cfg_coef * (cond - uncond)),
+top-k / top-p sampling -> codes [B, K, T] -> codec.decode. Melody models prepend a chroma embedding [B, chroma_len, D].
 
 This repo's LM files (train_lm.py's ckpt.pt, an exported lm.pt) hold {'config': asdict(LMConfig), 'model': the LM's
 state dict with the conditioners' tensors under AudioCraft's names (COND, MELODY below), 'conditioner': T5 config,
@@ -36,10 +36,7 @@ MELODY = "condition_provider.conditioners.self_wav."  # and of the chroma condit
 
 
 class TextToAudio(nn.Module):
-    """The LM, its conditioners and the (frozen) codec as one module, so that DDP, torch.compile and the optimizer
-    see the trainable parts together: texts -> text conditioner -> (embeds [B, L, D], mask [B, L]) -> the LM's
-    cross-attention; with a melody conditioner, chroma [B, chroma_len] -> embeds [B, chroma_len, D] prepended to
-    the sequence (MusicGen-melody's prefix). The codec turns generated codes into audio."""
+    """The LM, its conditioners and the frozen codec as one module, seen whole by DDP, torch.compile, the optimizer."""
 
     def __init__(self, lm, text, melody=None, codec=None):
         super().__init__()
@@ -81,10 +78,9 @@ class TextToAudio(nn.Module):
     @torch.no_grad()
     def generate(self, prompts, duration=5.0, cfg_coef=3.0, top_k=250, top_p=0.0, temperature=1.0, seed=0,
                  melody_wav=None, chroma=None, continuation=None, callback=None):
-        """B prompts -> wav [B, C, round(duration * sample_rate)] float in [-1, 1] on the CPU. melody_wav /
-        continuation: [C, T] tensors at the codec's sample rate (data.load_audio), or None; chroma: the melodies'
-        pitch classes [B, chroma_len] instead of melody_wav. The same seed gives the same audio (same machine,
-        device and thread count). ValueError on a bad request (a prompt of stop words, an impossible duration)."""
+        """B prompts -> wav [B, C, round(duration * sample_rate)] in [-1, 1], on the CPU; melody_wav, continuation:
+        [C, T] at the codec's rate (data.load_audio) or None; chroma: pitch classes [B, chroma_len], not melody_wav.
+        Same seed, same audio (same machine, device, threads). ValueError: stop-word prompt, impossible duration..."""
         c, codec, B = self.lm.config, self.codec, len(prompts)
         device = self.lm.out_norm.weight.device
         condition, mask, prepend, null_prepend = self.conditions(prompts, chroma, melody_wav)
@@ -114,17 +110,15 @@ def subdir(root, want, avoid=None):
 
 
 def from_checkpoint(path, codec=None):
-    """This repo's LM checkpoint (train_lm's ckpt.pt or an exported lm.pt) -> (TextToAudio, the checkpoint dict).
-    The conditioners are rebuilt from the stored settings with the tokenizer named in the checkpoint (next to it);
-    the codec is the one given, else codec.pt next to the file (exports), else the stored path (ckpt.pt)."""
+    """This repo's LM checkpoint (ckpt.pt or an exported lm.pt) -> (TextToAudio, the checkpoint dict); conditioners
+    from the stored settings and tokenizer (beside it); codec: the one given, else the stored path (beside it first)."""
     lm, cond_state = load_lm(path)
     ckpt = torch_load(path, "LM checkpoint")  # again, for the entries load_lm ignores
     meta = ckpt.get("conditioner")
     if not isinstance(meta, dict):
         raise ValueError(f"{path} has no 'conditioner' entry: not a checkpoint of train_lm.py")
     tokenizer = Tokenizer(os.path.join(os.path.dirname(path), meta["tokenizer"]))
-    text = TextConditioner(T5Config(**meta["t5"]), tokenizer, lm.config.dim, finetune=True,
-                           normalize=meta["normalize"])
+    text = TextConditioner(T5Config(**meta["t5"]), tokenizer, lm.config.dim, finetune=True, normalize=meta["normalize"])
     load_state(text, {k[len(COND):]: v for k, v in cond_state.items() if k.startswith(COND)}, path)
     melody = None
     if meta.get("melody"):  # trained with --melody: the chroma conditioner's settings and output_proj

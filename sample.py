@@ -1,32 +1,20 @@
 """
-Generate audio from text prompts with a trained text-to-audio LM: parse, load, generate, write wav.
+Generate audio from text prompts with a trained text-to-audio LM: parse, load, generate (steps: model.py), write wav.
 
     python sample.py --prompt "dog bark park"                    # the default model (checkpoints/), CPU, seconds
     python sample.py --prompt "rain street" --prompt "happy piano slow" --duration 8 --seed 1
-    python sample.py --prompt "dog bark park" --continuation start.wav     # continue an audio prompt
     python sample.py --model musicgen-melody/ --prompt "80s pop" --melody tune.wav --duration 10
-    python sample.py --prompt "dog bark park" --continuation dog_bark_park.wav --duration 8   # any prompt length
+    python sample.py --prompt "dog bark park" --continuation dog_bark_park.wav --duration 8   # continue an audio prompt
 
---model is one of
-- this repo's export directory (train_lm.py --export): lm.pt, codec.pt, tokenizer.model;
-- this repo's LM checkpoint file (train_lm.py's ckpt.pt): tokenizer next to it, codec at its stored path;
-- a directory of official AudioCraft files: state_dict.bin (the LM), a T5 directory inside it (config.json,
-  pytorch_model.bin or model.safetensors, spiece.model, e.g. t5-base/), and the codec: a transformers EncodecModel
-  directory inside it (config.json + weights, e.g. encodec_32khz/), else compression_state_dict.bin.
-The WAV is the decoded audio, clipped to [-1, 1], --duration seconds in all: for --continuation the audio prompt
-(of any length shorter than --duration), then the new audio (as AudioCraft's generate_continuation); past the
-LM's window the LM sees the prompt's most recent part (lm.LM.generate).
+--model: this repo's export folder or LM checkpoint, or a folder of official AudioCraft files (see model.load_model).
+The WAV is the decoded audio clipped to [-1, 1], --duration s in all: for --continuation the audio prompt (shorter
+than --duration), then new audio (AudioCraft's generate_continuation); past its window the LM sees the prompt's end.
 The same --seed gives the same file bit for bit only with the same model, torch version, device and number of
 threads (torch.get_num_threads(), printed at the end; OMP_NUM_THREADS sets it): float sums are ordered by thread.
-Steps: prompts -> text conditioner -> LM.generate with classifier-free guidance (conditional and null rows as one
-batch, logits = uncond + cfg_coef * (cond - uncond)), top-k / top-p sampling -> codes [B, K, T] -> codec.decode.
 
 References:
-1) MusicGen, Copet et al. 2023, arXiv:2306.05284 (CFG with guidance scale 3, melody conditioning). Official code:
-   audiocraft/models/genmodel.py (generate, generate_continuation), musicgen.py (generate_with_chroma)
-2) AudioGen, Kreuk et al. 2022, arXiv:2209.15352. Official code: audiocraft/models/audiogen.py
-3) Classifier-free guidance, Ho & Salimans 2022, arXiv:2207.12598
-4) nanoGPT sample.py, github.com/karpathy/nanoGPT
+1) MusicGen, AudioGen and classifier-free guidance: see model.py (official code: audiocraft/models/genmodel.py)
+2) nanoGPT sample.py, github.com/karpathy/nanoGPT
 """
 
 import argparse
@@ -53,28 +41,25 @@ parser.add_argument("--model", default=os.path.join(os.path.dirname(os.path.absp
 parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                     help="cpu, cuda or cuda:N (default: %(default)s, cuda when there is one)")
 parser.add_argument("--bf16", action="store_true", help="LM weights in bfloat16: faster on a CPU with bf16 "
-                                                        "instructions (tests/bench_lm.py), a few tokens differ from fp32")
+                    "instructions (tests/bench_lm.py), a few tokens differ from fp32")
 # Sampling (AudioCraft's defaults: top-k 250, cfg_coef 3)
 parser.add_argument("--prompt", action="append", default=[], help="text prompt; repeat it for a batch")
 parser.add_argument("--duration", type=float, default=5.0, help="seconds of audio, --continuation included (past "
                     "the model's max_duration windows hop by its extend_stride) (default: %(default)s)")
 parser.add_argument("--cfg-coef", type=float, default=3.0, help="classifier-free guidance scale (1 = no guidance) "
                                                                 "(default: %(default)s)")
-parser.add_argument("--top-k", type=int, default=250, help="sample among the k most likely codes (0 = all) "
-                                                           "(default: %(default)s)")
+parser.add_argument("--top-k", type=int, default=250, help="sample the top k codes (0 = all) (default: %(default)s)")
 parser.add_argument("--top-p", type=float, default=0.0, help="nucleus mass in [0, 1]; replaces top-k when > 0 "
                                                              "(default: %(default)s)")
 parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (0 = greedy) "
                                                                    "(default: %(default)s)")
-parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same file bit for bit with the same "
-                    "model, torch version, device and number of threads (torch.get_num_threads(), printed at the "
-                    "end) (default: %(default)s)")
+parser.add_argument("--seed", type=int, default=0, help="a seed reproduces a file bit for bit with the same model, "
+                    "torch version, device and number of threads (printed at the end) (default: %(default)s)")
 parser.add_argument("--melody", default=None, help="audio whose chromagram the music follows (melody models only)")
 parser.add_argument("--continuation", default=None, help="audio to continue, shorter than --duration: its codes "
                                                         "are the LM's prompt (its last part, past the LM's window)")
 # Output
 parser.add_argument("--out", default=None, help="output .wav (default: made from the prompt; numbered for several)")
-
 
 
 def fail(msg):
@@ -89,8 +74,7 @@ def output_paths(prompts, out):
     """One WAV per prompt: --out (out_0.wav, out_1.wav, ... for several prompts), or a name made from the prompt."""
     slug = lambda p: re.sub(r"[^a-z0-9]+", "_", p.lower()).strip("_")[:60] or "sample"
     if out is None:
-        paths = [f"{slug(p)}.wav" for p in prompts] if len(prompts) == 1 else \
-            [f"{slug(p)}_{i}.wav" for i, p in enumerate(prompts)]
+        paths = [f"{slug(p)}{f'_{i}' if len(prompts) > 1 else ''}.wav" for i, p in enumerate(prompts)]
     else:
         stem, ext = os.path.splitext(out)
         if ext.lower() != ".wav":
@@ -103,8 +87,7 @@ def output_paths(prompts, out):
 
 
 def check_args(args):
-    """Every input that can be checked before the (slow) loading, --device and --model first: one-line errors,
-    nothing written. -> the output paths."""
+    """Checks every input possible before the (slow) loading, --device and --model first -> the output paths."""
     try:
         device = torch.device(args.device)
     except RuntimeError:
@@ -137,8 +120,7 @@ def check_args(args):
 
 
 def progress_line(B, duration, plan):
-    """lm.generate's callback for the windows of `plan` (LM.windows): one line on stderr, rewritten in place, with
-    the elapsed time and an estimate of the time left over all windows."""
+    """lm.generate's callback over the `plan` (LM.windows): one stderr line, rewritten in place, time spent and left."""
     before = list(itertools.accumulate((w[3] for w in plan), initial=0))  # steps before each window, then in all
     state, t0 = dict(window=0, width=0), time.time()
 

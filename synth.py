@@ -4,15 +4,14 @@ Synth: the built-in data's generator, captioned clips synthesised on the fly (no
     make_clip(i, seed)  -> {wav [T] float32, tags "dog bark park", sentence "a dog is barking in the park", labels}
     python synth.py     prints a few clips' captions and labels
 
-A small stand-in for AudioGen's sound data and MusicGen's music. Sound effects: 12 sources, each synthesised from a
-recipe a listener can name (harmonics through moving formants for a dog or a cat, inharmonic partials for a bell,
-shaped noise for rain and thunder, a pulse train for an engine, damped modes for a door), placed one or more times
-in one of 4 scenes (own ambience and reverberation; only plausible pairs, so no knocking on the beach). Music: a
-random-walk melody in a random key, mode and tempo on piano, organ, plucked string (Karplus-Strong) or bass, with
-or without a drum beat, or drums alone; the notes are in the labels, so melody (chroma) conditioning can be
-checked. Captions come in AudioGen's tag style and as sentences from several templates; the labels allow per-class
-evaluation. Deviation: AudioCraft trains on real recordings; this data only makes the recipes runnable without a
-download, and a model trained on it knows nothing else. data.py wraps it as BuiltinDataset.
+A small stand-in for AudioGen's sound data and MusicGen's music. Sound effects: 12 sources, each from a recipe a
+listener can name (moving formants for a dog or a cat, inharmonic partials for a bell, shaped noise for rain and
+thunder, a pulse train for an engine, damped modes for a door), placed once or more in one of 4 scenes (own ambience
+and reverberation; plausible pairs only: no knocking on the beach). Music: a random-walk melody in a random key,
+mode and tempo on piano, organ, plucked string (Karplus-Strong) or bass, with or without drums, or drums alone; the
+notes are in the labels, so melody (chroma) conditioning can be checked. Captions: AudioGen's tags and template
+sentences; labels allow per-class evaluation. Deviation: AudioCraft trains on real recordings; this data only makes
+the recipes run without a download, and a model trained on it knows nothing else. data.py wraps it as BuiltinDataset.
 
 References:
 1) AudioGen: Textually Guided Audio Generation, https://arxiv.org/abs/2209.15352
@@ -29,8 +28,8 @@ import numpy as np
 
 SAMPLE_RATE = 16000  # AudioGen's codec rate (audiocraft-facts.md section 9); MusicGen's is 32000
 
-# -----------------------------------------------------------------------------
-# synthesis helpers (numpy, vectorised: a 5 s clip is a few milliseconds)
+# ----------------------------------------------------------------------------- synthesis helpers
+# numpy, vectorised: a 5 s clip takes a few milliseconds
 
 
 def _fast_len(n):
@@ -67,8 +66,7 @@ def _osc(f0, sr, amps):
     N = 2048
     spec = np.zeros(N // 2 + 1, dtype=complex)
     spec[1:len(amps) + 1] = -0.5j * N * amps  # irfft of -i N/2 a_k at bin k is a_k sin(2 pi k n / N)
-    table = np.append(np.fft.irfft(spec, N), 0.0)
-    table[N] = table[0]  # wrap-around sample for the interpolation
+    table = np.pad(np.fft.irfft(spec, N), (0, 1), mode="wrap")  # [N + 1]: one period + a wrap-around sample
     pos = (np.cumsum(f0) / sr % 1.0) * N  # phase in periods -> position in the table
     i = pos.astype(np.int64)
     return table[i] + (pos - i) * (table[i + 1] - table[i])
@@ -102,9 +100,8 @@ def _reverb(x, rng, sr, rt60, wet):
     h, m = ir / np.sqrt((ir**2).sum()), _fast_len(len(x) + n - 1)  # x conv h by FFT, cropped to len(x)
     return x + wet * np.fft.irfft(np.fft.rfft(x, m) * np.fft.rfft(h, m), m)[: len(x)]
 
-# -----------------------------------------------------------------------------
-# sound sources. Each returns one event; `who` (3 numbers in [0, 1), fixed per clip) is the identity of the dog,
-# bell, door... so that repeated events come from the same thing, and `rng` varies each event.
+# ----------------------------------------------------------------------------- sound sources
+# One event per call: `who` (3 numbers in [0, 1), fixed per clip) is which dog, bell, door...; `rng` varies each event.
 
 
 def _dog(rng, sr, who):
@@ -121,8 +118,7 @@ def _dog(rng, sr, who):
 
 
 def _cat(rng, sr, who):
-    """A meow, 0.5-1 s: a clean voice whose pitch rises and falls while the first two formants glide, the mouth
-    opening ('mi-a') then rounding ('ow'), the way a meow's vowel changes."""
+    """A meow, 0.5-1 s: a clean voice whose pitch rises and falls while formants 1 and 2 glide (the vowel changes)."""
     n = int(sr * rng.uniform(0.5, 1.0))
     u = np.linspace(0, 1, n)
     vibrato = 1 + 0.01 * np.sin(2 * np.pi * 6 * np.arange(n) / sr)
@@ -133,8 +129,7 @@ def _cat(rng, sr, who):
 
 
 def _bird(rng, sr, who):
-    """A trill of 3-7 fast syllables (40-120 ms), each a near-pure whistle sweeping down (for some birds up) by
-    20-50% from 3-6 kHz, with a weak octave."""
+    """A trill: 3-7 syllables of 40-120 ms, near-pure whistles sweeping 20-50% down (some birds: up) from 3-6 kHz."""
     hi = min(3000 + 3000 * who[0], 0.42 * sr)
     f0, env = [], []
     for _ in range(rng.integers(3, 8)):
@@ -143,12 +138,11 @@ def _bird(rng, sr, who):
         sweep = hi * (1 - rng.uniform(0.2, 0.5) * (u if who[1] < 0.7 else 1 - u))
         f0 += [sweep, np.full(gap, sweep[-1])]
         env += [np.sin(np.pi * np.linspace(0, 1, m)) ** 2, np.zeros(gap)]
-    return _osc(np.concatenate(f0), sr, [1, 0.2]) * np.concatenate(env)
+    return _osc(np.concatenate(f0), sr, [1, 0.2]) * np.concatenate(env)  # with a weak octave
 
 
 def _siren(rng, sr, who):
-    """2.5-4.5 s of an emergency siren, in one of its three standard patterns (wail, yelp, two-tone), louder in
-    the middle as the vehicle passes."""
+    """2.5-4.5 s of an emergency siren in one of its three standard patterns (wail, yelp, two-tone), passing by."""
     n = int(sr * rng.uniform(2.5, 4.5))
     t = np.arange(n) / sr
     style = int(3 * who[0])
@@ -173,8 +167,7 @@ def _horn(rng, sr, who):
 
 
 def _bell(rng, sr, who):
-    """A strike of a bell, 1.5-3 s: inharmonic partials (the minor-third 'tierce' 1.19 is what makes it a bell),
-    struck together and decaying exponentially, the higher ones sooner."""
+    """A bell strike, 1.5-3 s: inharmonic partials struck together (the minor-third 'tierce' 1.19 makes it a bell)."""
     f = 300 + 600 * who[0]
     ratios = np.array([0.5, 1, 1.19, 1.5, 2, 2.52, 2.67, 3.01, 4.1])  # a church bell's hum, prime, tierce, quint...
     amps = np.array([0.4, 1, 0.6, 0.4, 0.7, 0.3, 0.25, 0.2, 0.1]) * rng.uniform(0.7, 1.3, 9)
@@ -183,8 +176,7 @@ def _bell(rng, sr, who):
 
 
 def _knock(rng, sr, who):
-    """2-4 knocks 0.12-0.22 s apart: each the door's three lowest (wooden, fast-decaying) modes plus the knuckle's
-    click."""
+    """2-4 knocks 0.12-0.22 s apart, each the door's 3 lowest (wooden, fast-decaying) modes plus a knuckle click."""
     door = 110 + 70 * who[0]
     hit = _modes(sr, [door, door * 2.3, door * 5.1], [0.03, 0.015, 0.008], [1, 0.7, 0.4], 0.12)
     hit[: int(0.002 * sr)] += 0.5 * _noise(rng, int(0.002 * sr), sr, 1000)
@@ -197,8 +189,7 @@ def _knock(rng, sr, who):
 
 
 def _steps(rng, sr, who):
-    """A walk of 4-9 steps, 0.45-0.65 s apart and getting louder as the walker approaches: each step a heel (a low
-    thump) then, 50-80 ms later, the toe (a scuff)."""
+    """4-9 steps 0.45-0.65 s apart, louder as the walker nears, each a heel (low thump) then 50-80 ms on a toe scuff."""
     step, m, k = int(sr * (0.45 + 0.2 * who[0])), rng.integers(4, 10), int(0.05 * sr)
     y = np.zeros(step * m + sr // 4)
     for j in range(m):
@@ -213,8 +204,7 @@ def _steps(rng, sr, who):
 def _clock(rng, sr, who):
     """3-5 s of ticking at 1 or 2 Hz, alternating a tick and a lower tock: each a 3 ms ring of two metal modes."""
     f, rate = min(2500 + 1500 * who[0], 0.4 * sr), 1 + int(who[1] < 0.5)
-    tick = _modes(sr, [f, 1.4 * f], [0.003, 0.002], [1, 0.5], 0.03)
-    tock = _modes(sr, [0.8 * f, 1.1 * f], [0.003, 0.002], [1, 0.5], 0.03)
+    tick, tock = (_modes(sr, [a * f, b * f], [0.003, 0.002], [1, 0.5], 0.03) for a, b in [(1, 1.4), (0.8, 1.1)])
     period = sr // rate
     y = np.zeros(int(sr * rng.uniform(3, 5)) + len(tick))
     for j in range(len(y) // period):
@@ -260,8 +250,7 @@ def _engine(rng, sr, who):
     return y * _env(n, sr, 0.1) * np.minimum(1, (n - np.arange(n)) / (0.2 * sr))
 
 
-# name -> (synthesis, most events per clip, scenes where it is plausible, sentence parts: progressive, present,
-# noun phrase). The name is also the tag.
+# name (also the tag) -> (synthesis, most events per clip, plausible scenes, sentence: progressive, present, noun)
 _SFX = {
     "dog bark": (_dog, 4, "park street room beach", "a dog is barking", "a dog barks", "a dog barking"),
     "cat meow": (_cat, 3, "park street room", "a cat is meowing", "a cat meows", "a cat meowing"),
@@ -282,8 +271,7 @@ SCENES_OF = {source: v[2].split() for source, v in _SFX.items()}  # the scenes e
 
 
 def _ambience(scene, rng, n, sr):
-    """The scene's background, unit peak: wind and leaves (park), traffic (street), room tone and mains hum (room),
-    waves (beach)."""
+    """The scene's background, unit peak: wind in leaves (park), traffic (street), room tone + mains hum, waves."""
     t = np.arange(n) / sr
     if scene == "park":
         gusts = 1 + 0.5 * np.sin(2 * np.pi * t / rng.uniform(4, 8) + rng.uniform(0, 6.3))
@@ -335,8 +323,7 @@ def _sfx_clip(rng, n, sr):
                   onsets=onsets)
     return y, labels
 
-# -----------------------------------------------------------------------------
-# music
+# ----------------------------------------------------------------------------- music
 
 
 INSTRUMENTS = ["piano", "organ", "plucked string", "bass", "drums"]
@@ -358,13 +345,11 @@ def _pluck(rng, f, n, sr, t60=1.5):
     """Karplus-Strong plucked string [3]: a delay line of one period P = sr/f, filled with the pluck, fed back through
     a two-tap average (a low-pass: highs die first, as on a real string) with loop gain g:
         y[i] = g (a y[i-N] + (1-a) y[i-N-1]),   N = floor(P), a = 1 - (P - N)
-    The taps also set the loop delay to N + (1 - a) = P samples at low frequencies, so the pitch is exact (integer
-    N alone would be up to half a sample, ~50 cents, flat). Every y[i] needs only samples at least N back, so a
-    whole period is computed at once: the loop runs once per period, not once per sample."""
+    The taps also set the loop delay to N + (1 - a) = P samples at low frequencies: exact pitch (integer N alone
+    would be up to half a sample, ~50 cents, flat). Each y[i] reads only samples >= N back: a period per loop step."""
     P, N = sr / f, int(sr / f)
     a, g = 1 - (P - N), 0.001 ** (1 / (f * t60))  # g^(f t60) = -60 dB
-    y = np.zeros(n + N + 1)
-    x = np.arange(N) / N
+    y, x = np.zeros(n + N + 1), np.arange(N) / N  # y[0] = 0 is the one sample before the first period
     p = rng.uniform(0.1, 0.3)  # plucking point along the string: the string starts as a triangle peaking there
     y[1:N + 1] = np.minimum(x / p, (1 - x) / (1 - p)) + 0.1 * _noise(rng, N, sr, 20)  # harmonic k ~ sin(pi k p) / k^2
     y[1:N + 1] -= y[1:N + 1].mean()
@@ -439,8 +424,7 @@ def _music_clip(rng, n, sr):
                   notes=[(round(s / sr, 4), round(m / sr, 4), int(p)) for s, m, p in notes])
     return y, labels
 
-# -----------------------------------------------------------------------------
-# captions and clips
+# ----------------------------------------------------------------------------- captions and clips
 
 
 def _caption(rng, labels):

@@ -6,11 +6,10 @@ Train an EnCodec codec (codec.py) with the recipe of the EnCodec paper / AudioCr
     torchrun --nproc_per_node 2 train_codec.py ...          # data parallel (DDP)
     python train_codec.py --resume                          # continue exactly where out_dir stopped (or Ctrl-C)
 
-Each step updates the multi-scale STFT discriminator on real vs decoded clips (when --w-adv or --w-feat weigh), then
-the codec with the balanced mix of time-domain L1, multi-scale mel, adversarial and feature-matching losses (all in
-losses.py: the balancer weights their gradients, not the losses, EnCodec Sec. 3.4), plus the quantizer's commitment
-loss with weight 1, outside the balancer. Every --eval-every steps: SI-SNR and mel distance of held-out clips decoded
-from 1, 2, 4, ... codebooks, their WAVs, a checkpoint that load_codec reads; with --export, the shippable codec.
+Each step trains the multi-scale STFT discriminator on real vs decoded clips (if --w-adv or --w-feat weigh), then the
+codec on the time-domain L1, multi-scale mel, adversarial and feature-matching losses, balanced by their gradients, not
+values (losses.Balancer, EnCodec Sec. 3.4), plus the quantizer's commitment loss (weight 1, outside the balancer).
+Every --eval-every steps: held-out SI-SNR and mel distance per number of codebooks, their WAVs and a checkpoint.
 
 References:
 1) EnCodec, Sec. 3.3 (discriminator), 3.4 (losses, balancer), 4.4 (recipe): https://arxiv.org/abs/2210.13438
@@ -42,15 +41,14 @@ parser = argparse.ArgumentParser(description="Train an EnCodec codec.")
 # I/O
 parser.add_argument("--out-dir", default="runs/codec", help="checkpoints, samples and logs go here")
 parser.add_argument("--resume", action="store_true", help="continue from out_dir/ckpt.pt (exactly)")
-parser.add_argument("--export", default=None, help="at the end, write the shippable codec here (e.g. checkpoints/codec.pt)")
+parser.add_argument("--export", default=None, help="the shippable codec, saved at the end (e.g. checkpoints/codec.pt)")
 parser.add_argument("--data", default=None, help="audio folder or manifest (default: the built-in data)")
 parser.add_argument("--seed", type=int, default=0, help="seed of the data, the init and the training")
 # Model
 parser.add_argument("--preset", default="tiny", help=f"codec architecture: {', '.join(PRESETS)}")
-# Optimization. Defaults: the tiny recipe, about an hour on 2 CPU cores: reconstruction losses only
-# (the discriminator costs ~6x the codec's compute and needs far more steps than an hour gives).
-# AudioCraft's EnCodec recipe: --w-l1 0.1 --w-adv 4 --w-feat 4 --lr 3e-4 --batch-size 64 --segment 1
-# --disc-filters 32, Adam betas (0.5, 0.9), 300 x 2000 steps (the EnCodec paper, Sec. 4: adv and feat weigh 3).
+# Optimization. Defaults: the tiny recipe, about an hour on 2 CPU cores, reconstruction losses only (the discriminator
+# costs ~6x the codec's compute and needs far more steps). AudioCraft's EnCodec recipe: --w-l1 0.1 --w-adv 4 --w-feat 4
+# --lr 3e-4 --batch-size 64 --segment 1 --disc-filters 32, Adam betas (0.5, 0.9), 300 x 2000 steps (paper: adv, feat 3).
 parser.add_argument("--steps", type=int, default=8000, help="training steps")
 parser.add_argument("--batch-size", type=int, default=8, help="clips per step (per process)")
 parser.add_argument("--segment", type=float, default=0.5, help="clip length in seconds")
@@ -73,8 +71,7 @@ parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else
 parser.add_argument("--compile", action="store_true", help="torch.compile the codec (CUDA)")
 
 
-# -----------------------------------------------------------------------------
-# one step, the checkpoint, the evaluation
+# ----------------------------------------------------------------------------- one step, the checkpoint, the evaluation
 
 
 def get_batch(dataset, step, batch_size, seed, rank=0, world=1):
@@ -87,11 +84,8 @@ def get_batch(dataset, step, batch_size, seed, rank=0, world=1):
 
 
 def train_step(model, disc_ddp, disc, opt, opt_d, balancer, wav, sample_rate, ctx=None, grad_clip=0.0):
-    """One update of the discriminator, then one of the codec, on wav [B, C, T]; returns the losses.
-
-    `model` and `disc_ddp` may be DDP wrappers; `disc` is the bare discriminator, used for the
-    codec's losses (no discriminator gradient is wanted there).
-    """
+    """One update of the discriminator, then one of the codec, on wav [B, C, T] -> the losses. `model` and `disc_ddp`
+    may be DDP wrappers; `disc` is the bare discriminator, for the codec's losses (no discriminator gradient wanted)."""
     ctx = ctx or nullcontext()
     with ctx:
         recon, commit = model(wav)
@@ -109,12 +103,10 @@ def train_step(model, disc_ddp, disc, opt, opt_d, balancer, wav, sample_rate, ct
             logits_fake, fmaps_fake = disc(recon)
             with torch.no_grad():
                 _, fmaps_real = disc(wav)
-        losses.update(adv=adversarial_loss(logits_fake), feat=feature_matching_loss(fmaps_real, fmaps_fake),
-                      d=d_loss)
-    # balanced losses on the decoded audio, plus the commitment loss with weight 1
-    grad, _ = balancer.gradient({k: losses[k] for k in balancer.weights}, recon)
+        losses.update(adv=adversarial_loss(logits_fake), feat=feature_matching_loss(fmaps_real, fmaps_fake), d=d_loss)
+    grad, _ = balancer.gradient({k: losses[k] for k in balancer.weights}, recon)  # balanced losses' grad wrt recon
     opt.zero_grad(set_to_none=True)
-    torch.autograd.backward([recon, commit], [grad, torch.ones_like(commit)])  # one backward (DDP)
+    torch.autograd.backward([recon, commit], [grad, torch.ones_like(commit)])  # commit: weight 1; one backward (DDP)
     if grad_clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
@@ -122,13 +114,11 @@ def train_step(model, disc_ddp, disc, opt, opt_d, balancer, wav, sample_rate, ct
 
 
 def checkpoint(model, disc, opt, opt_d, balancer, step, elapsed, args, device):
-    """ckpt.pt's contents, for the periodic save and the Ctrl-C one: all an exact resume needs (weights, optimizers,
-    the balancer's EMAs, step, this process's RNG states as they are now: call it between two steps), plus the
-    config and the flags. load_codec reads the codec from it."""
-    return {"config": asdict(model.config), "model": model.state_dict(), "disc": disc.state_dict(),
-            "opt": opt.state_dict(), "opt_d": opt_d.state_dict(), "balancer": balancer.state_dict(), "step": step,
-            "elapsed": elapsed, "args": vars(args), "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state() if device.startswith("cuda") else None}
+    """ckpt.pt (the periodic and the Ctrl-C saves; load_codec reads it): config, flags, and all an exact resume needs:
+    weights, optimizers, the balancer's EMAs, step, this process's RNG states now (call it between two steps)."""
+    return dict(config=asdict(model.config), model=model.state_dict(), disc=disc.state_dict(), opt=opt.state_dict(),
+                opt_d=opt_d.state_dict(), balancer=balancer.state_dict(), step=step, elapsed=elapsed, args=vars(args),
+                rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state() if device.startswith("cuda") else None)
 
 
 @torch.no_grad()
@@ -137,8 +127,7 @@ def evaluate(model, wav, out_dir=None, step=0):
     reconstructed with 1, 2, 4, ... codebooks; writes the first clip's reconstructions as WAV."""
     model.eval()
     results, T = {}, wav.shape[-1]
-    n_qs = sorted({2 ** i for i in range(int(math.log2(model.config.n_q)) + 1)} | {model.config.n_q})
-    for n_q in n_qs:
+    for n_q in sorted({2 ** i for i in range(int(math.log2(model.config.n_q)) + 1)} | {model.config.n_q}):
         recon = model.decode(model.encode(wav, n_q=n_q))[..., :T]
         results[n_q] = (si_snr(recon, wav).mean().item(), mel_distance(recon, wav, model.sample_rate).item())
         if out_dir is not None:
@@ -147,8 +136,7 @@ def evaluate(model, wav, out_dir=None, step=0):
     model.train()
     return results
 
-# -----------------------------------------------------------------------------
-# the stages of main: model, data, loop (with eval and checkpoints), export
+# ----------------------------------------------------------------------------- the stages of main
 
 
 def build(args, ckpt, device):
@@ -201,7 +189,7 @@ def report(model, valid_wav, args, step, elapsed, sync):
 def train(args, env, model, disc, opt, opt_d, balancer, data, valid_wav, step, elapsed):
     """The loop, from `step` to args.steps: a step (get_batch, train_step), a progress line every log_every steps,
     eval + checkpoint every eval_every steps. Ctrl-C finishes the step, saves and exits (not under torchrun)."""
-    ckpt_path, sr = os.path.join(args.out_dir, "ckpt.pt"), model.config.sample_rate
+    path, sr = os.path.join(args.out_dir, "ckpt.pt"), model.config.sample_rate
     train_model, train_disc = training.wrap(model, env, args.compile), training.wrap(disc, env)
     t0 = t_log = time.time()
     with training.ctrl_c_ends_the_step(enabled=not env.ddp) as interrupted:
@@ -218,13 +206,11 @@ def train(args, env, model, disc, opt, opt_d, balancer, data, valid_wav, step, e
                 _, sync = training.check_and_gather(model, step, env)  # DDP: the replicas compared
                 if env.master:
                     report(model, valid_wav, args, step, elapsed, sync)
-                    save_atomic(checkpoint(model, disc, opt, opt_d, balancer, step, elapsed, args, env.device),
-                                ckpt_path)
+                    save_atomic(checkpoint(model, disc, opt, opt_d, balancer, step, elapsed, args, env.device), path)
             if interrupted and step < args.steps:  # Ctrl-C: this step is done; save it as the periodic saves do
                 elapsed += time.time() - t0
-                save_atomic(checkpoint(model, disc, opt, opt_d, balancer, step, elapsed, args, env.device),
-                            ckpt_path)
-                raise SystemExit(f"interrupted at step {step}: saved {ckpt_path}; continue with --resume")
+                save_atomic(checkpoint(model, disc, opt, opt_d, balancer, step, elapsed, args, env.device), path)
+                raise SystemExit(f"interrupted at step {step}: saved {path}; continue with --resume")
 
 
 def main(args):

@@ -8,19 +8,14 @@ Train the text-to-audio language model (lm.py) on codec tokens, with AudioGen's 
     python train_lm.py --resume --export checkpoints        # (re)write the shippable model only
     python train_lm.py --melody                             # music clips also conditioned on their chromagram
 
-1. The clips are encoded ONCE by the codec into a token cache (codes int16 [N, K, T], captions, labels), named by a
-   hash of the codec weights and the data settings; a sentencepiece tokenizer is trained on the (normalised) captions.
+1. The codec encodes the clips ONCE into a token cache; a sentencepiece tokenizer is fit to the (normalised) captions.
 2. The LM and the text conditioner (a T5 encoder + output_proj) are trained jointly from scratch on the
-   delay-patterned codes, with the cross-entropy of each codebook. For classifier-free guidance one coin per
-   step replaces every prompt of the batch by the null condition (p = 0.1, AudioGen). With --melody, each music
-   clip's own chromagram (cached with its codes) is embedded and prepended to the sequence, as MusicGen-melody's
-   self_wav (which prepends the text too; here the text keeps its cross-attention); the same coin nulls it, and
-   one more per step (p = 0.5, AudioCraft's attribute dropout) nulls the melodies alone.
-3. Every --eval-every steps: the held-out loss, a few held-out captions sampled with CFG (next to real_*.wav, their own
-   clips through the codec), a checkpoint. At the end: the shippable model (lm.pt, codec.pt, tokenizer.model).
-
-Checkpoints (ckpt.pt, lm.pt) are model.py's format, which model.from_checkpoint reads; ckpt.pt adds the optimizer,
-step, every rank's RNG state and vars(args).
+   delay-patterned codes, with the cross-entropy of each codebook. One CFG coin per step nulls every prompt (p = 0.1,
+   AudioGen). --melody: each music clip's own chromagram is prepended to the sequence, as MusicGen-melody's self_wav;
+   the same coin nulls it, and a second one (p = 0.5, AudioCraft's attribute dropout) the melodies alone.
+3. Every --eval-every steps: the held-out loss, a few held-out captions sampled with CFG (next to real_*.wav: their
+   own clips through the codec), ckpt.pt. At the end: the shippable model (lm.pt, codec.pt, tokenizer.model). Both
+   checkpoints are model.py's format (model.from_checkpoint); ckpt.pt adds what an exact resume needs (checkpoint).
 
 References:
 1) AudioGen, Kreuk et al. 2022, arXiv:2209.15352 (text normalisation, CFG dropout 0.1, one caption drawn per
@@ -103,8 +98,7 @@ parser.add_argument("--top-k", type=int, default=250, help="top-k of the samples
 parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
 parser.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
 
-# -----------------------------------------------------------------------------
-# data: the token cache and the batches
+# ----------------------------------------------------------------------------- data: the token cache and the batches
 
 
 def clips(args, split, n, sample_rate, channels):
@@ -156,9 +150,8 @@ def as_prompt(text, normalize):
 
 def get_batch(split, step, args, rank=0, world=1):
     """(codes [B, K, T] long, texts [B], chroma [B, chroma_len] long or None) of one step, a function of (seed, step)
-    only, so a resumed run sees exactly the batches of the uninterrupted one. Each item draws one of its captions;
-    each rank takes its slice of the global batch, and the CFG coin is the same on every rank (one draw per step):
-    it nulls text and melody together; the melody has its own coin too (AudioCraft's attribute dropout)."""
+    only: a resumed run sees the same batches. Each item draws one of its captions; each rank takes its slice of the
+    global batch; the CFG coin (one per step, equal on all ranks) nulls text and melody, a second the melody alone."""
     B, g = args.batch_size, torch.Generator().manual_seed(args.seed * 1_000_003 + step)
     idx = torch.randint(len(split["codes"]), (B * world,), generator=g)
     pick = torch.randint(2**30, (B * world,), generator=g)  # which caption of each item
@@ -166,8 +159,7 @@ def get_batch(split, step, args, rank=0, world=1):
              for i, p in zip(idx.tolist(), pick.tolist())]
     melodies = idx.tolist() if "chroma" in split else None  # item i plays the chroma of clip melodies[i]
     texts, melodies = cfg_dropout(texts, melodies, p=args.cfg_dropout, generator=g)  # all None with probability p
-    mine = idx[rank * B:(rank + 1) * B]
-    chroma = None
+    mine, chroma = idx[rank * B:(rank + 1) * B], None
     if melodies is not None:
         null = melodies[0] is None or torch.rand(1, generator=g).item() < args.melody_dropout
         chroma = split["chroma"][mine].long() * (not null)  # 0 everywhere = the null melody
@@ -184,15 +176,13 @@ def get_lr(step, args):
 
 
 def checkpoint(model, meta, opt, step, elapsed, args, rngs, device):
-    """ckpt.pt's contents, for the periodic save and the Ctrl-C one: from_checkpoint's format (config, model,
-    conditioner, codec) plus all an exact resume needs: optimizer, step, rngs (every rank's RNG state, gathered by the
-    caller as they are between two steps), this process's CUDA RNG state, and the flags."""
+    """ckpt.pt (periodic and Ctrl-C saves): from_checkpoint's format (config, model, conditioner, codec) + for an exact
+    resume: optimizer, step, rngs (each rank's RNG state between two steps, gathered by the caller), CUDA RNG, flags."""
     return dict(config=asdict(model.lm.config), model=model.checkpoint(), **meta, optimizer=opt.state_dict(),
                 step=step, elapsed=elapsed, args=vars(args), rng=rngs,
                 cuda_rng=torch.cuda.get_rng_state() if device.startswith("cuda") else None)
 
-# -----------------------------------------------------------------------------
-# evaluation and samples
+# ----------------------------------------------------------------------------- evaluation and samples
 
 
 @torch.no_grad()
@@ -239,8 +229,7 @@ def eval_and_save(args, env, model, opt, meta, valid, picked, step, elapsed, rng
     save_atomic(checkpoint(model, meta, opt, step, elapsed, args, rngs, env.device),
                 os.path.join(args.out_dir, "ckpt.pt"))
 
-# -----------------------------------------------------------------------------
-# the stages of main: codec and config, data, model, loop, export
+# ----------------------------------------------------------------------------- the stages of main
 
 
 def setup(args, env):
@@ -312,8 +301,7 @@ def build(args, env, ckpt, codec, config, melody_meta):
         lm, tokenizer = LM(config), Tokenizer(os.path.join(args.out_dir, "tokenizer.model"))
         t5_config = replace(T5_PRESETS[args.t5], vocab_size=tokenizer.vocab_size)  # no unused embedding rows
         text = TextConditioner(t5_config, tokenizer, config.dim, finetune=True, normalize=args.normalize)
-        melody = MelodyConditioner(config.dim, **melody_meta) if melody_meta else None
-        model = TextToAudio(lm, text, melody, codec)
+        model = TextToAudio(lm, text, MelodyConditioner(config.dim, **melody_meta) if melody_meta else None, codec)
         cond_meta = dict(t5=asdict(t5_config), tokenizer="tokenizer.model", normalize=args.normalize,
                          melody=melody_meta)
     model.to(env.device).train()
@@ -333,8 +321,7 @@ def build(args, env, ckpt, codec, config, melody_meta):
 def loop(args, env, model, opt, meta, train, valid, picked, step, elapsed):
     """One optimizer step per batch; eval, samples and a checkpoint every eval_every steps. Ctrl-C finishes the step,
     saves and exits (not under torchrun)."""
-    # DDP (the frozen codec's buffers need no broadcast at each forward); compile (CUDA) fuses the LM's kernels
-    train_model = training.wrap(model, env, args.compile, broadcast_buffers=False)
+    train_model = training.wrap(model, env, args.compile, broadcast_buffers=False)  # frozen codec: no broadcast
     ckpt_path, t0, t_log = os.path.join(args.out_dir, "ckpt.pt"), time.time(), time.time()
     with training.ctrl_c_ends_the_step(enabled=not env.ddp) as interrupted:
         while step < args.steps:
@@ -370,9 +357,8 @@ def loop(args, env, model, opt, meta, train, valid, picked, step, elapsed):
 
 
 def export(out, model, meta, valid, args, env):
-    """Write the shippable model to `out`: lm.pt (fp16 tensors, config, conditioner), tokenizer.model, and codec.pt
-    (the codec's config + weights only; fp16 if that moves the decoded audio by less than 1e-3). Prints what fp16
-    changes: the held-out loss of the reloaded lm.pt, the largest sample difference of the codec."""
+    """Write the shippable model to `out`: lm.pt (fp16 tensors, config, conditioner), tokenizer.model, codec.pt
+    (save_codec); print what fp16 changes: the reloaded lm.pt's held-out loss, the codec's largest sample difference."""
     os.makedirs(out, exist_ok=True)
     shutil.copyfile(os.path.join(args.out_dir, "tokenizer.model"), os.path.join(out, "tokenizer.model"))
     save_atomic(dict(config=asdict(model.lm.config), model=half(model.checkpoint()), conditioner=meta["conditioner"],

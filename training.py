@@ -1,7 +1,5 @@
 """
-What both trainers (train_codec.py, train_lm.py) share: data parallelism (DDP) from torchrun's environment and the
-replica check; an exact resume (every rank's RNG state, eval.tsv cut back to the checkpoint's step); Ctrl-C that ends
-the step under way first, so that the checkpoint saved after it resumes exactly.
+What train_codec.py and train_lm.py share: DDP under torchrun, an exact resume, a Ctrl-C that ends the step first.
 
 References:
 1) PyTorch DDP: https://pytorch.org/docs/stable/notes/ddp.html; nanoGPT train.py (DDP, bf16 autocast), karpathy/nanoGPT
@@ -45,16 +43,15 @@ def wrap(model, env, compile=False, **ddp_kwargs):
 def check_and_gather(model, step, env):
     """On every rank, between two steps -> (every rank's CPU RNG state in rank order, for an exact resume of each;
     a note for the eval line). DDP replicas must hold the same weights: a checksum is compared across the ranks."""
-    rngs, note = [torch.get_rng_state()], ""
-    if env.ddp:
-        s = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
-        sums, rngs = [torch.zeros_like(s) for _ in range(env.world)], [None] * env.world
-        dist.all_gather(sums, s)
-        dist.all_gather_object(rngs, torch.get_rng_state())
-        if not all(torch.equal(x, sums[0]) for x in sums):
-            raise RuntimeError(f"DDP replicas diverged at step {step}: {[x.item() for x in sums]}")
-        note = " | replicas in sync"
-    return rngs, note
+    if not env.ddp:
+        return [torch.get_rng_state()], ""
+    s = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    sums, rngs = [torch.zeros_like(s) for _ in range(env.world)], [None] * env.world
+    dist.all_gather(sums, s)
+    dist.all_gather_object(rngs, torch.get_rng_state())
+    if not all(torch.equal(x, sums[0]) for x in sums):
+        raise RuntimeError(f"DDP replicas diverged at step {step}: {[x.item() for x in sums]}")
+    return rngs, " | replicas in sync"
 
 
 def load_resume(out_dir):
@@ -67,8 +64,7 @@ def load_resume(out_dir):
 
 def resume(ckpt, out_dir, steps, env):
     """Where the run starts -> (step, elapsed): 0, or ckpt's step with its RNG states (one, or one per rank) restored.
-    eval.tsv keeps its rows up to that step: a fresh run starts it over, a resumed one drops any written after the
-    checkpoint (by a run that crashed later)."""
+    eval.tsv keeps its rows up to that step: a fresh run starts it over, a resumed one drops later ones (a crash's)."""
     step, elapsed = (ckpt["step"], ckpt["elapsed"]) if ckpt else (0, 0.0)
     if ckpt:
         rng = ckpt["rng"]
@@ -79,10 +75,8 @@ def resume(ckpt, out_dir, steps, env):
             print(f"resumed from {os.path.join(out_dir, 'ckpt.pt')} at step {step} (of {steps})")
     path = os.path.join(out_dir, "eval.tsv")
     if env.master and os.path.isfile(path):
-        with open(path) as f:
-            rows = [r for r in f if int(r.split("\t", 1)[0]) <= step]
-        with open(path + ".tmp", "w") as f:
-            f.writelines(rows)
+        with open(path) as f, open(path + ".tmp", "w") as tmp:
+            tmp.writelines(r for r in f if int(r.split("\t", 1)[0]) <= step)
         os.replace(path + ".tmp", path)
     return step, elapsed
 
@@ -107,7 +101,6 @@ def ctrl_c_ends_the_step(enabled=True):
         pressed.append(signum)
         # os.write, not print: the handler may run while the loop is inside a print (a reentrant call would fail)
         os.write(2, b"\nCtrl-C: saving a checkpoint after this step (Ctrl-C again: quit at once)\n")
-
     if enabled:
         signal.signal(signal.SIGINT, handler)
     try:

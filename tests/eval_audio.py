@@ -1,7 +1,6 @@
 """
-Objective evaluation of a text-to-audio model: prompt adherence and a Frechet distance, both measured with a small
-audio classifier trained on the built-in data's labels. Not a test (pytest does not collect it): a script that
-prints a markdown table, like tests/bench_codec.py.
+Objective evaluation of a text-to-audio model: prompt adherence and Frechet distance, measured by a small audio
+classifier trained on the built-in data's labels. Not a test: a script that prints a markdown table (as bench_codec.py).
 
     python tests/eval_audio.py                  # the default model (checkpoints/): 36 prompts x 8 clips x 2 styles
     python tests/eval_audio.py --model runs/lm/export --seed 1 --n-per-prompt 16
@@ -12,39 +11,33 @@ prints a markdown table, like tests/bench_codec.py.
 On 2 CPU cores the first run takes about 5 minutes: ~2.5 min for the classifier (cached: later runs with the same
 settings and codec skip it), ~2 min for the 576 generated clips of 3 s with the tiny LM, the rest seconds.
 
-1. The classifier: log-mel (losses.mel_spectrogram, in dB below the clip's loudest bin) -> 1-D convolutions
-   over time -> the mean over time = the embedding [B, width] -> one linear head per label type: source (the 12
-   sound sources, or none), scene (4, or none), instrument (5, or none). "none" is the right answer for a clip of
-   the other kind (a piano tune has no scene), so a generated piano tune for "dog bark park" is no dog, not a
-   forced guess. Trained on built-in clips generated on the fly, every other one rendered by the model's codec
-   (encoded with the LM's n_q codebooks and decoded): everything the LM makes comes out of that decoder, and a
-   classifier that only heard clean clips takes the codec's hiss and smearing for other sounds (with the tiny
-   codec it recognised 53% of real clips through the codec against 100% clean, so no LM could score above
-   that). --clean-classifier trains on clean clips only: a yardstick independent of the codec. Deterministic
-   under --seed, cached in out_dir/classifier_<hash of its settings and of the codec's weights>.pt.
+1. The classifier (Classifier, a small log-mel CNN) has a head per label type: source (the 12 sound sources, or none),
+   scene (4, or none), instrument (5, or none). "none" is the right answer for a clip of the other kind (a piano tune
+   has no scene), so a generated piano tune for "dog bark park" is no dog, not a forced guess. Trained on built-in
+   clips generated on the fly, every other one rendered by the model's codec (the LM's n_q codebooks): everything the
+   LM makes comes out of that decoder, and a classifier that only heard clean clips takes the codec's hiss and smearing
+   for other sounds (with the tiny codec it recognised 53% of real clips through the codec against 100% clean, so no LM
+   could score above that). --clean-classifier trains on clean clips only: a yardstick independent of the codec.
+   Deterministic under --seed, cached in out_dir/classifier_<hash of its settings and of the codec's weights>.pt.
 2. The prompts: every plausible (source, scene) pair and every instrument. For each, 2 x n held-out clips with
    those labels are found by scanning synth.make_clip: the first n (set A) give the prompts, their tags
    ("dog bark park", "happy piano drums slow") and their sentences (the paraphrases, synth.py's templates), and
    are the "real" row; the other n (set R) are the reference of every Frechet distance.
-3. The model generates one clip per prompt of A from the tags, and one from the sentence, with model.py (its
-   load_model() and TextToAudio.generate(): the same loading and sampling as sample.py, its defaults, cfg_coef from
-   the flags), each clip conditioned as `sample.py --prompt` alone conditions it (see generate below).
+3. The model (model.load_model) generates one clip per prompt of A from its tags and one from its sentence, each
+   conditioned as `sample.py --prompt` alone conditions it (generate: sample.py's sampling and defaults).
 4. Adherence: the share of clips for which the classifier picks the prompted source (sound prompts) or instrument
    (music prompts); the scene: the same over the sound prompts. Real clips (A) are the classifier's own accuracy;
    A through the model's codec (the LM's n_q codebooks) is the ceiling of the LM: what its tokens can hold.
-5. The Frechet distance between Gaussians fitted to the embeddings of a set and of R (FAD's recipe [1]):
-       FD = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))
-   The real row (A vs R: other clips of the same prompts) is the floor of a finite sample: FD is biased upwards
-   for small sets, so compare rows of the same n only.
+5. The Frechet distance (frechet_distance) of Gaussians fitted to the embeddings of a set and of R (FAD's recipe [1]);
+   the real row (A vs R) is the floor of a finite sample: FD is biased up for small sets, so compare rows of one n.
 
 Deviation: AudioGen and MusicGen measure FAD with VGGish embeddings and adherence as a KL divergence of PaSST's
 AudioSet labels [3]; both classifiers know real sounds. This one knows only the built-in data's labels, which is
 all a model trained on that data can be asked for.
 
 References:
-1) Frechet Audio Distance, Kilgour et al. 2019, arXiv:1812.08466 (Gaussians fitted to classifier embeddings of
-   real and generated audio, compared with the Frechet distance). Official code: google-research/google-research
-   frechet_audio_distance/
+1) Frechet Audio Distance, Kilgour et al. 2019, arXiv:1812.08466 (Gaussians fitted to classifier embeddings, compared
+   with the Frechet distance). Official code: google-research/google-research frechet_audio_distance/
 2) The Frechet distance of two Gaussians: Dowson & Landau 1982, J. Multivariate Analysis 12(3); FID, Heusel et al.
    2017, arXiv:1706.08500 (Tr (S1 S2)^(1/2) by a matrix square root)
 3) AudioGen, Kreuk et al. 2022, arXiv:2209.15352 Sec. 4.1; MusicGen, Copet et al. 2023, arXiv:2306.05284 Sec. 4.1
@@ -75,8 +68,7 @@ from model import load_model  # noqa: E402
 parser = argparse.ArgumentParser(description="Prompt adherence and Frechet distance of a text-to-audio model, "
                                              "measured by a classifier trained on the built-in data.")
 parser.add_argument("--model", default="checkpoints", help="what sample.py --model takes (default: the shipped model)")
-parser.add_argument("--n-per-prompt", type=int, default=None, help="clips per prompt and caption style (default 8; "
-                                                                 "--fast: 2)")
+parser.add_argument("--n-per-prompt", type=int, default=None, help="clips per prompt and style (default 8; --fast: 2)")
 parser.add_argument("--duration", type=float, default=None, help="seconds per clip (default 3; --fast: 1)")
 parser.add_argument("--seed", type=int, default=0, help="seeds the classifier, the held-out clips and sampling")
 parser.add_argument("--cfg-coef", type=float, default=3.0, help="classifier-free guidance of the samples")
@@ -85,9 +77,8 @@ parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else
 parser.add_argument("--train-clips", type=int, default=None, help="classifier training clips (default 3000)")
 parser.add_argument("--epochs", type=int, default=None, help="classifier epochs (default 12)")
 parser.add_argument("--width", type=int, default=None, help="classifier channels = embedding size (default 64)")
-parser.add_argument("--clean-classifier", action="store_true", help="train the classifier on clean clips only (a "
-                    "yardstick that does not depend on the model's codec; default: half of its clips are the codec's "
-                    "renderings)")
+parser.add_argument("--clean-classifier", action="store_true", help="train the classifier on clean clips only "
+                    "(a yardstick independent of the model's codec; default: half its clips are codec renderings)")
 parser.add_argument("--fast", action="store_true", help="tiny sizes (tests): 1 s clips, a small classifier")
 parser.add_argument("--melody", action="store_true", help="instead: melody following of a melody model (train_lm.py "
                     "--melody), 8 x n-per-prompt held-out music clips (see melody_agreement)")
@@ -100,8 +91,7 @@ DEFAULTS = dict(duration=3.0, n_per_prompt=8, train_clips=3000, epochs=12, width
 FAST = dict(duration=1.0, n_per_prompt=2, train_clips=600, epochs=10, width=32, held_out=200)
 VERSION = 1  # of the classifier's recipe: part of the cache key
 
-# -----------------------------------------------------------------------------
-# the classifier
+# ----------------------------------------------------------------------------- the classifier
 
 
 def mel_power(wav):
@@ -163,8 +153,7 @@ def clip_mels(n, seed, duration, codec=None, n_q=None, device="cpu", batch=64):
 def classify(model, wav=None, mel=None, batch=64):
     """wav [N, T] (or its power mel) -> (embeddings [N, width] float64, predicted class {head: [N] long}), eval mode."""
     model.eval()
-    mel = mel if mel is not None else torch.cat([mel_power(w) for w in wav.split(batch)])
-    feats = to_features(mel)
+    feats = to_features(mel if mel is not None else torch.cat([mel_power(w) for w in wav.split(batch)]))
     device = next(model.parameters()).device
     embs, preds = [], {h: [] for h in HEADS}
     for x in feats.split(batch):
@@ -210,8 +199,7 @@ def train_classifier(s, device, codec=None, log=print):
             loss.backward()
             opt.step()
             loss_sum, step = loss_sum + loss.item(), step + 1
-        log(f"classifier: epoch {epoch + 1}/{s['epochs']} | loss {loss_sum / per_epoch:.3f} | "
-            f"{time.time() - t0:.0f} s")
+        log(f"classifier: epoch {epoch + 1}/{s['epochs']} | loss {loss_sum / per_epoch:.3f} | {time.time() - t0:.0f} s")
     mels, labels = clip_mels(s["held_out"], HELD_OUT_SEED + s["seed"], s["duration"], codec, s["n_q"], device)
     preds = classify(model, mel=mels)[1]
     if codec is None:
@@ -238,8 +226,7 @@ def get_classifier(s, out_dir, device, codec=None, log=print):
     log(f"classifier: saved {path}")
     return model, acc
 
-# -----------------------------------------------------------------------------
-# the Frechet distance [1, 2]
+# ----------------------------------------------------------------------------- the Frechet distance [1, 2]
 
 
 def gaussian(emb):
@@ -270,8 +257,7 @@ def fad(emb1, emb2):
     """Frechet distance between Gaussians fitted to two sets of embeddings [N1, D], [N2, D]."""
     return frechet_distance(*gaussian(emb1), *gaussian(emb2))
 
-# -----------------------------------------------------------------------------
-# prompts, real and generated clips
+# ----------------------------------------------------------------------------- prompts, real and generated clips
 
 
 def prompt_labels():
@@ -286,8 +272,7 @@ def eval_sets(n, seed, duration, max_scan=200_000):
     EVAL_SEED + seed, kind=...) from i = 0 -> [(prompt labels, [2n make_clip dicts])]."""
     found = {p: [] for p in prompt_labels()}
     for kind in ("sfx", "music"):
-        todo = [p for p in found if (p[2] is None) == (kind == "sfx")]
-        i = 0
+        todo, i = [p for p in found if (p[2] is None) == (kind == "sfx")], 0
         while any(len(found[p]) < 2 * n for p in todo):
             if i == max_scan:
                 raise RuntimeError(f"no {2 * n} {kind} clips of each prompt in {max_scan} clips")
@@ -308,21 +293,19 @@ def token_counts(text, texts, batch=64):
 
 @torch.no_grad()
 def generate(model, texts, lengths, duration, seed, cfg_coef, batch=48, log=print):
-    """One clip per text with TextToAudio.generate (sample.py's sampling and defaults, cfg_coef from the flags):
-    model = model.load_model's TextToAudio, texts [N], their lengths in text tokens [N] -> wav [N, T] at
-    16 kHz. An LM without cross_attention_mask attends to the zeroed positions of a padded prompt (as AudioCraft),
-    so padding changes what it generates: there a batch holds prompts of one length only, so that each clip is
-    conditioned as `sample.py --prompt TEXT` alone conditions it. Batches of at most `batch` prompts; batch j
-    samples with seed 1000 * seed + j."""
-    lm, codec = model.lm, model.codec
+    """One clip per text with TextToAudio.generate (sample.py's sampling and defaults, cfg_coef from the flags): model =
+    model.load_model's TextToAudio, texts [N], their lengths in text tokens [N] -> wav [N, T] at 16 kHz. An LM without
+    cross_attention_mask attends to the zeroed positions of a padded prompt (as AudioCraft), so padding changes what it
+    generates: there a batch holds prompts of one length only, so that each clip is conditioned as `sample.py --prompt
+    TEXT` alone conditions it. Batches of at most `batch` prompts; batch j samples with seed 1000 * seed + j."""
     T, out, t0 = round(duration * SR), [None] * len(texts), time.time()
-    if lm.config.cross_attention_mask:  # padding is masked: any prompts may share a batch
+    if model.lm.config.cross_attention_mask:  # padding is masked: any prompts may share a batch
         lengths = [0] * len(texts)
     groups = [[i for i in range(len(texts)) if lengths[i] == n] for n in sorted(set(lengths))]
     chunks = [g[k:k + batch] for g in groups for k in range(0, len(g), batch)]  # [[index into texts]]
     for j, chunk in enumerate(chunks):
         wav = model.generate([texts[i] for i in chunk], duration, cfg_coef, seed=1000 * seed + j)
-        wav = data.resample(wav.mean(1), codec.sample_rate, SR)  # [b, T'] (mono, 16 kHz)
+        wav = data.resample(wav.mean(1), model.codec.sample_rate, SR)  # [b, T'] (mono, 16 kHz)
         for i, w in zip(chunk, wav):
             out[i] = F.pad(w, (0, max(0, T - len(w))))[:T]
         log(f"generated {sum(w is not None for w in out)}/{len(texts)} clips ({time.time() - t0:.0f} s)")
@@ -342,9 +325,8 @@ def through_codec(codec, n_q, wav, device, batch=16):
 
 
 def adherence(preds, prompts):
-    """preds {head: [N]}, prompts [N] (source, scene, instrument) -> (what, scene): the share of clips whose
-    prompted source (sound) or instrument (music) is the classifier's choice, and the share of sound clips whose
-    prompted scene is its choice."""
+    """preds {head: [N]}, prompts [N] (source, scene, instrument) -> (what, scene): the share of clips whose prompted
+    source (sound) or instrument (music) the classifier picks, and of sound clips whose prompted scene it picks."""
     what, scene = [], []
     for i, (src, scn, instr) in enumerate(prompts):
         if src is not None:
@@ -365,8 +347,7 @@ def per_class(preds, prompts):
         h[1] += 1
     return ", ".join(f"{k} {a}/{b}" for k, (a, b) in hits.items())
 
-# -----------------------------------------------------------------------------
-# the evaluation
+# ----------------------------------------------------------------------------- the evaluation
 
 
 def table(rows):
@@ -397,12 +378,11 @@ def parse_args(argv=None):
 
 @torch.no_grad()
 def melody_agreement(model, n, seed, duration, cfg_coef):
-    """How well a melody model follows a melody: for n held-out music clips, the clip's tags as the prompt and its
-    own waveform as --melody (as sample.py does), the share of chroma frames (the model's MelodyConditioner.chroma:
-    the dominant pitch class of each frame) of the generated clip equal to the clip's; the same with the null melody
-    (same prompts, same seeds); the clip itself through the codec (the LM's n_q codebooks: the ceiling); and between
-    each real clip and the next one (two unrelated tunes of this data: chance).
-    -> dict(melody=, null_melody=, real_through_codec=, other_clip=) shares in [0, 1]."""
+    """How well a melody model follows a melody: for n held-out music clips, the clip's tags as the prompt and its own
+    waveform as --melody (as sample.py does), the share of chroma frames (MelodyConditioner.chroma: each frame's
+    dominant pitch class) of the generated clip equal to the clip's; the same with the null melody (same prompts,
+    seeds); the clip itself through the codec (the LM's n_q codebooks: the ceiling); each real clip vs the next one (two
+    unrelated tunes: chance) -> dict(melody=, null_melody=, real_through_codec=, other_clip=) shares in [0, 1]."""
     lm, melody, codec = model.lm, model.melody, model.codec
     clips = [synth.make_clip(i, EVAL_SEED + seed, duration, codec.sample_rate, kind="music") for i in range(n)]
     wavs = [torch.from_numpy(c["wav"])[None].repeat(codec.channels, 1) for c in clips]  # [C, T] each
@@ -464,13 +444,11 @@ def compare(args, model, clf):
     tags, sentences = [c["tags"] for c in A], [c["sentence"] for c in A]
     wav_a, wav_r = (torch.stack([torch.from_numpy(c["wav"]) for c in s]) for s in (A, R))  # [P * n, T]
     print(f"{len(sets)} prompts x {n} clips of {args.duration:g} s, e.g. {tags[0]!r} / {sentences[0]!r}")
-
     # 3. generated clips (a melody model gets the null melody), and set A through the codec
     gen_t = generate(model, tags, token_counts(model.conditioner, tags), args.duration, args.seed, args.cfg_coef)
     gen_p = generate(model, sentences, token_counts(model.conditioner, sentences), args.duration, args.seed + 1,
                      args.cfg_coef)
     wav_c = through_codec(model.codec, n_q, wav_a, args.device)
-
     # 4. classify and compare: adherence per caption style, Frechet distance to R
     (emb_r, _), (emb_a, pred_a), (emb_c, pred_c), (emb_t, pred_t), (emb_p, pred_p) = (
         classify(clf, w) for w in (wav_r, wav_a, wav_c, gen_t, gen_p))
@@ -489,18 +467,15 @@ def compare(args, model, clf):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    t0 = time.time()
+    args, t0 = parse_args(argv), time.time()
     model = load(args)  # the model first: a missing one is an error now, not after training the classifier
     if args.melody:
         return main_melody(args, model, t0)
-
     # 1. the classifier (cached): on clean clips, and on their rendering by the model's codec unless --clean-classifier
     clf_codec = None if args.clean_classifier else model.codec
     settings = classifier_settings(args, clf_codec, model.lm.config.n_q)
     clf, acc = get_classifier(settings, args.out_dir, args.device, clf_codec)
     print("classifier held-out accuracy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
-
     rows = compare(args, model, clf)  # 2. to 4.
     results = dict(model=args.model, n_per_prompt=args.n_per_prompt, duration=args.duration, seed=args.seed,
                    cfg_coef=args.cfg_coef, classifier=dict(settings, accuracy=acc),

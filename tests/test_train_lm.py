@@ -3,8 +3,8 @@ Tests for train_lm.py. Run: python -m pytest -q tests/test_train_lm.py (CPU, abo
 
 A tiny random codec (codec.PRESETS['tiny'] after one k-means batch) and a tiny LM (--dim 32 --layers 1) on a few
 built-in clips of 1 s. Checked: the loss falls on the cached tokens; resume is bit-exact, also after Ctrl-C; the
-token cache is reused, and rebuilt when the codec changes; the checkpoint and the export are checkpoint.load_lm's format;
-bad arguments give one-line errors; two DDP processes (gloo) stay in sync.
+token cache is reused, and rebuilt when the codec changes; the checkpoint and the export are checkpoint.load_lm's
+format; bad arguments give one-line errors; two DDP processes (gloo) stay in sync.
 """
 
 import os

@@ -174,8 +174,9 @@ print("forward() trims to the input:", recon.shape[-1])
 # on the waveform, a multi-scale mel loss, a hinge adversarial loss and feature matching, mixed by
 # the loss *balancer* (EnCodec Sec. 3.4: each loss gets a fixed share of the gradient, whatever its
 # scale), plus the commitment loss with weight 1. The losses, the discriminator and the balancer
-# live in `losses.py`. Clips come from `synth.py` (generated, nothing to download). The full recipe is `python train_codec.py` (about an hour on 2 CPU cores); here we
-# train the model of step 3 for a few steps (600 on a GPU, 40 on a CPU) and watch the losses move.
+# live in `losses.py`. Clips come from `synth.py` (generated, nothing to download). The full recipe
+# is `python train_codec.py` (about an hour on 2 CPU cores); here we train the model of step 3
+# for a few steps (600 on a GPU, 40 on a CPU) and watch the losses move.
 # A commitment loss of exactly 0 would mean that the latents sit on codes: no bottleneck at all.
 # Target: the loss curve `02_train_losses.png`; every loss is finite, the commitment loss > 0.
 

@@ -213,8 +213,8 @@ save(fig, "05_top_k_top_p.png")
 # `model.generate(prompts, duration, cfg_coef, top_k, top_p, temperature, seed)`
 # (`TextToAudio.generate` in `model.py`) is the whole of `python sample.py` after loading: the
 # conditioner, CFG sampling with a KV cache (tutorial 04), the codec's decoder; it returns wav
-# [B, C, samples] in [-1, 1] on the CPU. We generate both prompts at cfg_coef 1, 3 and 5, and the piano at temperatures 0.5,
-# 1 and 1.5 (cfg_coef 3), all with seed 0. Listen: with cfg_coef 1 the prompt often drifts to
+# [B, C, samples] in [-1, 1] on the CPU. We generate both prompts at cfg_coef 1, 3 and 5, and the piano at
+# temperatures 0.5, 1 and 1.5 (cfg_coef 3), all with seed 0. Listen: with cfg_coef 1 the prompt often drifts to
 # other sounds of the training data; larger values follow it more closely, and too large ones
 # get harsh and repetitive. The evaluation script (see the notes) measures this with a classifier.
 # Target: the shapes (assertions), `05_cfg_temperature.png`, and one WAV per picture.

@@ -187,11 +187,12 @@ assert (model_dir / "state_dict.bin").is_file() and subdir(str(model_dir), "spie
 # training config as YAML text), a version. `checkpoint.config_from_audiocraft` rebuilds the
 # `LMConfig`: sizes from the tensor shapes (dim from `emb.0.weight` [card + 1, dim], layers by
 # counting, the feed-forward width from `linear1`), the pattern and `max_duration` (the training
-# segment, 30 s) from `xp.cfg` (read by `checkpoint.read_xp_cfg`, PyYAML's `safe_load`). `lm.py` uses AudioCraft's parameter names, so the key map is the identity: every
-# LM key of the file is a key of `LM(config)`, and the `condition_provider.*` tensors (the text
-# conditioner's `output_proj`) are handed back for `TextConditioner`: `checkpoint.load_lm` (which
-# `model.load_model` calls) checks this and copies the tensors into fp32. `torch.load(mmap=True)`
-# reads the index without loading 840 MB. Target: the printed config; the key sets are equal.
+# segment, 30 s) from `xp.cfg` (read by `checkpoint.read_xp_cfg`, PyYAML's `safe_load`). `lm.py` uses AudioCraft's
+# parameter names, so the key map is the identity: every LM key of the file is a key of `LM(config)`,
+# and the `condition_provider.*` tensors (the text conditioner's `output_proj`) are handed back for
+# `TextConditioner`: `checkpoint.load_lm` (which `model.load_model` calls) checks this and copies the
+# tensors into fp32. `torch.load(mmap=True)` reads the index without loading 840 MB.
+# Target: the printed config; the key sets are equal.
 
 # %%
 pkg = torch.load(model_dir / "state_dict.bin", map_location="cpu", weights_only=True, mmap=True)
