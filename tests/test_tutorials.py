@@ -24,7 +24,10 @@ def test_tutorials_found():
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_runs_in_fast_mode(path, tmp_path):
-    env = {**os.environ, "TUTORIAL_FAST": "1", "TUTORIAL_OUT": str(tmp_path), "MPLBACKEND": "Agg"}
+    # one thread: as fast for these tiny models, and steady next to another job (two threads sharing one busy core
+    # spin-wait each other: 9 s became more than 300 s)
+    env = {**os.environ, "TUTORIAL_FAST": "1", "TUTORIAL_OUT": str(tmp_path), "MPLBACKEND": "Agg",
+           "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, f"{path.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
