@@ -226,11 +226,11 @@ def save_codec(model, path, codes):
     """Write the shippable codec: config + weights only (what load_codec needs), in fp16 when that moves the
     decoding of codes [B, K, T] by less than 1e-3 (else fp32). Returns that difference."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    exact, rounded = Codec(model.config).eval(), Codec(model.config).eval()
+    halved, exact, rounded = half(state), Codec(model.config).eval(), Codec(model.config).eval()
     exact.load_state_dict(state)
-    rounded.load_state_dict(half(state))  # fp16 values, copied into fp32 parameters
+    rounded.load_state_dict(halved)  # fp16 values, copied into fp32 parameters
     diff = (rounded.decode(codes.cpu()) - exact.decode(codes.cpu())).abs().max().item()
-    save_atomic({"config": asdict(model.config), "model": half(state) if diff < 1e-3 else state}, path)
+    save_atomic({"config": asdict(model.config), "model": halved if diff < 1e-3 else state}, path)
     return diff
 
 
@@ -267,10 +267,11 @@ def config_from_audiocraft(state, xp_cfg):
         extend_stride=2.0 if get('solver') == 'audiogen' else 18.0)  # AudioGen / MusicGen defaults
 
 
-def load_lm(path, device='cpu'):
+def load_lm(path, device='cpu', ckpt=None):
     """This repo's checkpoint or AudioCraft's state_dict.bin -> (LM in eval mode, cond_state: the conditioners'
-    `condition_provider.*` tensors, AudioCraft's names). fp16 tensors of official files are cast to fp32 by the copy."""
-    ckpt = torch_load(path, "LM checkpoint")
+    `condition_provider.*` tensors, AudioCraft's names). fp16 tensors of official files are cast to fp32 by the copy.
+    ckpt: the file's contents, when the caller has read them already (the file is then not read again)."""
+    ckpt = torch_load(path, "LM checkpoint") if ckpt is None else ckpt
     if isinstance(ckpt, dict) and 'config' in ckpt and 'model' in ckpt:
         config, state = LMConfig(**ckpt['config']), ckpt['model']
     elif isinstance(ckpt, dict) and isinstance(ckpt.get('best_state'), dict):

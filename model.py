@@ -109,11 +109,12 @@ def subdir(root, want, avoid=None):
     return None
 
 
-def from_checkpoint(path, codec=None):
+def from_checkpoint(path, codec=None, ckpt=None):
     """This repo's LM checkpoint (ckpt.pt or an exported lm.pt) -> (TextToAudio, the checkpoint dict); conditioners
-    from the stored settings and tokenizer (beside it); codec: the one given, else the stored path (beside it first)."""
-    lm, cond_state = load_lm(path)
-    ckpt = torch_load(path, "LM checkpoint")  # again, for the entries load_lm ignores
+    from the stored settings and tokenizer (beside it); codec: the one given, else the stored path (beside it first).
+    ckpt: the file's contents, when the caller has read them already."""
+    ckpt = torch_load(path, "LM checkpoint") if ckpt is None else ckpt  # read once: load_lm gets the dict
+    lm, cond_state = load_lm(path, ckpt=ckpt)
     meta = ckpt.get("conditioner")
     if not isinstance(meta, dict):
         raise ValueError(f"{path} has no 'conditioner' entry: not a checkpoint of train_lm.py")

@@ -293,7 +293,7 @@ def build(args, env, ckpt, codec, config, melody_meta):
     and a T5 sized for the tokenizer -> (model, opt, the 'conditioner' entry of the checkpoints)."""
     torch.manual_seed(args.seed)
     if ckpt:
-        model, _ = from_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), codec)
+        model, _ = from_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), codec, ckpt)  # ckpt: read once
         cond_meta = ckpt["conditioner"]
     elif args.t5 not in T5_PRESETS:
         raise SystemExit(f"unknown --t5 {args.t5!r}; choose one of {', '.join(T5_PRESETS)}")
