@@ -321,7 +321,7 @@ def build(args, env, ckpt, codec, config, melody_meta):
 def loop(args, env, model, opt, meta, train, valid, picked, step, elapsed):
     """One optimizer step per batch; eval, samples and a checkpoint every eval_every steps. Ctrl-C finishes the step,
     saves and exits (not under torchrun)."""
-    train_model = training.wrap(model, env, args.compile, broadcast_buffers=False)  # frozen codec: no broadcast
+    train_model = training.wrap(model, env, args.compile, sync_buffers=False)  # frozen codec: no broadcast
     ckpt_path, t0, t_log = os.path.join(args.out_dir, "ckpt.pt"), time.time(), time.time()
     with training.ctrl_c_ends_the_step(enabled=not env.ddp) as interrupted:
         while step < args.steps:

@@ -5,6 +5,7 @@ References:
 1) PyTorch DDP: https://pytorch.org/docs/stable/notes/ddp.html; nanoGPT train.py (DDP, bf16 autocast), karpathy/nanoGPT
 """
 
+import inspect
 import os
 import signal
 from contextlib import contextmanager, nullcontext
@@ -30,13 +31,20 @@ def setup(device):
 
 
 def teardown(env):
+    """The ranks leave together: one that exits while rank 0 still exports can die in gloo's threads (SIGABRT,
+    'terminate called without an active exception'), and torchrun then fails the whole run."""
     if env.ddp:
+        dist.barrier()
         dist.destroy_process_group()
 
 
-def wrap(model, env, compile=False, **ddp_kwargs):
-    """The module the loop calls: DDP (it averages the gradients over the ranks inside backward), compiled."""
-    model = nn.parallel.DistributedDataParallel(model, **ddp_kwargs) if env.ddp else model
+def wrap(model, env, compile=False, sync_buffers=True):
+    """The module the loop calls: DDP (it averages the gradients over the ranks inside backward), compiled.
+    sync_buffers=False: rank 0's buffers are not sent at every forward (equal anyway: a frozen codec's)."""
+    if env.ddp:
+        ddp = nn.parallel.DistributedDataParallel  # torch 2.13 renamed broadcast_buffers to forward_sync_buffers
+        new = "forward_sync_buffers" in inspect.signature(ddp).parameters
+        model = ddp(model, **{"forward_sync_buffers" if new else "broadcast_buffers": sync_buffers})
     return torch.compile(model) if compile else model
 
 
