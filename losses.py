@@ -2,7 +2,7 @@
 EnCodec's training objectives and quality metrics (the codec itself is codec.py, its training loop train_codec.py).
 
     multiscale_mel_loss(x, y)        reconstruction in the frequency domain, 5 scales (Sec. 3.4)
-    MSSTFTDiscriminator              the multi-scale STFT discriminator (Sec. 3.3)
+    MSSTFTDiscriminator              the multi-scale STFT discriminator (Sec. 3.4)
     discriminator_loss, adversarial_loss, feature_matching_loss     hinge GAN + feature matching
     Balancer                         weights the losses' gradients, not the losses (Sec. 3.4)
     si_snr, mel_distance             the evaluation metrics
@@ -12,7 +12,7 @@ feature-matching loss, weighted not on the losses but on their gradients with re
 (Balancer), so a loss of a larger scale cannot drown the others.
 
 References:
-1) EnCodec, Sec. 3.3 (discriminator), 3.4 (losses, balancer): https://arxiv.org/abs/2210.13438
+1) EnCodec, Sec. 3.4 (losses, discriminator, balancer): https://arxiv.org/abs/2210.13438
    official code: facebookresearch/audiocraft losses/balancer.py, losses/specloss.py, adversarial/losses.py,
    adversarial/discriminators/msstftd.py
 2) Hinge GAN loss: https://arxiv.org/abs/1705.02894; feature matching: MelGAN https://arxiv.org/abs/1910.06711
@@ -93,8 +93,28 @@ def si_snr(estimate, reference, eps=1e-8):
     return (10 * torch.log10(ratio + eps)).flatten(1).mean(1)
 
 
+def band_edges(sample_rate):
+    """0, 0.5, 1, 2, 4, ... kHz up to Nyquist: octaves, so each band holds a comparable share of what one hears."""
+    edges = [0, 500]
+    while edges[-1] * 2 < sample_rate / 2:
+        edges.append(edges[-1] * 2)
+    return edges + [sample_rate / 2]
+
+
+def band_levels(estimate, reference, sample_rate, n_fft=512, eps=1e-10):
+    """Energy kept per frequency band, 10 log10(E_estimate / E_reference) in dB per clip and band [B, n_bands]
+    (bands: band_edges; summed over channels, Hann STFT n_fft / 4 hop). 0 dB: the band comes back as loud as it went
+    in; -20 dB: a hundredth of its energy. A waveform metric (SI-SNR) hides a lost top octave under the loud low one."""
+    spec = stft(torch.cat([estimate, reference]), n_fft, n_fft // 4).abs().pow(2).sum((1, 3))  # [2B, F]
+    freqs, edges = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, device=spec.device), band_edges(sample_rate)
+    bands = torch.stack([spec[:, (freqs >= lo) & ((freqs < hi) | (hi == edges[-1]))].sum(1)
+                         for lo, hi in zip(edges, edges[1:])], 1)  # [2B, n_bands]
+    est, ref = bands.chunk(2)
+    return 10 * torch.log10((est + eps) / (ref + eps))
+
+
 # -----------------------------------------------------------------------------
-# the multi-scale STFT discriminator (EnCodec Sec. 3.3)
+# the multi-scale STFT discriminator (EnCodec Sec. 3.4)
 
 
 class STFTDiscriminator(nn.Module):

@@ -9,10 +9,11 @@ Train an EnCodec codec (codec.py) with the recipe of the EnCodec paper / AudioCr
 Each step trains the multi-scale STFT discriminator on real vs decoded clips (if --w-adv or --w-feat weigh), then the
 codec on the time-domain L1, multi-scale mel, adversarial and feature-matching losses, balanced by their gradients, not
 values (losses.Balancer, EnCodec Sec. 3.4), plus the quantizer's commitment loss (weight 1, outside the balancer).
-Every --eval-every steps: held-out SI-SNR and mel distance per number of codebooks, their WAVs and a checkpoint.
+Every --eval-every steps: held-out SI-SNR, mel distance and energy kept per octave band, per number of codebooks, their
+WAVs and a checkpoint.
 
 References:
-1) EnCodec, Sec. 3.3 (discriminator), 3.4 (losses, balancer), 4.4 (recipe): https://arxiv.org/abs/2210.13438
+1) EnCodec, Sec. 3.4 (losses, discriminator, balancer), 4.4 (recipe): https://arxiv.org/abs/2210.13438
    official code: facebookresearch/audiocraft solvers/compression.py, config/solver/compression/default.yaml
 """
 
@@ -31,11 +32,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import training
-from checkpoint import save_atomic, save_codec
+from checkpoint import load_codec, save_atomic, save_codec
 from codec import PRESETS, Codec, CodecConfig
 from data import BuiltinDataset, FolderDataset
-from losses import (Balancer, MSSTFTDiscriminator, adversarial_loss, discriminator_loss, feature_matching_loss,
-                    mel_distance, multiscale_mel_loss, si_snr)
+from losses import (Balancer, MSSTFTDiscriminator, adversarial_loss, band_edges, band_levels, discriminator_loss,
+                    feature_matching_loss, mel_distance, multiscale_mel_loss, si_snr)
 
 parser = argparse.ArgumentParser(description="Train an EnCodec codec.")
 # I/O
@@ -46,6 +47,8 @@ parser.add_argument("--data", default=None, help="audio folder or manifest (defa
 parser.add_argument("--seed", type=int, default=0, help="seed of the data, the init and the training")
 # Model
 parser.add_argument("--preset", default="tiny", help=f"codec architecture: {', '.join(PRESETS)}")
+parser.add_argument("--init", default=None, help="start from this codec's weights, with new optimizers (a fine-tuning "
+                    "phase, e.g. the discriminator phase on runs/codec/ckpt.pt; any file load_codec reads)")
 # Optimization. Defaults: the tiny recipe, about an hour on 2 CPU cores, reconstruction losses only (the discriminator
 # costs ~6x the codec's compute and needs far more steps). AudioCraft's EnCodec recipe: --w-l1 0.1 --w-adv 4 --w-feat 4
 # --lr 3e-4 --batch-size 64 --segment 1 --disc-filters 32, Adam betas (0.5, 0.9), 300 x 2000 steps (paper: adv, feat 3).
@@ -123,13 +126,15 @@ def checkpoint(model, disc, opt, opt_d, balancer, step, elapsed, args, device):
 
 @torch.no_grad()
 def evaluate(model, wav, out_dir=None, step=0):
-    """SI-SNR (dB, higher is better) and mel distance (lower is better) of wav [B, C, T]
-    reconstructed with 1, 2, 4, ... codebooks; writes the first clip's reconstructions as WAV."""
+    """{n_q: (SI-SNR dB, higher is better; mel distance, lower is better; the energy kept per band in dB, median over
+    the clips: 0 is best)} of wav [B, C, T] reconstructed with 1, 2, 4, ... codebooks; writes the first clip's
+    reconstructions as WAV."""
     model.eval()
     results, T = {}, wav.shape[-1]
     for n_q in sorted({2 ** i for i in range(int(math.log2(model.config.n_q)) + 1)} | {model.config.n_q}):
         recon = model.decode(model.encode(wav, n_q=n_q))[..., :T]
-        results[n_q] = (si_snr(recon, wav).mean().item(), mel_distance(recon, wav, model.sample_rate).item())
+        results[n_q] = (si_snr(recon, wav).mean().item(), mel_distance(recon, wav, model.sample_rate).item(),
+                        band_levels(recon, wav, model.sample_rate).median(0).values.tolist())
         if out_dir is not None:
             sf.write(os.path.join(out_dir, f"step{step:06d}_nq{n_q}.wav"), recon[0].T.cpu().numpy(),
                      model.sample_rate, subtype="PCM_16")
@@ -140,14 +145,20 @@ def evaluate(model, wav, out_dir=None, step=0):
 
 
 def build(args, ckpt, device):
-    """The codec, the discriminator, their optimizers and the loss balancer, from ckpt on --resume (the same seed on
-    every rank: identical replicas) -> (model, disc, opt, opt_d, balancer)."""
-    config = (CodecConfig(**{**ckpt["config"], "ratios": tuple(ckpt["config"]["ratios"])})
-              if ckpt else replace(PRESETS[args.preset]))
+    """The codec, the discriminator, their optimizers and the loss balancer, from ckpt on --resume, else a new codec
+    or --init's (the same seed on every rank: identical replicas) -> (model, disc, opt, opt_d, balancer)."""
+    try:
+        init = load_codec(args.init) if args.init and not ckpt else None  # --resume: the run's own weights instead
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"--init: {e}") from None
+    config = (CodecConfig(**{**ckpt["config"], "ratios": tuple(ckpt["config"]["ratios"])}) if ckpt
+              else init.config if init else replace(PRESETS[args.preset]))
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     np.random.seed(args.seed)
     model = Codec(config).to(device).train()
+    if init:
+        model.load_state_dict(init.state_dict())  # fp16 files: copied into the fp32 model
     disc = MSSTFTDiscriminator(args.disc_filters).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.5, 0.9), weight_decay=args.weight_decay)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=args.lr, betas=(0.5, 0.9), weight_decay=args.weight_decay)
@@ -179,11 +190,14 @@ def load_data(args, config, env):
 
 
 def report(model, valid_wav, args, step, elapsed, sync):
-    """Evaluate (SI-SNR, mel distance per number of codebooks), print, append to eval.tsv; rank 0 only."""
+    """Evaluate (SI-SNR, mel distance, band levels per number of codebooks), print, append to eval.tsv; rank 0 only."""
     results = evaluate(model, valid_wav, os.path.join(args.out_dir, "samples"), step)
-    line = " | ".join(f"{n_q} cb: SI-SNR {s:.2f} dB mel {m:.3f}" for n_q, (s, m) in results.items())
-    print(f"eval step {step} ({elapsed / 60:.1f} min): {line}{sync}")
-    training.log_eval(args.out_dir, step, elapsed, [f"{n_q}:{s:.3f}:{m:.4f}" for n_q, (s, m) in results.items()])
+    line = " | ".join(f"{n_q} cb: SI-SNR {s:.2f} dB mel {m:.3f}" for n_q, (s, m, _) in results.items())
+    edges = "/".join(f"{e / 1000:g}" for e in band_edges(model.sample_rate))
+    bands = " | ".join(f"{n_q} cb " + " ".join(f"{b:+.1f}" for b in bs) for n_q, (_, _, bs) in results.items())
+    print(f"eval step {step} ({elapsed / 60:.1f} min): {line}{sync}\n  energy kept per band ({edges} kHz), dB: {bands}")
+    training.log_eval(args.out_dir, step, elapsed, [f"{n_q}:{s:.3f}:{m:.4f}:" + ",".join(f"{b:.2f}" for b in bs)
+                                                    for n_q, (s, m, bs) in results.items()])
 
 
 def train(args, env, model, disc, opt, opt_d, balancer, data, valid_wav, step, elapsed):
@@ -224,9 +238,10 @@ def main(args):
     data, valid_wav = load_data(args, model.config, env)
     if env.master:
         c, n_params = model.config, sum(p.numel() for p in model.parameters())
-        print(f"codec {args.preset}: {n_params / 1e6:.2f}M params, {c.sample_rate} Hz, {model.frame_rate} Hz frames, "
-              f"{c.n_q} x {c.bins} codes; {env.world} process(es) x {args.batch_size} clips of {args.segment} s = "
-              f"{env.world * args.batch_size * int(args.segment * c.sample_rate)} samples per step")
+        samples = env.world * args.batch_size * int(args.segment * c.sample_rate)
+        print(f"codec {f'from {args.init}' if args.init else args.preset}: {n_params / 1e6:.2f}M params, "
+              f"{c.sample_rate} Hz, {model.frame_rate} Hz frames, {c.n_q} x {c.bins} codes; {env.world} process(es) x "
+              f"{args.batch_size} clips of {args.segment} s = {samples} samples per step")
     train(args, env, model, disc, opt, opt_d, balancer, data, valid_wav, step, elapsed)
     if env.master and args.export:
         diff = save_codec(model, args.export, model.encode(valid_wav))

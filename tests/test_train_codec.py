@@ -2,6 +2,7 @@
 Tests for train_codec.py. Run: python -m pytest -q tests/test_train_codec.py
 """
 
+import math
 import os
 import signal
 import subprocess
@@ -19,8 +20,9 @@ import train_codec as tc  # noqa: E402
 import training  # noqa: E402
 from checkpoint import load_codec  # noqa: E402
 from codec import PRESETS, Codec  # noqa: E402
-from losses import (Balancer, MSSTFTDiscriminator, adversarial_loss, discriminator_loss,  # noqa: E402
-                    feature_matching_loss, mel_distance, mel_filterbank, multiscale_mel_loss, si_snr)
+from losses import (Balancer, MSSTFTDiscriminator, adversarial_loss, band_edges, band_levels,  # noqa: E402
+                    discriminator_loss, feature_matching_loss, mel_distance, mel_filterbank, multiscale_mel_loss,
+                    si_snr)
 
 torch.set_num_threads(2)
 
@@ -45,6 +47,20 @@ def test_spectral_losses_on_hand_checkable_cases():
     noise = noise - (noise * x).sum(-1, keepdim=True) / x.pow(2).sum(-1, keepdim=True) * x  # orthogonal
     noise = noise * x.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True)
     assert torch.allclose(si_snr(x + noise, x), torch.zeros(2), atol=0.05)
+
+
+def test_band_levels_measure_the_energy_kept_per_octave():
+    assert band_edges(16000) == [0, 500, 1000, 2000, 4000, 8000.0]
+    assert band_edges(24000) == [0, 500, 1000, 2000, 4000, 8000, 12000.0]
+    t = torch.arange(16000) / 16000
+    tones = torch.stack([torch.sin(2 * math.pi * f * t) for f in (250, 750, 1500, 3000, 6000)])  # one per band
+    x = tones.sum(0).reshape(1, 1, -1)
+    assert band_levels(x, x, 16000).abs().max() < 1e-4
+    assert torch.allclose(band_levels(0.1 * x, x, 16000), torch.full((1, 5), -20.0), atol=1e-3)  # 20 log10(0.1)
+    # a codec that keeps the tones below 2 kHz and halves the 3 kHz one, loses the 6 kHz one
+    y = (tones[:3].sum(0) + 0.5 * tones[3]).reshape(1, 1, -1)
+    levels = band_levels(y, x, 16000)[0]
+    assert levels[:3].abs().max() < 0.1 and abs(levels[3] + 6.02) < 0.1 and levels[4] < -40
 
 
 def test_gan_losses():
@@ -200,6 +216,33 @@ def test_bad_arguments(tmp_path):
         run(["--out-dir", str(tmp_path), "--preset", "huge"] + COMMON)
     with pytest.raises(SystemExit, match="no checkpoint"):
         run(["--out-dir", str(tmp_path / "none"), "--resume"] + COMMON)
+    with pytest.raises(SystemExit, match="--init: codec checkpoint not found"):
+        run(["--out-dir", str(tmp_path), "--init", str(tmp_path / "missing.pt")] + COMMON)
+
+
+def test_init_fine_tunes_a_trained_codec_and_eval_reports_bands(tmp_path, capsys):
+    """--init: the discriminator phase starts from the shipped codec's weights (fp16 file, fp32 model), and its
+    first evaluation, after 2 steps at lr 1e-6, is that codec's; the eval prints and logs the energy kept per band."""
+    shipped = load_codec(ROOT / "checkpoints" / "codec.pt")
+    model = run(["--out-dir", str(tmp_path), "--init", str(ROOT / "checkpoints" / "codec.pt"), "--lr", "1e-6"] + COMMON)
+    assert model.config == shipped.config
+    assert max((a - b.float()).abs().max().item() for a, b in zip(model.parameters(), shipped.parameters())) < 1e-3
+    out = capsys.readouterr().out
+    assert "codec from " in out and "energy kept per band (0/0.5/1/2/4/8 kHz), dB: 1 cb " in out
+    row = (tmp_path / "eval.tsv").read_text().splitlines()[0].split("\t")
+    n_q, si, mel, bands = row[2].split(":")
+    assert n_q == "1" and len(bands.split(",")) == 5 and float(si) > 0  # a trained codec, not a random one
+
+
+def test_eval_codec_script_prints_a_row_per_class(capsys):
+    sys.path.insert(0, str(ROOT / "tests"))
+    import eval_codec
+    results, share, classes = eval_codec.main(["--n-clips", "6"])
+    out = capsys.readouterr().out
+    assert set(results) == {1, 2, 4, 8} and results[4][0].shape == (6, 5) and share.shape == (6, 5)
+    assert all(f"| {c} (" in out for c in set(classes)) and "| all clips (6) |" in out
+    # share: each band's part of the clip's energy, which adds up to the whole clip
+    assert torch.allclose((10 ** (share / 10)).sum(1), torch.ones(6), atol=1e-4)
 
 
 def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):

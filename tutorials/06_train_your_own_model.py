@@ -146,11 +146,12 @@ save(fig, "06_data.png")
 # codebooks of 256 codes) on random batches of built-in clips. Its default CPU recipe uses the
 # reconstruction losses only (L1 on the waveform + the multi-scale mel loss, mixed by the loss
 # balancer, EnCodec Sec. 3.4) plus the commitment loss; `--w-adv 4 --w-feat 4` adds the MS-STFT
-# discriminator (Sec. 3.3). It prints a line every `--log-every` steps
+# discriminator (Sec. 3.4). It prints a line every `--log-every` steps
 # (`step 5/40 | l1 0.1380 msspec 0.9679 commit 0.0093 | 4.49 steps/s`), and every `--eval-every`
 # steps it measures SI-SNR (dB, higher is better) and the mel distance (lower is better) on
 # held-out clips for 1, 2, 4 and 8 codebooks, appends them to `eval.tsv` (columns: step, seconds,
-# then `n_q:si_snr:mel` per number of codebooks), writes `samples/` and the checkpoint `ckpt.pt`.
+# then `n_q:si_snr:mel:` and the energy kept per octave band in dB, per number of codebooks), writes
+# `samples/` and the checkpoint `ckpt.pt`.
 # Target: the mel loss falls, `ckpt.pt` exists and loads, `06_codec_training.png`.
 
 # %%
@@ -170,7 +171,7 @@ for m in re.finditer(r"^step (\d+)/\d+ \| (.*?) \| [\d.]+ steps/s", log, re.M): 
 evals = []  # (step, {n_q: (si_snr, mel)})
 for line in (RUN / "codec" / "eval.tsv").read_text().splitlines():
     step, _, *cols = line.split("\t")
-    evals.append((int(step), {int(q): (float(s), float(d)) for q, s, d in (c.split(":") for c in cols)}))
+    evals.append((int(step), {int(q): (float(s), float(d)) for q, s, d, _ in (c.split(":") for c in cols)}))
 print(f"{len(steps)} progress lines, {len(evals)} evaluations; msspec {np.mean(losses['msspec'][:5]):.3f} "
       f"(first 5 steps) -> {np.mean(losses['msspec'][-10:]):.3f} (last 10)")
 # 40 progress lines, 2 evaluations; msspec 1.449 (first 5 steps) -> 1.148 (last 10)   (fast)
