@@ -5,13 +5,15 @@ Checkpoint I/O in one place: this repo's files and the official ones, read from 
     load_codec(path)                  this repo's codec or an official one (AudioCraft, EnCodec, transformers)
     load_lm(path)                     this repo's LM checkpoint or AudioCraft's state_dict.bin
     load_t5(folder)                   a transformers T5 folder (config.json, weights, spiece.model)
+    load_entropy_lm(path, frame_rate) this repo's entropy LM or the official encodec_lm_24khz-*.th (compress.py)
 
 Official names map to ours by short rename lists (codec) or not at all (LM, T5): each loader is a loop with shape
 checks, each failure one line naming the file and the fix. torch.load(weights_only=True): a checkpoint cannot run code.
 
 References:
 1) EnCodec checkpoints: facebookresearch/encodec encodec/model.py; AudioCraft's audiocraft/models/loaders.py
-   (compression_state_dict.bin, state_dict.bin: {'best_state', 'xp.cfg'}), audiocraft/utils/export.py
+   (compression_state_dict.bin, state_dict.bin: {'best_state', 'xp.cfg'}), audiocraft/utils/export.py;
+   the entropy LM: encodec/model.py EncodecModel.get_lm_model (a bare LMModel state dict)
 2) transformers: models/encodec/convert_encodec_checkpoint_to_pytorch.py (its key names), models/t5
 """
 
@@ -26,6 +28,7 @@ import torch
 
 from codec import PRESETS as CODEC_PRESETS, Codec, CodecConfig
 from conditioners import T5Config, T5Encoder, Tokenizer
+from entropy import EntropyLM, EntropyLMConfig
 from lm import LM, LMConfig
 from quantizer import n_q_for_bandwidth
 
@@ -306,3 +309,31 @@ def load_t5(folder):
     model = T5Encoder(config)
     load_state(model, {k: state[k] for k in model.state_dict() if k in state}, folder)  # encoder weights only
     return model.eval(), Tokenizer(os.path.join(folder, "spiece.model"))
+
+
+def load_entropy_lm(path, frame_rate):
+    """The entropy LM of compress.py (EntropyLM, eval mode) from this repo's checkpoint {'config', 'model'} or the
+    official bare state dict (encodec_lm_24khz-1608e3c0.th). The official file stores no config: sizes come from the
+    tensor shapes, and the two values that have none are the package's (get_lm_model): 8 heads, and 3.5 s of
+    context, int(3.5 * frame_rate) frames of the codec it goes with."""
+    ckpt = torch_load(path, "entropy LM")
+    names = {f.name for f in fields(EntropyLMConfig)}
+    if isinstance(ckpt, dict) and "config" in ckpt and "model" in ckpt:
+        if not set(ckpt["config"]) <= names:
+            raise ValueError(f"{path} is not an entropy LM checkpoint (its config has "
+                             f"{sorted(set(ckpt['config']) - names)[:3]}); a codec or the text-to-audio LM?")
+        config, state = EntropyLMConfig(**ckpt["config"]), ckpt["model"]
+    elif isinstance(ckpt, dict) and "emb.0.weight" in ckpt and "transformer.norm_in.weight" in ckpt:
+        state, dim = ckpt, ckpt["emb.0.weight"].shape[1]  # emb.k: [card + 1, dim]
+        config = EntropyLMConfig(
+            n_q=sum(1 for k in state if re.fullmatch(r"emb\.\d+\.weight", k)), dim=dim,
+            card=state["emb.0.weight"].shape[0] - 1,
+            num_layers=len({k.split(".")[2] for k in state if k.startswith("transformer.layers.")}),
+            hidden_scale=state["transformer.layers.0.linear1.weight"].shape[0] // dim,
+            past_context=int(3.5 * frame_rate))
+    else:
+        raise ValueError(f"{path} is not an entropy LM (neither this repo's {{'config', 'model'}} nor the official "
+                         f"encodec_lm_*.th state dict)")
+    model = EntropyLM(config)
+    load_state(model, state, path)
+    return model.eval()

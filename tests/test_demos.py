@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
     (["quantizer.py"], "perplexity"),
     (["conditioners.py"], "null row = 0: True"),
     (["lm.py"], "generated"),
+    (["entropy.py"], "decoded back: True"),
     (["synth.py"], "clips of 5 s"),
     (["data.py", "--out", "{tmp}", "--n", "2"], "wrote 2 clips"),
 ])

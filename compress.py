@@ -1,0 +1,312 @@
+"""
+EnCodec as a compressor: audio <-> `.ecdc` files in the official package's format, optionally entropy-coded by an LM.
+
+    python compress.py in.wav out.ecdc                          the shipped tiny codec, all its codebooks (3.2 kbps)
+    python compress.py in.wav out.ecdc --bandwidth 1.6          fewer codebooks: 4 of 8 at 0.4 kbps each
+    python compress.py in.wav out.ecdc --model encodec_24khz-d7cc33bc.th --bandwidth 6 --lm encodec_lm_24khz-1608e3c0.th
+    python compress.py out.ecdc out.wav [--model ...] [--lm ...]   decompress: the same --model (and --lm) as above
+
+The file (the package's encodec/binary.py and encodec/compress.py; bytes equal to its own, tests/test_compress.py):
+    b"ECDC" | version, uint8 = 0 | n, uint32 big-endian | n bytes of JSON metadata | payload
+    metadata: json.dumps({"m": model name, "al": audio length (samples), "nc": codebooks K, "lm": entropy-coded?})
+    payload:  without LM, the codes frame by frame (all K of frame 0, then frame 1, ...), log2(bins) bits each,
+              entropy.pack_bits' layout; with LM, one arithmetic-coded stream (entropy.lm_encode).
+The bandwidth is not stored, K is: K codebooks of log2(bins) bits at frame_rate Hz are K log2(bins) frame_rate bits/s
+(EnCodec Sec. 3.2), the nominal bitrate; the LM makes the file smaller (Sec. 3.3: by 25-40 %).
+
+Model names, the header's "m". The package knows "encodec_24khz" and "encodec_48khz" and fetches their weights
+itself; here the weights are a file, --model, and the name says which codec the file needs:
+    "encodec_24khz"      the official 24 kHz codec: a codec whose config is PRESETS["encodec_24khz"], as
+                         checkpoint.load_codec reads encodec_24khz-d7cc33bc.th. Files of the package read here with
+                         --model that file, and ours there. The name fixes the architecture, not the weights (it is
+                         the package's format): other weights of that exact config would write it too.
+    "<preset>-<8 hex>"   every other codec: the PRESETS entry its config equals ("tiny", ..., else "codec") and the
+                         first 8 hex digits of checkpoint.codec_hash (config + weights), so decompressing checks that
+                         --model is the very codec the file was made with. The package rejects these names.
+    "encodec_48khz"      rejected: that model (stereo, 1 s segments, each with a float32 scale before its codes) is
+                         not implemented here; decompress it with the package, `python -m encodec in.ecdc out.wav`.
+The entropy LM is not named in the file (in the package the model name implies it): pass the same --lm to both.
+
+Deviation: the number of frames to decode is ceil(al / hop), what the encoder wrote. The package computes
+ceil(al / sample_rate * frame_rate) in floats, one frame too many for some lengths (6720 samples at 24 kHz: 21
+frames, 22 computed), and then fails on its own file; ours read them.
+
+References:
+1) EnCodec, High Fidelity Neural Audio Compression, Sec. 3.3: https://arxiv.org/abs/2210.13438
+   official code: facebookresearch/encodec encodec/compress.py, encodec/binary.py, encodec/__main__.py
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import struct
+import time
+
+import soundfile as sf
+import torch
+
+from checkpoint import codec_hash, load_codec, load_entropy_lm
+from codec import PRESETS
+from data import load_audio
+from entropy import lm_decode, lm_encode, pack_bits, unpack_bits
+from quantizer import bandwidth_per_codebook
+
+HEADER = struct.Struct("!4sBI")  # magic, version, metadata size: network byte order, 9 bytes
+MAGIC, VERSION = b"ECDC", 0
+OFFICIAL_BANDWIDTHS = {"encodec_24khz": (1.5, 3.0, 6.0, 12.0, 24.0)}  # the package's target_bandwidths (kbps)
+SHIPPED_CODEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints", "codec.pt")
+
+parser = argparse.ArgumentParser(description="Compress audio to .ecdc with EnCodec, or decompress an .ecdc file.")
+parser.add_argument("input", help="audio file to compress (WAV, FLAC, OGG, MP3), or an .ecdc file to decompress")
+parser.add_argument("output", help="the .ecdc file to write (compressing) or the .wav file (decompressing)")
+# Model
+parser.add_argument("--model", metavar="PATH", default=SHIPPED_CODEC,
+                    help="codec: this repo's checkpoint or an official file checkpoint.load_codec reads, e.g. "
+                         "encodec_24khz-d7cc33bc.th (default: %(default)s, the shipped tiny codec)")
+parser.add_argument("--lm", default=None, metavar="PATH",
+                    help="entropy-code with this entropy LM: this repo's checkpoint or the official "
+                         "encodec_lm_24khz-1608e3c0.th; decompressing needs the same one (default: no LM)")
+# Compression
+parser.add_argument("--bandwidth", type=float, default=None,
+                    help="kbps: K codebooks x log2(bins) bits x frame_rate, e.g. 0.4, 0.8, .., 3.2 for the shipped "
+                         "codec, 1.5, 3, 6, 12 or 24 for encodec_24khz (default: all codebooks)")
+
+
+def fail(msg):
+    """One line on stderr, exit status 1, nothing written."""
+    raise SystemExit(f"compress.py: error: {msg}")
+
+
+parser.error = fail  # argparse's own errors too: one line, no usage
+
+# -----------------------------------------------------------------------------
+# the codec's name and bandwidths
+
+
+def model_name(codec):
+    """The header's "m" for this codec (see the file docstring)."""
+    if codec.config == PRESETS["encodec_24khz"]:
+        return "encodec_24khz"
+    preset = next((p for p, config in PRESETS.items() if config == codec.config), "codec")
+    return f"{preset}-{codec_hash(codec)[:8]}"
+
+
+def bandwidths(codec):
+    """kbps -> codebooks K, for the bandwidths the codec offers: K log2(bins) frame_rate for K = 1..n_q, except for
+    encodec_24khz, which offers the five it was trained at (1.5 .. 24 kbps: 2 .. 32 codebooks of 0.75 kbps)."""
+    per_codebook, name = bandwidth_per_codebook(codec.frame_rate, codec.config.bins) / 1000, model_name(codec)
+    if name in OFFICIAL_BANDWIDTHS:
+        return {bw: round(bw / per_codebook) for bw in OFFICIAL_BANDWIDTHS[name]}
+    return {round(K * per_codebook, 4): K for K in range(1, codec.config.n_q + 1)}
+
+
+def n_codebooks(codec, bandwidth):
+    """--bandwidth -> K (all codebooks for None); ValueError naming the choices for a bandwidth not offered."""
+    offered = bandwidths(codec)
+    if bandwidth is None:
+        return max(offered.values())
+    match = [K for bw, K in offered.items() if abs(bw - bandwidth) < 1e-3]
+    if not match:
+        raise ValueError(f"--bandwidth {bandwidth:g} is not one this codec offers: choose one of "
+                         f"{', '.join(f'{bw:g}' for bw in offered)} (kbps)")
+    return match[0]
+
+# -----------------------------------------------------------------------------
+# the .ecdc format
+
+
+def write_ecdc(name, length, K, payload, use_lm):
+    """Header + JSON metadata + payload -> bytes. json.dumps with its default separators and these keys in this
+    order, as the package writes them: byte equality depends on it."""
+    metadata = json.dumps({"m": name, "al": length, "nc": K, "lm": use_lm}).encode("utf-8")
+    return HEADER.pack(MAGIC, VERSION, len(metadata)) + metadata + payload
+
+
+def read_ecdc(data):
+    """bytes -> (metadata dict, payload bytes), checked; ValueError saying what is wrong."""
+    if data[:4] != MAGIC:
+        raise ValueError(f"not an .ecdc file: it starts with {data[:4]!r}, not {MAGIC!r}")
+    if len(data) < HEADER.size:
+        raise ValueError(f"truncated: {len(data)} bytes, shorter than the {HEADER.size}-byte header")
+    _, version, size = HEADER.unpack(data[:HEADER.size])
+    if version != VERSION:
+        raise ValueError(f"format version {version} is not supported (only {VERSION}); was it written by a newer "
+                         f"EnCodec?")
+    if len(data) < HEADER.size + size:
+        raise ValueError(f"truncated: the metadata needs {size} bytes, the file has {len(data) - HEADER.size}")
+    try:
+        metadata = json.loads(data[HEADER.size:HEADER.size + size].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError("the metadata is not valid JSON: the file is damaged") from None
+    types = {"m": str, "al": int, "nc": int, "lm": bool}
+    if not isinstance(metadata, dict) or any(type(metadata.get(k)) is not t for k, t in types.items()):
+        raise ValueError(f"the metadata {metadata!r} lacks one of m (str), al, nc (int), lm (bool)")
+    if metadata["al"] < 1 or metadata["nc"] < 1:
+        raise ValueError(f"the metadata says al={metadata['al']} samples, nc={metadata['nc']} codebooks: damaged")
+    return metadata, data[HEADER.size + size:]
+
+
+@torch.no_grad()
+def compress(codec, wav, n_q, lm=None):
+    """wav [C, T] at codec.sample_rate -> (.ecdc bytes, codes [K, frames]). K = n_q codebooks; lm: an EntropyLM
+    (entropy-coded payload) or None (log2(bins) bits per code)."""
+    bits = int(math.log2(codec.config.bins))
+    if 2 ** bits != codec.config.bins:
+        raise ValueError(f"the codec has {codec.config.bins} codes per codebook; the format needs a power of 2")
+    codes = codec.encode(wav[None], n_q)[0]  # [K, frames]
+    if lm is None:
+        payload = pack_bits(codes.t().flatten().numpy(), bits)  # frame by frame: codes[:, 0], codes[:, 1], ...
+    else:
+        payload = lm_encode(codes, lm)
+    return write_ecdc(model_name(codec), wav.shape[-1], codes.shape[0], payload, lm is not None), codes
+
+
+def check_codec(metadata, codec, source):
+    """The file's model name against the codec's (loaded from `source`); ValueError saying which --model to pass."""
+    name, ours = metadata["m"], model_name(codec)
+    if name == "encodec_48khz":
+        raise ValueError("made by the official 48 kHz stereo model, which this repo does not implement; decompress "
+                         "it with the package: python -m encodec FILE.ecdc out.wav")
+    if name != "encodec_24khz" and not re.fullmatch(r"[a-z0-9_]+-[0-9a-f]{8}", name):
+        raise ValueError(f"unknown model name {name!r} in the header: this repo reads encodec_24khz and its own "
+                         f"codecs' names (<preset>-<8 hex digits>)")
+    if name != ours:
+        hint = " (encodec_24khz-d7cc33bc.th for encodec_24khz)" if name == "encodec_24khz" else ""
+        raise ValueError(f"made by codec {name}, not by {ours} ({source}): pass --model the codec it was "
+                         f"compressed with{hint}")
+    if metadata["nc"] > codec.config.n_q:
+        raise ValueError(f"the metadata says {metadata['nc']} codebooks, the codec has {codec.config.n_q}: damaged")
+
+
+@torch.no_grad()
+def decompress(data, codec, lm=None, source="the codec given"):
+    """.ecdc bytes -> (codes [K, frames], audio length in samples). ValueError saying what is wrong."""
+    metadata, payload = read_ecdc(data)
+    check_codec(metadata, codec, source)
+    K, frames = metadata["nc"], math.ceil(metadata["al"] / codec.hop_length)  # see the docstring's deviation
+    if metadata["lm"] and lm is None:
+        raise ValueError("the file is entropy-coded: pass --lm, the entropy LM it was compressed with")
+    if metadata["lm"] and K > lm.config.n_q:
+        raise ValueError(f"the file has {K} codebooks, the entropy LM models {lm.config.n_q}: wrong --lm")
+    if not metadata["lm"]:
+        bits = int(math.log2(codec.config.bins))
+        if len(payload) < math.ceil(K * frames * bits / 8):
+            raise ValueError(f"truncated: {K} x {frames} codes of {bits} bits need {math.ceil(K * frames * bits / 8)} "
+                             f"bytes after the header, the file has {len(payload)}")
+        return torch.tensor(unpack_bits(payload, bits, K * frames)).view(frames, K).t(), metadata["al"]
+    try:
+        return lm_decode(payload, lm, K, frames), metadata["al"]
+    except EOFError:
+        raise ValueError("truncated: the entropy-coded stream ends before its last code") from None
+
+# -----------------------------------------------------------------------------
+# the command line
+
+
+def load_models(args, need_lm):
+    """--model and --lm -> (codec, entropy LM or None), each failure one line."""
+    if os.path.basename(args.model).startswith("encodec_48khz"):
+        fail("the official 48 kHz stereo model is not implemented here (see the docstring); use the package: "
+             "python -m encodec --hq in.wav out.ecdc")
+    try:
+        codec = load_codec(args.model)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        fail(f"cannot load --model: {str(e).splitlines()[0]}")
+    lm = None
+    if need_lm:
+        try:
+            lm = load_entropy_lm(args.lm, codec.frame_rate)
+        except (ValueError, FileNotFoundError) as e:
+            fail(f"cannot load --lm: {str(e).splitlines()[0]}")
+        if lm.config.card != codec.config.bins:
+            fail(f"--lm {args.lm} models {lm.config.card} codes per codebook, the codec has {codec.config.bins}: "
+                 f"pass the entropy LM trained on this codec's codes")
+    return codec, lm
+
+
+def read_audio(path, codec):
+    """An audio file -> wav [C, T] at the codec's rate and channels, saying what was converted."""
+    try:
+        info = sf.info(path)
+    except Exception as e:  # libsndfile: missing, unknown format, damaged header
+        fail(f"cannot read {path} as audio ({str(e).splitlines()[0]}): give a WAV, FLAC, OGG or MP3 file")
+    if info.frames == 0:
+        fail(f"{path} holds no audio (0 samples): nothing to compress")
+    try:
+        wav = load_audio(path, codec.sample_rate, codec.channels)  # [C, T]
+    except ValueError as e:  # a sample rate too odd to resample, channels that cannot be mapped
+        fail(str(e).splitlines()[0])
+    if info.samplerate != codec.sample_rate:
+        print(f"resampled {path} from {info.samplerate} Hz to the codec's {codec.sample_rate} Hz")
+    if info.channels != codec.channels:
+        how = "down-mixed" if info.channels > codec.channels else "repeated"
+        print(f"{how} {info.channels} channel(s) to the codec's {codec.channels}")
+    return wav
+
+
+def run_compress(args):
+    if not args.output.lower().endswith(".ecdc"):
+        fail(f"compressing: the output {args.output!r} must end in .ecdc")
+    codec, lm = load_models(args, args.lm is not None)
+    try:
+        n_q = n_codebooks(codec, args.bandwidth)
+    except ValueError as e:
+        fail(str(e))
+    if lm is not None and n_q > lm.config.n_q:
+        fail(f"--lm models {lm.config.n_q} codebooks, --bandwidth needs {n_q}: choose a lower --bandwidth")
+    wav = read_audio(args.input, codec)
+    t0 = time.time()
+    data, codes = compress(codec, wav, n_q, lm)
+    with open(args.output + ".tmp", "wb") as f:  # temp file + rename: never a half-written file
+        f.write(data)
+    os.replace(args.output + ".tmp", args.output)
+    seconds, pcm = wav.shape[-1] / codec.sample_rate, 2 * wav.numel()  # 16-bit PCM: 2 bytes per sample
+    nominal = codes.shape[0] * bandwidth_per_codebook(codec.frame_rate, codec.config.bins) / 1000
+    print(f"wrote {args.output}: {len(data)} bytes for {seconds:.2f} s = {8 * len(data) / seconds / 1000:.2f} kbps "
+          f"({codes.shape[0]} codebook{'s' * (codes.shape[0] > 1)}, {nominal:g} kbps nominal"
+          f"{', entropy-coded' if lm else ''}), "
+          f"{pcm / len(data):.1f}x smaller than 16-bit PCM at {codec.sample_rate} Hz ({pcm} bytes), "
+          f"in {time.time() - t0:.2f} s")
+
+
+def run_decompress(args):
+    if not args.output.lower().endswith(".wav"):
+        fail(f"decompressing: the output {args.output!r} must end in .wav")
+    if args.bandwidth is not None:
+        fail("--bandwidth is for compressing: an .ecdc file stores its number of codebooks")
+    try:
+        with open(args.input, "rb") as f:
+            data = f.read()
+        metadata, _ = read_ecdc(data)  # a damaged file fails before any model is loaded
+    except (OSError, ValueError) as e:
+        fail(f"{args.input}: {e}")
+    codec, lm = load_models(args, metadata["lm"] and args.lm is not None)
+    t0 = time.time()
+    try:
+        codes, length = decompress(data, codec, lm, f"--model {args.model}")
+        wav = codec.decode(codes[None])[0, :, :length].clamp(-1, 1)  # [C, T]
+    except ValueError as e:
+        fail(f"{args.input}: {e}")
+    sf.write(args.output + ".tmp", wav.t().numpy(), codec.sample_rate, subtype="PCM_16", format="WAV")
+    os.replace(args.output + ".tmp", args.output)
+    print(f"wrote {args.output}: {length / codec.sample_rate:.2f} s at {codec.sample_rate} Hz from {codes.shape[0]} "
+          f"codebook{'s' * (codes.shape[0] > 1)}{' (entropy-coded)' if metadata['lm'] else ''}, "
+          f"in {time.time() - t0:.2f} s")
+
+
+def main(argv=None):
+    args = parser.parse_args(argv)
+    if not os.path.isfile(args.input):
+        fail(f"input not found: {args.input}")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        fail(f"the output folder {os.path.dirname(os.path.abspath(args.output))} does not exist; create it first")
+    if args.input.lower().endswith(".ecdc"):
+        run_decompress(args)
+    else:
+        run_compress(args)
+
+
+if __name__ == "__main__":
+    main()
