@@ -13,12 +13,14 @@ References:
 4) AudioGen: Kreuk et al. 2022, arXiv:2209.15352 (text normalisation: stop words, lemmas)
 5) SentencePiece: Kudo & Richardson 2018, arXiv:1808.06226; unigram LM: Kudo 2018, arXiv:1804.10959
 6) Chroma filterbank: librosa.filters.chroma (after D. Ellis' chromagram_E), https://github.com/librosa/librosa
+7) Word dropout: AudioCraft's T5Conditioner word_dropout; with <unk>: Bowman et al. 2016, arXiv:1511.06349
 
 Deviations from the official code (also listed in the README):
 - No stem separation: AudioCraft runs demucs (htdemucs) and keeps vocals + other before the chroma; we use the mix.
 - normalize_text is rule-based (stop-word list + suffix rules) instead of spaCy's lemmatizer; digits stay digits.
   AudioCraft's released configs leave normalize_text off; the default model here turns it on.
 - The tokenizer truncates prompts to max_length (512, T5's limit) with a warning; AudioCraft does not truncate.
+- Tokenizer(known=...): a T5 trained here (train_lm.py) reads a word with a piece it never saw in training as one <unk>.
 - Melodies of different lengths are each tiled to chroma_len on their own (AudioCraft first zero-pads the batch).
 - Chroma keeps its own 7.8125 Hz frame rate (235 frames for 30 s): the official 'prepend' fuser never resamples it.
 """
@@ -79,7 +81,8 @@ should since so some someone something sometimes still such than that the their 
 therefore these they this those though through throughout thus to together too toward towards under until up upon us
 very via was we were what whatever when whenever where whereas wherever whether which while who whole whom whose why
 will with within without would yet you your yours yourself yourselves""".split())
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")  # a word: letters or digits (any script), an inner apostrophe
+UNK = "<unk>"  # this word in a prompt is the unknown piece (T5's name for it); normalize_text keeps it
+_WORD = re.compile(r"<unk>|[^\W_]+(?:'[^\W_]+)?")  # a word: <unk>, or letters or digits (any script), inner '
 
 
 def _lemma(word):
@@ -112,9 +115,10 @@ def normalize_text(text):
 
 class Tokenizer:
     """Sentencepiece tokenizer with T5's conventions: pad 0, eos 1 (appended to every prompt), unk 2, no bos.
-    Loads any sentencepiece model, including T5's official spiece.model."""
+    Loads any sentencepiece model, including T5's official spiece.model. known: the piece ids a T5 trained here has
+    seen in training (train_lm.py), or None (a pretrained T5 has seen them all): see encode."""
 
-    def __init__(self, path, max_length=512):
+    def __init__(self, path, max_length=512, known=None):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no tokenizer at {path}: train one with Tokenizer.train(captions, size, path)")
         try:
@@ -126,6 +130,7 @@ class Tokenizer:
         if self.eos_id < 0:
             raise ValueError(f"{path} has no </s> piece, which T5 appends to each prompt: retrain with Tokenizer.train")
         self.vocab_size = self.sp.get_piece_size()
+        self.known = None if known is None else frozenset(known)
 
     @classmethod
     def train(cls, captions, vocab_size, path):
@@ -142,14 +147,24 @@ class Tokenizer:
 
     def encode(self, texts):
         """list of B strings -> ids [B, L] long, mask [B, L] bool (True = real token), padded to the longest.
-        Each row is the sentencepiece ids + eos, truncated to max_length (keeping eos) as HF's T5 tokenizer does."""
+        Each row is the sentencepiece ids of its words + eos, truncated to max_length (keeping eos) as HF's T5
+        tokenizer does. The word <unk> is the unknown piece. With `known`, a word with a piece outside it is read as
+        one <unk>: the T5 never trained those pieces' embeddings (a new word is spelt in letters, 5-11 random
+        vectors that drew 74% of the shipped LM's cross-attention from the words it knows)."""
         if not texts or isinstance(texts, str):
             raise ValueError(f"encode() takes a non-empty list of strings, got {texts!r}")
         rows = []
-        for text, ids in zip(texts, self.sp.encode(list(texts))):
-            if self.unk_id in ids:  # never drop a word silently: characters unseen in training become <unk>
-                unknown = [w for w in text.split() if self.unk_id in self.sp.encode(w)]
-                warnings.warn(f"unknown words {unknown} in {text!r} map to <unk>; retrain the tokenizer with them")
+        for text in texts:
+            words, ids, unknown = text.split(), [], []
+            for word, pieces in zip(words, self.sp.encode(words) if words else []):  # = encoding the whole text
+                if word == UNK:
+                    pieces = [self.unk_id]
+                elif self.unk_id in pieces or (self.known is not None and not self.known.issuperset(pieces)):
+                    unknown.append(word)  # never drop a word silently
+                    pieces = [self.unk_id] if self.known is not None else pieces  # unseen characters: <unk> anyway
+                ids += pieces
+            if unknown:
+                warnings.warn(f"unknown words {unknown} in {text!r} map to <unk>: the model was not trained on them")
             if len(ids) + 1 > self.max_length:
                 warnings.warn(f"prompt of {len(ids) + 1} tokens truncated to max_length={self.max_length}: {text!r}")
                 ids = ids[: self.max_length - 1]
@@ -231,6 +246,19 @@ def cfg_dropout(texts, melodies=None, p=0.3, generator=None):
     the chroma of silence). Training only. p: 0.3 MusicGen, 0.2 melody, 0.1 AudioGen. (The melody model also drops
     the melody alone with p 0.5, one draw per batch: AudioCraft's AttributeDropout.)"""
     return null_conditions(texts, melodies) if torch.rand(1, generator=generator).item() < p else (texts, melodies)
+
+
+def word_dropout(text, p=0.0, p_unk=0.0, generator=None):
+    """Training-time caption augmentation, one uniform draw u per whitespace-separated word: u < p drops the word
+    (AudioCraft's T5Conditioner word_dropout: 0.3 MusicGen, 0 AudioGen), p <= u < p + p_unk replaces it with <unk>
+    (the word dropout of Bowman et al. [7]), else it stays. Trained on <unk>, the LM learns that an unknown word says
+    nothing and keeps to the others (Tokenizer.encode reads any word a T5 trained here has not seen as <unk>).
+    A caption with no word left is "" (the caller's null condition); None stays None."""
+    if text is None or p + p_unk == 0:
+        return text
+    words = text.split()
+    u = torch.rand(len(words), generator=generator).tolist()
+    return " ".join(UNK if x < p + p_unk else w for w, x in zip(words, u) if x >= p)
 
 
 # -----------------------------------------------------------------------------

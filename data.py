@@ -5,11 +5,13 @@ or folders of real audio in AudioCraft's format.
     BuiltinDataset(n)       -> items {wav [1, T], text, labels}: synth.make_clip(i, seed), train/valid disjoint
     FolderDataset(root, sr) -> the same items from data.jsonl(.gz) + x.json sidecars, or from x.wav + x.txt
     load_audio(path, sr)    -> float32 [channels, T] at sr, band-limited resampling by resample(wav, sr_in, sr_out)
+    mix_clips(a, b, rng)    -> AudioGen's mixing augmentation: two clips at a random SNR, captions joined
     python data.py --out DIR --n 100    writes synthesised clips, sidecars and a manifest to listen to
 
 References:
 1) AudioGen: Textually Guided Audio Generation, https://arxiv.org/abs/2209.15352
-   official code: facebookresearch/audiocraft audiocraft/data/sound_dataset.py (description lists: one drawn per item)
+   official code: facebookresearch/audiocraft audiocraft/data/sound_dataset.py (description lists: one drawn per item;
+   mix_samples), config/solver/audiogen/audiogen_base_16khz.yaml (dataset.train: aug_p, mix_p, mix_snr_*, overlap)
 2) MusicGen, Simple and Controllable Music Generation, https://arxiv.org/abs/2306.05284
    official code: audiocraft/data/music_dataset.py (sidecar .json: description, bpm, key, moods, ...)
 3) AudioCraft's manifest: audiocraft/data/audio_dataset.py (one JSON per line: path, duration, sample_rate, amplitude,
@@ -85,6 +87,43 @@ def load_audio(path, sample_rate, channels=1, start=0, frames=-1):
     else:
         raise ValueError(f"{path} has {wav.shape[0]} channels, cannot make {channels}: use channels=1 or 2")
     return resample(wav, sr, sample_rate)
+
+# ----------------------------------------------------------------------------- AudioGen's mixing augmentation
+
+MIX_SNR_DB = (-5, 5)  # audiogen_base_16khz.yaml mix_snr_low, mix_snr_high: an integer SNR in [-5, 5) dB
+MIX_MIN_OVERLAP = 0.5  # mix_min_overlap: the second clip covers at least half of the first
+MIX_LEVEL_DB = (-35, -15)  # sound_dataset.py TARGET_LEVEL_LOWER/UPPER: the mix's RMS, an integer in [-35, -15) dBFS
+
+
+def mix_clips(a, b, rng, snr_db=MIX_SNR_DB, min_overlap=MIX_MIN_OVERLAP, level_db=MIX_LEVEL_DB):
+    """AudioGen's mixing augmentation [1] (two clips mixed, their captions concatenated), as AudioCraft's
+    SoundDataset does it (sound_dataset.py mix_samples, snr_mixer, mix_pair, mix_text; the solver config
+    audiogen_base_16khz.yaml: aug_p 0.5, mix_p 0.5, SNR -5..5 dB, min_overlap 0.5; train_lm.py draws the batches).
+    a, b: (wav [C, T], captions [str], labels dict) of equal length, rng: a numpy Generator -> the mix, same form:
+        s = rng.integers(*snr_db) dB,  L = rng.integers(*level_db) dBFS,
+        start = rng.integers(0, floor(T (1 - min_overlap)) + 1) samples
+        y = a / rms(a) + 10^(-s/20) b[t - start] / rms(b)      (b delayed, cut at T: overlap T - start >= T / 2)
+        y = y 10^(L/20) / rms(y), then y 0.99 / max|y| if max|y| > 0.99      (rms over the whole [C, T])
+    so a's part is s dB louder than b's (b's rms taken before the delay, as AudioCraft, which first peak-, then
+    RMS-normalises each clip to -25 dBFS: the same ratio). Captions: each of a's joined by a space to each of b's
+    (drawing one = drawing one caption per part), a pair of equal ones kept once (mix_text). Labels: the union of
+    a's and b's, a key whose values differ holding both [a's, b's], + mix=dict(snr_db=s, start=start) (AudioCraft
+    keeps a's only)."""
+    (wa, ca, la), (wb, cb, lb) = a, b
+    if wa.shape != wb.shape:
+        raise ValueError(f"cannot mix clips of shapes {tuple(wa.shape)} and {tuple(wb.shape)}: crop them to one length")
+    T, eps = wa.shape[-1], torch.finfo(torch.float32).eps
+    s = int(rng.integers(*snr_db)) if snr_db[0] < snr_db[1] else snr_db[0]  # np.random.randint: high excluded
+    start = int(rng.integers(0, int(T * (1 - min_overlap)) + 1))  # random.randint: both ends included
+    level = int(rng.integers(*level_db))
+    rms = lambda x: x.pow(2).mean().sqrt() + eps  # noqa: E731
+    y = wa / rms(wa) + 10 ** (-s / 20) * F.pad(wb, (start, 0))[..., :T] / rms(wb)  # [C, T]
+    y = y * 10 ** (level / 20) / rms(y)
+    y = y * min(1.0, 0.99 / y.abs().max().item())  # AudioCraft's clipping threshold
+    captions = [x if x == z else f"{x} {z}" for x in ca for z in cb]
+    labels = {k: la.get(k) if lb.get(k) in (None, la.get(k)) else lb[k] if la.get(k) is None else [la[k], lb[k]]
+              for k in {**la, **lb}}  # a's keys first, then b's new ones
+    return y, captions, dict(labels, mix=dict(snr_db=s, start=start))
 
 # ----------------------------------------------------------------------------- datasets
 

@@ -12,7 +12,9 @@ top-k / top-p sampling -> codes [B, K, T] -> codec.decode. Melody models prepend
 
 This repo's LM files (train_lm.py's ckpt.pt, an exported lm.pt) hold {'config': asdict(LMConfig), 'model': the LM's
 state dict with the conditioners' tensors under AudioCraft's names (COND, MELODY below), 'conditioner': T5 config,
-tokenizer file name, normalize, melody settings, 'codec': path and hash of the codec's weights}.
+tokenizer file name, normalize, melody settings, finetune (false: a pretrained T5, frozen; its weights are stored all
+the same, so an export needs no T5 folder), known (the piece ids a T5 trained here has seen), 'codec': path and hash of
+the codec's weights}.
 
 References:
 1) MusicGen, Copet et al. 2023, arXiv:2306.05284 (CFG with guidance scale 3, melody conditioning). Official code:
@@ -118,8 +120,10 @@ def from_checkpoint(path, codec=None, ckpt=None):
     meta = ckpt.get("conditioner")
     if not isinstance(meta, dict):
         raise ValueError(f"{path} has no 'conditioner' entry: not a checkpoint of train_lm.py")
-    tokenizer = Tokenizer(os.path.join(os.path.dirname(path), meta["tokenizer"]))
-    text = TextConditioner(T5Config(**meta["t5"]), tokenizer, lm.config.dim, finetune=True, normalize=meta["normalize"])
+    # known: the pieces a T5 trained here has seen (others read as <unk>); finetune false: a pretrained T5, frozen
+    tokenizer = Tokenizer(os.path.join(os.path.dirname(path), meta["tokenizer"]), known=meta.get("known"))
+    text = TextConditioner(T5Config(**meta["t5"]), tokenizer, lm.config.dim, finetune=meta.get("finetune", True),
+                           normalize=meta["normalize"])
     load_state(text, {k[len(COND):]: v for k, v in cond_state.items() if k.startswith(COND)}, path)
     melody = None
     if meta.get("melody"):  # trained with --melody: the chroma conditioner's settings and output_proj

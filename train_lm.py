@@ -7,32 +7,44 @@ Train the text-to-audio language model (lm.py) on codec tokens, with AudioGen's 
     python train_lm.py --resume                             # continue exactly where out_dir stopped (or Ctrl-C)
     python train_lm.py --resume --export checkpoints        # (re)write the shippable model only
     python train_lm.py --melody                             # music clips also conditioned on their chromagram
+    python train_lm.py --t5 path/to/t5-base --no-normalize  # a frozen pretrained T5 (a Hugging Face folder)
 
-1. The codec encodes the clips ONCE into a token cache; a sentencepiece tokenizer is fit to the (normalised) captions.
+1. The codec encodes the clips ONCE into a token cache, with as many mixed clips (AudioGen's mixing augmentation,
+   data.mix_clips); a sentencepiece tokenizer is fit to the (normalised) captions, or --t5 DIR brings T5's own.
 2. The LM and the text conditioner (a T5 encoder + output_proj) are trained jointly from scratch on the
-   delay-patterned codes, with the cross-entropy of each codebook. One CFG coin per step nulls every prompt (p = 0.1,
-   AudioGen). --melody: each music clip's own chromagram is prepended to the sequence, as MusicGen-melody's self_wav;
-   the same coin nulls it, and a second one (p = 0.5, AudioCraft's attribute dropout) the melodies alone.
+   delay-patterned codes, with the cross-entropy of each codebook; --t5 DIR: the T5 stays frozen, only output_proj
+   and the LM train. One coin per step (p = aug_p 0.5) takes the whole batch from the mixes. Each caption word is
+   dropped (--word-dropout) or replaced with <unk> (--unk-dropout): a word the model never saw reads as <unk> and
+   must not derail the others. One CFG coin per step nulls every prompt (p = 0.1, AudioGen). --melody: each music
+   clip's own chromagram is prepended to the sequence, as MusicGen-melody's self_wav; the same coin nulls it, and a
+   second one (p = 0.5, AudioCraft's attribute dropout) the melodies alone.
 3. Every --eval-every steps: the held-out loss, a few held-out captions sampled with CFG (next to real_*.wav: their
    own clips through the codec), ckpt.pt. At the end: the shippable model (lm.pt, codec.pt, tokenizer.model). Both
    checkpoints are model.py's format (model.from_checkpoint); ckpt.pt adds what an exact resume needs (checkpoint).
 
 References:
 1) AudioGen, Kreuk et al. 2022, arXiv:2209.15352 (text normalisation, CFG dropout 0.1, one caption drawn per
-   item). Official code: audiocraft/solvers/audiogen.py, config/solver/audiogen/audiogen_base_16khz.yaml
+   item, mixing). Official code: audiocraft/solvers/audiogen.py, data/sound_dataset.py (mix_samples),
+   config/solver/audiogen/audiogen_base_16khz.yaml (aug_p 0.5, mix_p 0.5), conditioner/text2sound.yaml (frozen T5)
 2) MusicGen, Copet et al. 2023, arXiv:2306.05284 Sec. 4.1 (AdamW betas (0.9, 0.95), weight decay 0.1, gradient
    clipping 1.0, cosine schedule with warmup). Official code: audiocraft/solvers/musicgen.py (CE per codebook)
 3) Classifier-free guidance, Ho & Salimans 2022, arXiv:2207.12598 (conditioners.cfg_dropout)
 4) nanoGPT train.py (loop, warmup + cosine, DDP, torch.compile, bf16 autocast), github.com/karpathy/nanoGPT
 
-Deviations from AudioCraft (also in the README): the T5 is trained from scratch with the LM (AudioCraft: a frozen
-pretrained t5-large); normalize_text is on (released configs: off); --melody prepends the clip's own chroma (no
-demucs stem separation) while the text stays in cross-attention; synthetic data; max_duration is the training
-clip length, and sampling past it hops by extend_stride = max_duration / 3.
+Deviations from AudioCraft (also in the README): by default the T5 is trained from scratch with the LM (AudioCraft:
+a frozen pretrained t5-large, --t5 DIR); normalize_text is on (released configs: off); --unk-dropout 0.1 (words the
+T5 trained here never saw read as <unk>); mixing draws from a cached pool of n_clips mixes, not fresh ones each step
+(AudioCraft draws B = 2 x batch_size clips and keeps batch_size = mix_p B: mixes of pairs with probability aug_p,
+else plain clips; here the coin picks the pool, so half the batches are mixes as there), pairs of two different
+clips (there: a clip meets itself with probability 1/B), an SNR, offset and level per mix (there: per batch);
+--melody prepends the clip's own chroma (no demucs stem separation) while the text stays in cross-attention;
+synthetic data; max_duration is the training clip length, and sampling past it hops by extend_stride =
+max_duration / 3.
 """
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -41,14 +53,16 @@ import string
 import time
 from dataclasses import asdict, replace
 
+import numpy as np
 import soundfile as sf
 import torch
 import torch.nn as nn
 
 import training
-from checkpoint import codec_hash, half, load_codec, save_atomic, save_codec
-from conditioners import T5_PRESETS, MelodyConditioner, TextConditioner, Tokenizer, cfg_dropout, normalize_text
-from data import VALID_SEED_OFFSET, FolderDataset
+from checkpoint import codec_hash, half, load_codec, load_t5, save_atomic, save_codec
+from conditioners import (T5_PRESETS, MelodyConditioner, T5Encoder, TextConditioner, Tokenizer, cfg_dropout,
+                          normalize_text, word_dropout)
+from data import MIX_LEVEL_DB, MIX_MIN_OVERLAP, MIX_SNR_DB, VALID_SEED_OFFSET, FolderDataset, mix_clips
 from lm import LM, PRESETS, LMConfig
 from model import TextToAudio, from_checkpoint
 from synth import make_clip
@@ -65,12 +79,15 @@ parser.add_argument("--n-clips", type=int, default=2000, help="training clips to
 parser.add_argument("--eval-clips", type=int, default=64, help="held-out clips for the eval loss")
 parser.add_argument("--duration", type=float, default=3.0, help="clip length in s, also the LM's max_duration")
 parser.add_argument("--seed", type=int, default=0, help="seed of the data, the init and the batches")
-# Model: the LM preset resized by the flags, a T5 trained from scratch, a tokenizer trained on the captions
+parser.add_argument("--aug-p", type=float, default=0.5, help="P(a step's batch is all mixed clips) (AudioGen's aug_p; "
+                    "0 = no mixing); as many mixes as --n-clips are cached")
+# Model: the LM preset resized by the flags, a T5 trained from scratch (or a frozen pretrained one), a tokenizer
 parser.add_argument("--preset", default="tiny", help=f"LM architecture: {', '.join(PRESETS)}")
 parser.add_argument("--dim", type=int, default=0, help="LM width (0 = the preset's)")
 parser.add_argument("--layers", type=int, default=0, help="LM layers (0 = the preset's)")
 parser.add_argument("--heads", type=int, default=0, help="LM attention heads (0 = the preset's)")
-parser.add_argument("--t5", default="tiny", help=f"T5 architecture: {', '.join(T5_PRESETS)}")
+parser.add_argument("--t5", default="tiny", help=f"T5 trained with the LM: {', '.join(T5_PRESETS)}; or a Hugging Face "
+                    "T5 folder (config.json, weights, spiece.model, e.g. t5-base), frozen as AudioCraft's")
 parser.add_argument("--vocab-size", type=int, default=1000, help="most sentencepiece pieces")
 parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True,
                     help="AudioGen's text normalisation of captions and prompts (stop words, lemmas)")
@@ -88,6 +105,10 @@ parser.add_argument("--lr-decay-steps", type=int, default=0, help="length of the
 parser.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (matrices only)")
 parser.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm (0 = off)")
 parser.add_argument("--cfg-dropout", type=float, default=0.1, help="P(all prompts of a step -> null condition)")
+parser.add_argument("--word-dropout", type=float, default=0.0, help="P(a caption word is dropped) (AudioCraft's "
+                    "word_dropout: 0 AudioGen, 0.3 MusicGen)")
+parser.add_argument("--unk-dropout", type=float, default=0.1, help="P(a caption word -> <unk>): the LM learns to read "
+                    "past words it does not know (AudioCraft has none; a pretrained --t5 knows every piece: pass 0)")
 # Sampling (during training) and logging
 parser.add_argument("--eval-every", type=int, default=250, help="steps between eval, samples and checkpoints")
 parser.add_argument("--log-every", type=int, default=10, help="steps between progress lines")
@@ -121,25 +142,48 @@ def clips(args, split, n, sample_rate, channels):
         yield item["wav"], [item["text"]], item["labels"]
 
 
+def mixed_clips(items, seed):
+    """Yield len(items) mixes for the cache: mix m = data.mix_clips(items[i], items[j]), clips i and j != i, the SNR,
+    offset and level all drawn from (seed, m). AudioCraft mixes within a step's batch; a token cache encodes once."""
+    for m in range(len(items)):
+        rng = np.random.default_rng([seed, m, 0x6D6978])  # "mix": a stream no clip or crop draws from
+        i = int(rng.integers(len(items)))
+        j = (i + 1 + int(rng.integers(len(items) - 1))) % len(items)  # any other clip
+        yield mix_clips(items[i], items[j], rng)
+
+
 @torch.no_grad()
+def encode_clips(name, items, n, codec, n_q, device, melody=None, music=None):
+    """n (wav [C, T], captions, labels) items, 16 per codec call -> {codes int16 [n, K, T], captions, labels}; with a
+    melody conditioner also chroma int8 [n, chroma_len]: the pitch classes of the clips that music(labels) calls
+    music, 0 (the null melody) for the others."""
+    out, codes, chroma, items, t0 = dict(captions=[], labels=[]), [], [], iter(items), time.time()
+    for i in range(0, n, 16):
+        chunk = list(itertools.islice(items, 16))
+        wav = torch.stack([w for w, _, _ in chunk]).to(device)  # [b, C, T]
+        codes.append(codec.encode(wav, n_q=n_q).cpu().short())  # [b, K, frames]; card <= 32768
+        out["captions"] += [c for _, c, _ in chunk]
+        out["labels"] += [lab for _, _, lab in chunk]
+        if melody is not None:
+            chroma += [melody.chroma([w])[0] if music(lab) else torch.zeros(melody.chroma_len, dtype=torch.long)
+                       for w, _, lab in chunk]
+        print(f"\rencoding {name}: {min(n, i + 16)}/{n} clips ({time.time() - t0:.0f} s)", end="", flush=True)
+    print()
+    return dict(out, codes=torch.cat(codes), **(dict(chroma=torch.stack(chroma).to(torch.int8)) if chroma else {}))
+
+
 def build_cache(args, codec, n_q, path, device, melody=None):
-    """Encode both splits, 16 clips per call -> {split: {codes int16 [N, K, T], captions, labels}}, saved atomically.
-    With a melody conditioner, also chroma int8 [N, chroma_len]: each music clip's pitch classes (built-in data:
-    the clips with an instrument; a folder: every clip), 0 (the null melody) for the others."""
-    out, t0 = {}, time.time()
+    """Encode both splits -> {split: {codes int16 [N, K, T], captions, labels(, chroma)}}, saved atomically; the
+    train split also holds mix: n_clips mixed clips (aug_p > 0). The melody of music clips (built-in data: the clips
+    with an instrument; a folder: every clip) is cached as chroma (see encode_clips)."""
+    music = lambda labels: args.data is not None or labels.get("instrument") is not None  # noqa: E731
+    out = {}
     for split, n in (("train", args.n_clips), ("valid", args.eval_clips)):
         items = list(clips(args, split, n, codec.sample_rate, codec.channels))
-        codes = []
-        for i in range(0, n, 16):
-            wav = torch.stack([it[0] for it in items[i:i + 16]]).to(device)  # [b, C, T]
-            codes.append(codec.encode(wav, n_q=n_q).cpu().short())  # [b, K, frames]; card <= 32768
-            print(f"\rencoding {split}: {min(n, i + 16)}/{n} clips ({time.time() - t0:.0f} s)", end="", flush=True)
-        out[split] = dict(codes=torch.cat(codes), captions=[it[1] for it in items], labels=[it[2] for it in items])
-        if melody is not None:
-            music = [args.data is not None or it[2].get("instrument") is not None for it in items]
-            out[split]["chroma"] = torch.stack([melody.chroma([it[0]])[0] if m else torch.zeros(melody.chroma_len,
-                                                dtype=torch.long) for it, m in zip(items, music)]).to(torch.int8)
-        print()
+        out[split] = encode_clips(split, items, n, codec, n_q, device, melody, music)
+        if split == "train" and args.aug_p > 0:  # AudioGen's mixing augmentation: n mixes of the n clips
+            mixes = mixed_clips(items, args.seed)
+            out[split]["mix"] = encode_clips("mixes", mixes, n, codec, n_q, device, melody, music)
     save_atomic(out, path)
 
 
@@ -150,13 +194,17 @@ def as_prompt(text, normalize):
 
 def get_batch(split, step, args, rank=0, world=1):
     """(codes [B, K, T] long, texts [B], chroma [B, chroma_len] long or None) of one step, a function of (seed, step)
-    only: a resumed run sees the same batches. Each item draws one of its captions; each rank takes its slice of the
-    global batch; the CFG coin (one per step, equal on all ranks) nulls text and melody, a second the melody alone."""
+    only: a resumed run sees the same batches. A coin (p = aug_p) takes the whole batch from the cached mixes, as
+    AudioCraft mixes a whole batch or none of it (mix_samples). Each item draws one of its captions, whose words are
+    dropped or made <unk> (word_dropout); each rank takes its slice of the global batch; the CFG coin (one per step,
+    equal on all ranks) nulls text and melody, a second the melody alone."""
     B, g = args.batch_size, torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+    if "mix" in split and torch.rand(1, generator=g).item() < args.aug_p:
+        split = split["mix"]  # AudioGen's augmented batch: every item a mix of two clips, captions joined
     idx = torch.randint(len(split["codes"]), (B * world,), generator=g)
     pick = torch.randint(2**30, (B * world,), generator=g)  # which caption of each item
-    texts = [as_prompt(split["captions"][i][p % len(split["captions"][i])], args.normalize)
-             for i, p in zip(idx.tolist(), pick.tolist())]
+    texts = [as_prompt(word_dropout(split["captions"][i][p % len(split["captions"][i])], args.word_dropout,
+                                    args.unk_dropout, g), args.normalize) for i, p in zip(idx.tolist(), pick.tolist())]
     melodies = idx.tolist() if "chroma" in split else None  # item i plays the chroma of clip melodies[i]
     texts, melodies = cfg_dropout(texts, melodies, p=args.cfg_dropout, generator=g)  # all None with probability p
     mine, chroma = idx[rank * B:(rank + 1) * B], None
@@ -234,7 +282,8 @@ def eval_and_save(args, env, model, opt, meta, valid, picked, step, elapsed, rng
 
 def setup(args, env):
     """-> (the frozen codec, which encodes the data once and decodes the samples; ckpt on --resume; the LM's config,
-    ckpt's or the preset resized by the flags and fitted to the codec; meta: the checkpoints' codec path and hash)."""
+    ckpt's or the preset resized by the flags and fitted to the codec; meta: the checkpoints' codec path and hash;
+    t5: (T5Encoder, Tokenizer) of a --t5 folder, read before the long encoding, or None for a preset)."""
     try:
         codec = load_codec(args.codec).to(env.device)
     except (FileNotFoundError, ValueError) as e:
@@ -255,15 +304,33 @@ def setup(args, env):
                          max_duration=args.duration, extend_stride=round(args.duration / 3, 2))
     if config.n_q > codec.config.n_q:
         raise SystemExit(f"the LM models {config.n_q} codebooks, the codec has {codec.config.n_q}: pick another preset")
-    return codec, ckpt, config, meta
+    t5 = None
+    if not ckpt and args.t5 not in T5_PRESETS:
+        if not os.path.isdir(args.t5):
+            raise SystemExit(f"--t5 {args.t5!r}: neither a preset ({', '.join(T5_PRESETS)}) nor a folder")
+        try:
+            t5 = load_t5(args.t5)
+        except (FileNotFoundError, ValueError, ImportError) as e:
+            raise SystemExit(f"--t5: {e}") from None
+    return codec, ckpt, config, meta, t5
 
 
-def prepare_data(args, env, codec, meta, config, melody_meta):
-    """The token cache, named by the codec's weights and the data settings (encoded by rank 0 if new), then the
-    tokenizer, trained once per run -> (train, valid): {codes int16 [N, K, T], captions, labels(, chroma)}."""
+def seen_captions(split, normalize):
+    """Every caption of a split as the conditioner reads it (normalised), empty ones left out."""
+    caps = [normalize_text(c) if normalize else c for cs in split["captions"] for c in cs]
+    return [c for c in caps if c.strip()]
+
+
+def prepare_data(args, env, codec, meta, config, melody_meta, t5):
+    """The token cache, named by the codec's weights and the data and mixing settings (encoded by rank 0 if new), then
+    the tokenizer, trained once per run (a --t5 folder: its spiece.model) -> (train, valid): {codes int16 [N, K, T],
+    captions, labels(, chroma)(, mix: the same for the mixed clips)}."""
+    if args.aug_p > 0 and args.n_clips < 2:
+        raise SystemExit(f"--aug-p {args.aug_p} mixes pairs of clips: use --n-clips 2 or more, or --aug-p 0")
+    mix = dict(clips=args.n_clips, snr_db=MIX_SNR_DB, min_overlap=MIX_MIN_OVERLAP, level_db=MIX_LEVEL_DB)
     settings = dict(codec=meta["codec"]["hash"], n_q=config.n_q, data=args.data and os.path.abspath(args.data),
                     n_clips=args.n_clips, eval_clips=args.eval_clips, duration=args.duration, seed=args.seed,
-                    **(dict(melody=melody_meta) if melody_meta else {}))
+                    **(dict(melody=melody_meta) if melody_meta else {}), **(dict(mix=mix) if args.aug_p > 0 else {}))
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     cache_path = os.path.join(args.cache_dir or os.path.join(args.out_dir, "cache"), f"tokens_{key}.pt")
     if env.master and os.path.isfile(cache_path):
@@ -276,9 +343,10 @@ def prepare_data(args, env, codec, meta, config, melody_meta):
     barrier = torch.distributed.barrier if env.ddp else lambda: None
     barrier()  # the other ranks wait for the cache
     cache = torch.load(cache_path, weights_only=True)
-    if env.master and not args.resume:  # on the captions as the conditioner sees them, plus every letter and digit
-        caps = [normalize_text(c) if args.normalize else c for cs in cache["train"]["captions"] for c in cs]
-        caps = [c for c in caps if c.strip()]
+    if env.master and not args.resume and t5 is not None:  # a pretrained T5 reads its own pieces
+        shutil.copyfile(t5[1].path, os.path.join(args.out_dir, "tokenizer.model"))
+    elif env.master and not args.resume:  # on the captions as the conditioner sees them, plus every letter and digit
+        caps = seen_captions(cache["train"], args.normalize)
         # each caption word once more as a sentence of its own: on the captions alone the unigram model keeps
         # only ~180 pieces and splits common words ("piano" -> p i an o); with them every word is one piece
         words = sorted({w for c in caps for w in c.split()})
@@ -288,22 +356,25 @@ def prepare_data(args, env, codec, meta, config, melody_meta):
     return cache["train"], cache["valid"]
 
 
-def build(args, env, ckpt, codec, config, melody_meta):
+def build(args, env, ckpt, codec, config, melody_meta, t5, train):
     """TextToAudio and AdamW (the same seed on every rank: identical replicas), from ckpt on --resume, else a new LM
-    and a T5 sized for the tokenizer -> (model, opt, the 'conditioner' entry of the checkpoints)."""
+    and a T5 sized for the tokenizer, or the --t5 folder's, frozen (AudioCraft: finetune false; only output_proj and
+    the LM train) -> (model, opt, the 'conditioner' entry of the checkpoints)."""
     torch.manual_seed(args.seed)
     if ckpt:
         model, _ = from_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), codec, ckpt)  # ckpt: read once
         cond_meta = ckpt["conditioner"]
-    elif args.t5 not in T5_PRESETS:
-        raise SystemExit(f"unknown --t5 {args.t5!r}; choose one of {', '.join(T5_PRESETS)}")
     else:
-        lm, tokenizer = LM(config), Tokenizer(os.path.join(args.out_dir, "tokenizer.model"))
-        t5_config = replace(T5_PRESETS[args.t5], vocab_size=tokenizer.vocab_size)  # no unused embedding rows
-        text = TextConditioner(t5_config, tokenizer, config.dim, finetune=True, normalize=args.normalize)
+        lm, pretrained, known = LM(config), t5 is not None, None
+        if not pretrained:  # known: the pieces the captions use; a word with any other reads as <unk> (Tokenizer)
+            path = os.path.join(args.out_dir, "tokenizer.model")
+            known = sorted({i for ids in Tokenizer(path).sp.encode(seen_captions(train, args.normalize)) for i in ids})
+            tokenizer = Tokenizer(path, known=known)
+            t5 = T5Encoder(replace(T5_PRESETS[args.t5], vocab_size=tokenizer.vocab_size)), tokenizer  # no unused rows
+        text = TextConditioner(*t5, config.dim, finetune=not pretrained, normalize=args.normalize)
         model = TextToAudio(lm, text, MelodyConditioner(config.dim, **melody_meta) if melody_meta else None, codec)
-        cond_meta = dict(t5=asdict(t5_config), tokenizer="tokenizer.model", normalize=args.normalize,
-                         melody=melody_meta)
+        cond_meta = dict(t5=asdict(text.t5.config), tokenizer="tokenizer.model", normalize=args.normalize,
+                         melody=melody_meta, finetune=text.finetune, known=known)
     model.to(env.device).train()
     # AdamW, decay on matrices and embeddings only (nanoGPT), on what requires grad: not the codec, frozen inside
     params = [p for p in model.parameters() if p.requires_grad]
@@ -375,21 +446,24 @@ def export(out, model, meta, valid, args, env):
 def main(args):
     env = training.setup(args.device)  # DDP (under torchrun), device, autocast
     os.makedirs(os.path.join(args.out_dir, "samples"), exist_ok=True)
-    codec, ckpt, config, meta = setup(args, env)
+    codec, ckpt, config, meta, t5 = setup(args, env)
     # --melody: the chroma at the codec's rate, with MusicGen's time resolution (n_fft 16384 at 32 kHz: 7.8 frames/s)
     melody_meta = ckpt["conditioner"].get("melody") if ckpt else (dict(
         sample_rate=codec.sample_rate, radix2_exp=14 - round(math.log2(32000 / codec.sample_rate)),
         duration=args.duration) if args.melody else None)
-    train, valid = prepare_data(args, env, codec, meta, config, melody_meta)
-    model, opt, meta["conditioner"] = build(args, env, ckpt, codec, config, melody_meta)
+    train, valid = prepare_data(args, env, codec, meta, config, melody_meta, t5)
+    model, opt, meta["conditioner"] = build(args, env, ckpt, codec, config, melody_meta, t5, train)
     step, elapsed = training.resume(ckpt, args.out_dir, args.steps, env)  # RNG states restored, eval.tsv trimmed
     picked = [i for i, c in enumerate(valid["captions"]) if as_prompt(c[0], args.normalize)][:args.n_samples]
     if env.master:  # what is trained on what, and the codec's rendering of the sampled captions' own clips
         n_lm, n_t5 = (sum(p.numel() for p in m.parameters()) / 1e6 for m in (model.lm, model.conditioner))
         K, T = train["codes"].shape[1:]
+        n_mix = len(train["mix"]["codes"]) if "mix" in train else 0
+        frozen = "" if model.conditioner.finetune else ", T5 frozen"
         print(f"LM {n_lm:.2f}M + text conditioner {n_t5:.2f}M params ({config.dim} wide, {config.num_layers} layers, "
-              f"{K} x {config.card} codes); {len(train['codes'])} clips of {T} frames; {env.world} process(es) x "
-              f"{args.batch_size} clips = {env.world * args.batch_size * K * T} tokens per step")
+              f"{K} x {config.card} codes{frozen}); {len(train['codes'])} clips + {n_mix} mixes of {T} frames; "
+              f"{env.world} process(es) x {args.batch_size} clips = {env.world * args.batch_size * K * T} tokens "
+              "per step")
         if picked:  # --n-samples 0: none
             write_wavs(codec.decode(valid["codes"][picked].long().to(env.device)), codec.sample_rate,
                        f"{args.out_dir}/samples/real_{{}}.wav")

@@ -17,9 +17,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from checkpoint import load_t5  # noqa: E402
 from data import resample  # noqa: E402
-from conditioners import (T5_PRESETS, MelodyConditioner, T5Config, T5Encoder, TextConditioner, Tokenizer,  # noqa: E402
-                          cfg_dropout, chroma_filterbank, chromagram, load_melody, normalize_text, null_conditions,
-                          relative_position_bucket)
+from conditioners import (T5_PRESETS, UNK, MelodyConditioner, T5Config, T5Encoder, TextConditioner,  # noqa: E402
+                          Tokenizer, cfg_dropout, chroma_filterbank, chromagram, load_melody, normalize_text,
+                          null_conditions, relative_position_bucket, word_dropout)
 
 CAPTIONS = ["A dog is barking at the park.", "Birds are chirping while cars pass by!", "Rain falls on a tin roof.",
             "An upbeat pop song with drums, guitars and a walking bass line.", "Calm piano music with soft strings.",
@@ -185,6 +185,51 @@ def test_text_conditioner(tok_path):
         TextConditioner(small, tok, dim=16)
     with pytest.raises(ValueError, match="vocab_size"):
         T5Encoder(small)(torch.tensor([[12, 1]]))
+
+
+def test_unknown_words_read_as_one_unk_whose_embedding_trains(tok_path):
+    """Issue: a word the T5 trained here never saw is spelt in letter pieces whose embeddings were never trained, and
+    they drew the cross-attention from the known words. With `known` (the pieces the training captions use) such a
+    word is one <unk>, with a warning; the word <unk> itself is the unknown piece, kept by normalize_text. In a
+    training batch with <unk> (word_dropout's p_unk), <unk>'s embedding row gets gradient; the unused rows get none."""
+    plain = Tokenizer(tok_path)
+    seen = sorted({i for ids in plain.sp.encode([normalize_text(c) for c in CAPTIONS[:4]]) for i in ids})
+    tok = Tokenizer(tok_path, known=seen)
+    dog, bark = (plain.sp.encode(w) for w in ("dog", "bark"))
+    assert set(dog + bark) <= set(seen) and not set(plain.sp.encode("zorbleflux")) <= set(seen)
+    with pytest.warns(UserWarning, match=r"unknown words \['zorbleflux'\]"):
+        ids, _ = tok.encode(["dog zorbleflux bark"])
+    assert ids[0].tolist() == dog + [tok.unk_id] + bark + [tok.eos_id]  # one <unk>, not 8 letter pieces
+    assert normalize_text("A dog is barking, <unk> <UNK>!") == "dog bark <unk> <unk>" and UNK == "<unk>"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the word <unk> is no unknown word
+        assert tok.encode([f"dog {UNK}"])[0][0].tolist() == dog + [tok.unk_id, tok.eos_id]
+        assert plain.encode([f"{UNK} bark"])[0][0].tolist() == [plain.unk_id] + bark + [plain.eos_id]
+    torch.manual_seed(0)
+    cond = TextConditioner(T5_PRESETS["tiny"], tok, dim=16, finetune=True, normalize=True).train()
+    embeds, _ = cond(["a dog is barking", f"{UNK} bark"])
+    embeds.sum().backward()
+    grad = cond.t5.shared.weight.grad.abs().sum(1)  # [vocab]
+    assert grad[tok.unk_id] > 0 and grad[dog[0]] > 0
+    unused = [i for i in range(tok.vocab_size) if i not in seen + [tok.unk_id, tok.eos_id, tok.pad_id]]
+    assert unused and grad[unused].eq(0).all()
+
+
+def test_word_dropout():
+    """AudioCraft's word_dropout (u < p drops a word) and Bowman et al.'s <unk> (p <= u < p + p_unk): rates over
+    4000 words, None stays None, nothing to draw when both are 0; a function of the generator's seed."""
+    words = [f"w{i}" for i in range(4000)]
+    text = " ".join(words)
+    out = word_dropout(text, 0.3, 0.2, torch.Generator().manual_seed(0)).split()
+    assert abs(1 - len(out) / 4000 - 0.3) < 0.03 and abs(out.count(UNK) / 4000 - 0.2) < 0.03
+    kept = set(out)
+    assert [w for w in out if w != UNK] == [w for w in words if w in kept]  # the others stay, in order
+    assert word_dropout(text, 0.3, 0.2, torch.Generator().manual_seed(0)) == " ".join(out)  # same seed, same words
+    assert word_dropout(text, 0.3, 0.2, torch.Generator().manual_seed(1)) != " ".join(out)
+    assert word_dropout("dog bark", 1.0) == "" and word_dropout("dog bark", 0.0, 1.0) == f"{UNK} {UNK}"
+    g = torch.Generator().manual_seed(0)
+    assert word_dropout(None, 0.5, 0.5, g) is None and word_dropout("dog bark", 0.0, 0.0, g) == "dog bark"
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(0).get_state())  # no draws
 
 
 # ----------------------------------------------------------------------------- chroma and melody

@@ -1,7 +1,8 @@
 """
 Tests for synth.py and data.py: the clip generator (determinism, format, captions vs labels, coverage, melody pitch
-by FFT), resampling and loading, FolderDataset on both folder forms with a corrupt and a too-short file (its start-up
-line: captions, skipped files, resampling, padding), the CLI.
+by FFT), resampling and loading, AudioGen's mixing augmentation (SNR, overlap, level, captions, labels), FolderDataset
+on both folder forms with a corrupt and a too-short file (its start-up line: captions, skipped files, resampling,
+padding), the CLI.
 CPU, a few seconds.
 Run: python -m pytest -q tests/test_data.py
 """
@@ -21,7 +22,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from data import BuiltinDataset, FolderDataset, collate, load_audio, resample  # noqa: E402
+from data import BuiltinDataset, FolderDataset, collate, load_audio, mix_clips, resample  # noqa: E402
 from synth import INSTRUMENTS, SCENES, SOURCES, make_clip  # noqa: E402
 
 SR = 16000
@@ -165,6 +166,44 @@ def test_load_audio_downmixes_and_resamples(tmp_path):
         "): convert it to WAV or FLAC"), error.value
     with pytest.raises(FileNotFoundError, match="nope.wav"):
         load_audio(str(tmp_path / "nope.wav"), 16000)
+
+# ----------------------------------------------------------------------------- AudioGen's mixing augmentation
+
+
+def test_mix_clips_snr_overlap_level_captions_labels():
+    """data.mix_clips as AudioCraft's snr_mixer with audiogen_base_16khz.yaml's settings, over 300 draws. The mix is
+    y = g (a / rms(a) + 10^(-s/20) b[t - start] / rms(b)): least squares on the basis (a, b delayed) gives the two
+    gains, whose ratio times rms(a) / rms(b) is 10^(s/20) (s an integer in [-5, 5), each value drawn); start is in
+    [0, T/2] (overlap at least half), both ends reached; rms(y) an integer dBFS in [-35, -15). Captions: each pair
+    joined by a space, equal ones once; labels: the union; a function of the rng's seed."""
+    T, g = 1000, torch.Generator().manual_seed(0)
+    a = (0.3 * torch.sin(torch.arange(T) * 0.05)[None], ["dog bark park", "a dog barks"], dict(kind="sfx",
+         source="dog bark", scene="park", instrument=None))
+    b = (0.1 * torch.randn(1, T, generator=g), ["rain street", "dog bark park"], dict(kind="sfx", source="rain",
+         scene="street", instrument=None, onsets=[0.5]))
+    snrs, starts = set(), set()
+    for k in range(300):
+        y, captions, labels = mix_clips(a, b, np.random.default_rng([0, k]))
+        s, start = labels["mix"]["snr_db"], labels["mix"]["start"]
+        snrs.add(s), starts.add(start)
+        basis = torch.stack([a[0][0], torch.nn.functional.pad(b[0][0], (start, 0))[:T]], 1).double()  # [T, 2]
+        gains = torch.linalg.lstsq(basis, y[0].double()[:, None]).solution[:, 0]
+        rms = lambda x: x.pow(2).mean().sqrt()  # noqa: E731
+        assert 0 <= start <= T // 2 and (gains[0] * rms(a[0])) / (gains[1] * rms(b[0])) == pytest.approx(10 ** (s / 20))
+        level = 20 * math.log10(rms(y))
+        assert y.abs().max() <= 0.99 + 1e-6 and abs(level - round(level)) < 1e-4 and -35 <= round(level) < -15
+    assert snrs == set(range(-5, 5)) and min(starts) < 0.05 * T and max(starts) > 0.45 * T
+    assert captions == ["dog bark park rain street", "dog bark park", "a dog barks rain street",
+                        "a dog barks dog bark park"]  # mix_text: a pair of equal captions is kept once
+    union = dict(kind="sfx", source=["dog bark", "rain"], scene=["park", "street"], instrument=None, onsets=[0.5])
+    assert {k: v for k, v in labels.items() if k != "mix"} == union
+    y2, _, labels2 = mix_clips(a, b, np.random.default_rng([0, 299]))
+    assert torch.equal(y, y2) and labels2 == labels
+    assert not torch.equal(y, mix_clips(a, b, np.random.default_rng([1, 299]))[0])
+    spike = (torch.zeros(1, T).index_fill_(1, torch.tensor([10]), 1.0), ["click"], {})  # crest factor sqrt(T)
+    assert mix_clips(spike, b, np.random.default_rng(0))[0].abs().max() == pytest.approx(0.99)  # clipped: peak 0.99
+    with pytest.raises(ValueError, match="cannot mix clips of shapes"):
+        mix_clips(a, (b[0][:, :10], b[1], b[2]), np.random.default_rng(0))
 
 # ----------------------------------------------------------------------------- datasets
 

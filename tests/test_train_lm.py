@@ -4,11 +4,14 @@ Tests for train_lm.py. Run: python -m pytest -q tests/test_train_lm.py (CPU, abo
 A tiny random codec (codec.PRESETS['tiny'] after one k-means batch) and a tiny LM (--dim 32 --layers 1) on a few
 built-in clips of 1 s. Checked: the loss falls on the cached tokens; resume is bit-exact, also after Ctrl-C; the
 token cache is reused, and rebuilt when the codec changes; the checkpoint and the export are checkpoint.load_lm's
-format; bad arguments give one-line errors; two DDP processes (gloo) stay in sync.
+format; AudioGen's mixing (cached mixes, whole batches); <unk> in training batches and for unseen words; a frozen
+pretrained T5 folder (--t5 DIR); bad arguments give one-line errors; two DDP processes (gloo) stay in sync.
 """
 
+import itertools
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict
@@ -23,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 import sample  # noqa: E402
 import synth  # noqa: E402
 import train_lm as tl  # noqa: E402
-from checkpoint import load_codec, load_lm  # noqa: E402
+from checkpoint import load_codec, load_lm, load_t5  # noqa: E402
+from conditioners import UNK, Tokenizer  # noqa: E402
 from model import COND, from_checkpoint  # noqa: E402
 from conftest import tiny_codec  # noqa: E402
 from test_train_codec import interrupted_run  # noqa: E402
@@ -151,9 +155,10 @@ def test_batches_and_schedule():
 
 def test_melody_conditioning(codecs, tmp_path, capsys):
     """--melody: each music clip caches its own chroma (sound clips: the null melody, 0), the LM reads it as a
-    prefix (its logits depend on it), the loss falls, and the export samples with sample.py --melody."""
-    model = run(common(codecs[0], tmp_path / "run", tmp_path / "cache", "--melody", "--steps", "30", "--lr", "3e-3",
-                       "--eval-every", "30", "--export", str(tmp_path / "export")))
+    prefix (its logits depend on it), the loss falls, and the export samples with sample.py --melody. Without
+    mixing, as MusicGen-melody's recipe (AudioGen's mixing lives in its SoundDataset, not in MusicDataset)."""
+    model = run(common(codecs[0], tmp_path / "run", tmp_path / "cache", "--melody", "--aug-p", "0", "--steps", "30",
+                       "--lr", "3e-3", "--eval-every", "30", "--export", str(tmp_path / "export")))
     losses = [float(x) for x in re.findall(r"^step \d+/30 \| loss ([\d.]+)", capsys.readouterr().out, re.M)]
     assert sum(losses[-5:]) < 0.7 * sum(losses[:5]), losses
     train = torch.load(next((tmp_path / "cache").iterdir()), weights_only=True)["train"]
@@ -178,9 +183,120 @@ def test_melody_conditioning(codecs, tmp_path, capsys):
     assert sf.info(a).frames == 8000 and Path(a).read_bytes() != Path(b).read_bytes()
 
 
+def test_mixing_cache_and_batches(codecs, tmp_path):
+    """AudioGen's mixing (--aug-p, default 0.5 as audiogen_base_16khz.yaml): the cache holds n_clips mixes beside the
+    clips, the codes of data.mix_clips of two different train clips drawn from (seed, m), captions joined, labels
+    united; its key has the mixing settings (--aug-p 0: another file, no mixes). One coin per step, a function of
+    (seed, step), takes the whole batch from the mixes: about aug_p of the batches, never part of one."""
+    run(common(codecs[0], tmp_path / "a", tmp_path / "cache", "--steps", "1", "--n-samples", "0"))
+    run(common(codecs[0], tmp_path / "b", tmp_path / "cache", "--steps", "1", "--n-samples", "0", "--aug-p", "0"))
+    caches = [torch.load(f, weights_only=True)["train"] for f in sorted((tmp_path / "cache").iterdir())]
+    assert sorted("mix" in c for c in caches) == [False, True]
+    train = next(c for c in caches if "mix" in c)
+    codec, args = load_codec(codecs[0]), tl.parser.parse_args(common(codecs[0], tmp_path, tmp_path))
+    items = list(tl.clips(args, "train", 8, codec.sample_rate, codec.channels))
+    mixes = list(tl.mixed_clips(items, 0))
+    assert train["mix"]["codes"].shape == (8, 4, 50) and train["mix"]["captions"] == [m[1] for m in mixes]
+    assert torch.equal(train["mix"]["codes"].long(), codec.encode(torch.stack([m[0] for m in mixes]), n_q=4))
+    for _, captions, labels in mixes:  # each mix: two different clips, each caption of one joined to each of the other
+        pairs = [(i, j) for i, j in itertools.permutations(range(8), 2)
+                 if captions == [x if x == z else f"{x} {z}" for x in items[i][1] for z in items[j][1]]]
+        assert pairs and labels["mix"]["snr_db"] in range(-5, 5) and 0 <= labels["mix"]["start"] <= 8000
+        i, j = pairs[0]
+        assert labels["kind"] in (items[i][2]["kind"], [items[i][2]["kind"], items[j][2]["kind"]])  # the union
+    split = dict(codes=torch.zeros(10, 4, 5, dtype=torch.int16), captions=[["dog bark"]] * 10,
+                 mix=dict(codes=torch.ones(10, 4, 5, dtype=torch.int16), captions=[["dog bark rain"]] * 10))
+    args = tl.parser.parse_args(["--batch-size", "4"])
+    batches = [tl.get_batch(split, step, args)[0] for step in range(400)]
+    assert all(len(b.unique()) == 1 for b in batches)  # all mixes or none
+    assert abs(sum(b[0, 0, 0].item() for b in batches) / 400 - 0.5) < 0.08  # aug_p = 0.5
+    assert all(torch.equal(tl.get_batch(split, s, args)[0], batches[s]) for s in (0, 1, 399))  # f(seed, step)
+
+
+def test_unknown_words_unk_in_batches_and_gradient(codecs, tmp_path):
+    """Issue: an unseen word, spelt in letter pieces the T5 never trained, derailed the known words of a prompt. The
+    export reads a word with a piece outside the training captions' as one <unk> (conditioner meta 'known'), with a
+    warning. --unk-dropout (default 0.1) makes caption words <unk> in the training batches, a function of (seed,
+    step), so <unk>'s embedding gets gradient; with 0, no batch holds <unk> and its row gets none."""
+    export = tmp_path / "export"
+    model = run(common(codecs[0], tmp_path / "run", tmp_path / "cache", "--steps", "2", "--n-samples", "0",
+                       "--export", str(export)))
+    meta = torch.load(export / "lm.pt", weights_only=True)["conditioner"]
+    back = from_checkpoint(str(export / "lm.pt"))[0].conditioner.tokenizer
+    assert back.known == set(meta["known"]) == model.conditioner.tokenizer.known and back.unk_id not in meta["known"]
+    train = torch.load(next((tmp_path / "cache").iterdir()), weights_only=True)["train"]
+    word = tl.seen_captions(train, True)[0].split()[0]  # a word the model knows
+    with pytest.warns(UserWarning, match=r"unknown words \['zorbleflux'\]"):
+        assert back.encode([f"{word} zorbleflux"])[0][0].tolist() == back.sp.encode(word) + [back.unk_id, back.eos_id]
+    args = tl.parser.parse_args(common(codecs[0], tmp_path, tmp_path))
+    texts = [tl.get_batch(train, step, args)[1] for step in range(40)]
+    assert texts[7] == tl.get_batch(train, 7, args)[1]  # a function of (seed, step)
+    with_unk = [s for s, t in enumerate(texts) if any(UNK in x.split() for x in t if x)]
+    assert 0 < len(with_unk) < 40
+    no_unk = tl.parser.parse_args(common(codecs[0], tmp_path, tmp_path, "--unk-dropout", "0"))
+    assert not any(UNK in x.split() for s in range(40) for x in tl.get_batch(train, s, no_unk)[1] if x)
+    shared = model.conditioner.t5.shared.weight
+    for a, has_unk in ((args, True), (no_unk, False)):
+        model.train().zero_grad()
+        codes, texts, _ = tl.get_batch(train, with_unk[0], a)
+        model(codes, texts)[1].mean().backward()
+        assert (shared.grad is not None and shared.grad[back.unk_id].abs().sum() > 0) == has_unk
+
+
+@pytest.fixture(scope="module")
+def t5_dir(tmp_path_factory):
+    """t5-base in miniature: a Hugging Face T5 folder (transformers' T5EncoderModel, random weights, save_pretrained)
+    with a sentencepiece model trained on built-in captions as its spiece.model."""
+    transformers = pytest.importorskip("transformers")
+    d = tmp_path_factory.mktemp("t5-mini")
+    captions = [c[k] for c in (synth.make_clip(i, 7, 0.01) for i in range(40)) for k in ("tags", "sentence")]
+    tok = Tokenizer.train(captions, 200, str(d / "spiece.model"))
+    torch.manual_seed(0)
+    config = transformers.T5Config(vocab_size=tok.vocab_size + 8, d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                                   num_heads=4)  # more rows than pieces, as t5-base (32128 for 32000)
+    transformers.T5EncoderModel(config).save_pretrained(d)
+    return d
+
+
+def test_frozen_pretrained_t5_folder(codecs, t5_dir, tmp_path):
+    """--t5 DIR, as AudioCraft's T5Conditioner (finetune: false): the folder's T5 and spiece.model; the T5 stays
+    frozen (its weights unchanged, not in the optimizer: only output_proj and the LM train), also after --resume.
+    The export holds its weights (fp16) and its spiece.model as tokenizer.model: sample.py runs without the folder."""
+    folder = tmp_path / "t5"
+    shutil.copytree(t5_dir, folder)
+    ref = load_t5(str(folder))[0].state_dict()
+    args = common(codecs[0], tmp_path / "run", tmp_path / "cache", "--t5", str(folder), "--no-normalize",
+                  "--unk-dropout", "0", "--eval-every", "2", "--export", str(tmp_path / "export"))
+    model = run([*args, "--steps", "2"])
+    cond = model.conditioner
+    assert not cond.finetune and not cond.t5.training and cond.tokenizer.known is None
+    assert all(torch.equal(v, ref[k]) for k, v in cond.t5.state_dict().items())  # frozen
+    ckpt = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)
+    n_trained = sum(len(g["params"]) for g in ckpt["optimizer"]["param_groups"])
+    assert n_trained == len(list(model.lm.parameters())) + 2 and ckpt["conditioner"]["finetune"] is False
+    resumed = run([*args, "--steps", "3", "--resume"]).conditioner  # rebuilt from ckpt.pt: still frozen
+    assert not resumed.finetune and all(torch.equal(v, ref[k]) for k, v in resumed.t5.state_dict().items())
+    shutil.rmtree(folder)  # the export needs no T5 folder
+    export = tmp_path / "export"
+    assert (export / "tokenizer.model").read_bytes() == (t5_dir / "spiece.model").read_bytes()
+    back = from_checkpoint(str(export / "lm.pt"))[0].conditioner
+    assert not back.finetune and all(torch.allclose(v, ref[k], rtol=1e-3, atol=1e-7)  # fp16: 11 significant bits
+                                     for k, v in back.t5.state_dict().items())
+    out = str(tmp_path / "a.wav")
+    assert sample.main(["--model", str(export), "--prompt", "dog bark", "--duration", "0.5", "--out", out]) == [out]
+
+
 def test_bad_arguments(codecs, tmp_path):
     with pytest.raises(SystemExit, match="unknown preset"):
         run(common(codecs[0], tmp_path, tmp_path / "cache", "--preset", "huge"))
+    with pytest.raises(SystemExit, match=r"^--t5 'nowhere': neither a preset \(t5-small, .*\) nor a folder$"):
+        run(common(codecs[0], tmp_path, tmp_path / "cache", "--t5", "nowhere"))
+    (tmp_path / "t5").mkdir()
+    (tmp_path / "t5" / "config.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"^--t5: .*spiece.model missing: download the whole Hugging Face T5 folder$"):
+        run(common(codecs[0], tmp_path, tmp_path / "cache", "--t5", str(tmp_path / "t5")))
+    with pytest.raises(SystemExit, match="--aug-p 0.5 mixes pairs of clips: use --n-clips 2 or more, or --aug-p 0"):
+        run(common(codecs[0], tmp_path, tmp_path / "cache", "--n-clips", "1"))
     with pytest.raises(SystemExit, match="no checkpoint"):
         run(common(codecs[0], tmp_path / "none", tmp_path / "cache", "--resume"))
     with pytest.raises(SystemExit, match="--codec: codec checkpoint not found"):

@@ -197,7 +197,9 @@ save(fig, "06_codec_training.png")
 # ## Step 3. Train the language model on the codec
 #
 # `train_lm.py --codec ckpt.pt` first encodes the clips ONCE into a token cache (codes [N, K, T]
-# as int16, with their captions), then trains a sentencepiece tokenizer on the captions, then the
+# as int16, with their captions), and as many mixes of two clips (AudioGen's mixing augmentation,
+# `data.mix_clips`: SNR -5..4 dB, captions joined; a coin per step, `--aug-p 0.5`, takes the whole
+# batch from them), then trains a sentencepiece tokenizer on the captions, then the
 # LM and its text conditioner (a small T5 trained from scratch with the LM; MusicGen instead
 # freezes a pretrained T5) on the delay-patterned codes (MusicGen Sec. 2.2), with the
 # cross-entropy of each codebook. For classifier-free guidance one coin per step replaces every
@@ -220,7 +222,7 @@ log = run_script(train_lm, [
     "--steps", str(LM["steps"]), "--batch-size", str(LM["batch"]), "--eval-every", str(LM["every"]),
     "--warmup", str(LM["warmup"]), "--log-every", str(LM["log"]), "--n-samples", "1"])
 # token cache: encoding 64 + 8 clips of 1.0 s -> .../run/lm/cache/tokens_....pt
-# LM 0.26M + text conditioner 0.43M params (64 wide, 2 layers, 4 x 256 codes); 64 clips of 50 frames; ...
+# LM 0.26M + text conditioner 0.43M params (64 wide, 2 layers, 4 x 256 codes); 64 clips + 64 mixes of 50 frames; ...
 # step 1/60 | loss 6.6527 | ce 7.049 6.826 5.941 6.794 | ppl 1151.6 921.8 380.5 892.5 | lr 1.00e-04 | ...   (fast)
 # ...
 # eval step 60 (0.0 min): held-out loss 0.8737 | ce 1.226 0.425 0.664 1.179 | ...
