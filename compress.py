@@ -5,6 +5,8 @@ EnCodec as a compressor: audio <-> `.ecdc` files in the official package's forma
     python compress.py in.wav out.ecdc --bandwidth 1.6          fewer codebooks: 4 of 8 at 0.4 kbps each
     python compress.py in.wav out.ecdc --model encodec_24khz-d7cc33bc.th --bandwidth 6 --lm encodec_lm_24khz-1608e3c0.th
     python compress.py out.ecdc out.wav [--model ...] [--lm ...]   decompress: the same --model (and --lm) as above
+    python compress.py in.wav out.ecdc --lm checkpoints/entropy_lm.pt    entropy-coded with the shipped entropy LM
+    python compress.py --train-lm checkpoints/entropy_lm.pt     train that LM on the --model codec's codes (~10 min)
 
 The file (the package's encodec/binary.py and encodec/compress.py; bytes equal to its own, tests/test_compress.py):
     b"ECDC" | version, uint8 = 0 | n, uint32 big-endian | n bytes of JSON metadata | payload
@@ -13,6 +15,11 @@ The file (the package's encodec/binary.py and encodec/compress.py; bytes equal t
               entropy.pack_bits' layout; with LM, one arithmetic-coded stream (entropy.lm_encode).
 The bandwidth is not stored, K is: K codebooks of log2(bins) bits at frame_rate Hz are K log2(bins) frame_rate bits/s
 (EnCodec Sec. 3.2), the nominal bitrate; the LM makes the file smaller (Sec. 3.3: by 25-40 %).
+
+--train-lm trains a small EntropyLM (dim 64, 3 layers, 3.5 s of context; ~0.4 M parameters, < 1 MB in fp16) on the
+codec's codes of built-in clips (data.BuiltinDataset, split "train"): AdamW on entropy.lm_bits, the bits lm_encode
+spends. Each step uses the first K codebooks, K drawn from 1..n_q, so one LM serves every bandwidth (at bandwidth K
+lm_encode sums only K embeddings per frame; an LM trained at n_q alone would see inputs it never saw).
 
 Model names, the header's "m". The package knows "encodec_24khz" and "encodec_48khz" and fetches their weights
 itself; here the weights are a file, --model, and the name says which codec the file needs:
@@ -43,14 +50,15 @@ import os
 import re
 import struct
 import time
+from dataclasses import asdict
 
 import soundfile as sf
 import torch
 
-from checkpoint import codec_hash, load_codec, load_entropy_lm
+from checkpoint import codec_hash, half, load_codec, load_entropy_lm, save_atomic
 from codec import PRESETS
-from data import load_audio
-from entropy import lm_decode, lm_encode, pack_bits, unpack_bits
+from data import BuiltinDataset, load_audio
+from entropy import EntropyLM, EntropyLMConfig, lm_bits, lm_decode, lm_encode, pack_bits, unpack_bits
 from quantizer import bandwidth_per_codebook
 
 HEADER = struct.Struct("!4sBI")  # magic, version, metadata size: network byte order, 9 bytes
@@ -59,8 +67,9 @@ OFFICIAL_BANDWIDTHS = {"encodec_24khz": (1.5, 3.0, 6.0, 12.0, 24.0)}  # the pack
 SHIPPED_CODEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints", "codec.pt")
 
 parser = argparse.ArgumentParser(description="Compress audio to .ecdc with EnCodec, or decompress an .ecdc file.")
-parser.add_argument("input", help="audio file to compress (WAV, FLAC, OGG, MP3), or an .ecdc file to decompress")
-parser.add_argument("output", help="the .ecdc file to write (compressing) or the .wav file (decompressing)")
+parser.add_argument("input", nargs="?", help="audio file to compress (WAV, FLAC, OGG, MP3), or an .ecdc file to "
+                                             "decompress")
+parser.add_argument("output", nargs="?", help="the .ecdc file to write (compressing) or the .wav file (decompressing)")
 # Model
 parser.add_argument("--model", metavar="PATH", default=SHIPPED_CODEC,
                     help="codec: this repo's checkpoint or an official file checkpoint.load_codec reads, e.g. "
@@ -72,6 +81,13 @@ parser.add_argument("--lm", default=None, metavar="PATH",
 parser.add_argument("--bandwidth", type=float, default=None,
                     help="kbps: K codebooks x log2(bins) bits x frame_rate, e.g. 0.4, 0.8, .., 3.2 for the shipped "
                          "codec, 1.5, 3, 6, 12 or 24 for encodec_24khz (default: all codebooks)")
+# Training an entropy LM (no input/output then)
+parser.add_argument("--train-lm", metavar="OUT.pt", default=None,
+                    help="train an entropy LM on the --model codec's codes of built-in clips and save it to OUT.pt")
+parser.add_argument("--train-clips", type=int, default=800, help="built-in 5 s clips (split 'train', seed 0)")
+parser.add_argument("--train-steps", type=int, default=2500, help="AdamW steps (~0.2 s each on one CPU thread)")
+parser.add_argument("--batch-size", type=int, default=16, help="clips per step")
+parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (100 warm-up steps, cosine decay)")
 
 
 def fail(msg):
@@ -296,8 +312,71 @@ def run_decompress(args):
           f"in {time.time() - t0:.2f} s")
 
 
+# -----------------------------------------------------------------------------
+# training an entropy LM
+
+
+def fit_entropy_lm(lm, codes, steps, batch_size=16, lr=2e-3, valid=None, log_every=100, seed=0):
+    """AdamW on the mean of entropy.lm_bits (bits per code) over codes [N, n_q, T]: each step batch_size random clips,
+    their first K codebooks, K uniform in 1..n_q (every bandwidth). valid [M, n_q, T]: held-out codes, its bits per
+    code at all n_q printed with the train loss. Returns the train loss of each step."""
+    g = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(lm.parameters(), lr=lr, weight_decay=0.01)
+    losses, t0 = [], time.time()
+    for step in range(steps):
+        for group in optimizer.param_groups:  # linear warm-up, then cosine to 0
+            group["lr"] = lr * min(1, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        K = int(torch.randint(1, codes.shape[1] + 1, (1,), generator=g))
+        batch = codes[torch.randint(0, len(codes), (batch_size,), generator=g), :K]  # [B, K, T]
+        loss = lm_bits(lm.train(), batch).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            msg = f"step {step + 1}/{steps}: train {sum(losses[-log_every:]) / len(losses[-log_every:]):.3f} bits/code"
+            if valid is not None:
+                with torch.no_grad():
+                    msg += f", valid (all {codes.shape[1]} codebooks) {lm_bits(lm.eval(), valid).mean().item():.3f}"
+            print(f"{msg}, {time.time() - t0:.0f} s", flush=True)
+    return losses
+
+
+@torch.no_grad()
+def builtin_codes(codec, n, split):
+    """The codec's codes [n, n_q, T] of n built-in 5 s clips (seed 0) at all its codebooks."""
+    dataset = BuiltinDataset(n, seed=0, duration=5.0, sample_rate=codec.sample_rate, split=split)
+    return torch.cat([codec.encode(dataset[i]["wav"][None], codec.config.n_q) for i in range(n)])
+
+
+def run_train_lm(args):
+    """--train-lm OUT.pt: a small EntropyLM for --model's codes, saved as {'config', 'model'} in fp16."""
+    if args.input or args.output or args.lm or args.bandwidth:
+        fail("--train-lm takes no input/output, --lm or --bandwidth: only --model and the training flags")
+    if min(args.train_clips, args.train_steps, args.batch_size) < 1:
+        fail(f"--train-clips, --train-steps and --batch-size must be >= 1, got {args.train_clips}, "
+             f"{args.train_steps}, {args.batch_size}")
+    codec, _ = load_models(args, False)
+    torch.manual_seed(0)
+    config = EntropyLMConfig(n_q=codec.config.n_q, card=codec.config.bins, dim=64, num_heads=4, num_layers=3,
+                             past_context=int(3.5 * codec.frame_rate))  # the paper's 3.5 s
+    lm = EntropyLM(config)
+    t0 = time.time()
+    codes, valid = builtin_codes(codec, args.train_clips, "train"), builtin_codes(codec, 16, "valid")
+    print(f"{len(codes)} clips -> codes {tuple(codes.shape[1:])} each in {time.time() - t0:.0f} s; entropy LM of "
+          f"{sum(p.numel() for p in lm.parameters()) / 1e6:.2f} M parameters, fixed width: "
+          f"{math.log2(codec.config.bins):g} bits/code")
+    fit_entropy_lm(lm, codes, args.train_steps, args.batch_size, args.lr, valid)
+    save_atomic({"config": asdict(config), "model": half(lm.state_dict()), "args": vars(args)}, args.train_lm)
+    print(f"wrote {args.train_lm} ({os.path.getsize(args.train_lm) / 1e6:.2f} MB) in {time.time() - t0:.0f} s")
+
+
 def main(argv=None):
     args = parser.parse_args(argv)
+    if args.train_lm:
+        return run_train_lm(args)
+    if args.input is None or args.output is None:
+        fail("give an input and an output file (or --train-lm OUT.pt)")
     if not os.path.isfile(args.input):
         fail(f"input not found: {args.input}")
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):

@@ -8,6 +8,8 @@ frame's codes from the previous frames, and an arithmetic coder spends -log2 p b
     ArithmeticDecoder(data).pull(cdf)                       -> symbol (the same cdf sequence as the encoder)
     EntropyLM(config)(indices, states, offset)              the paper's streaming transformer, official key names
     lm_encode(codes, lm) / lm_decode(data, lm, K, T)        codes [K, T] <-> bytes, one LM step per frame
+    lm_bits(lm, codes)                                      codes [B, K, T] -> bits lm_encode spends on each code,
+                                                            one teacher-forced pass: the training loss (compress.py)
 
 Everything here computes what the official package computes, operation for operation, so that its `.ecdc` files
 and ours are the same bytes (compress.py, tests/test_compress.py).
@@ -296,6 +298,24 @@ def lm_decode(data, lm, K, T):
     return codes
 
 
+def lm_bits(lm, codes):
+    """codes [B, K, T] -> bits [B, K, T]: -log2 of the probability lm_encode codes each code with, for all frames in
+    one teacher-forced pass (differentiable: its mean is the training loss, in bits per code = nats / ln 2). The
+    inputs are lm_encode's: frame t gets 1 + the codes of frame t-1, 0 for t = 0, with states=None and offset 0, so
+    the zero frame, the positions and the past_context window fall on the same frames as when streaming (Layer's
+    mask counts back from each query). The probability is quantized_cdf's slice width over 2**bits, without floors:
+        q = (1 - alpha) p + min_range / 2**bits,   alpha = min_range card / 2**bits,
+    the LM's p mixed with a little uniform, so a code it deems impossible costs <= 23 bits here too, as in the file.
+    sum(lm_bits) predicts len(lm_encode(codes)) * 8 to < 0.1 % + the coder's last ~32 bits (tests/test_compress.py):
+    the floors round q down by < 2**-24 and one frame at a time rounds floats a little differently."""
+    total = 2 ** TOTAL_RANGE_BITS
+    previous = torch.cat([torch.zeros_like(codes[:, :, :1]), 1 + codes[:, :, :-1]], dim=2)  # [B, K, T], shifted
+    probs, _, _ = lm(previous)  # [B, card, K, T]
+    p = probs.gather(1, codes[:, None]).squeeze(1)  # [B, K, T], the probability of the actual code
+    alpha = MIN_RANGE * lm.config.card / total
+    return -torch.log2((1 - alpha) * p + MIN_RANGE / total)
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     p = torch.softmax(2 * torch.randn(256), dim=0)  # a skewed distribution over 256 codes
@@ -312,5 +332,6 @@ if __name__ == "__main__":
     lm = EntropyLM(EntropyLMConfig(n_q=4, card=256, dim=32, num_heads=2, num_layers=1)).eval()
     codes = torch.randint(0, 256, (4, 50))  # [K, T]
     data = lm_encode(codes, lm)
-    print(f"codes {tuple(codes.shape)} with an untrained LM: {len(data)} bytes (fixed width: {codes.numel()}), "
-          f"decoded back: {torch.equal(lm_decode(data, lm, 4, 50), codes)}")
+    predicted = lm_bits(lm, codes[None]).sum().item() / 8  # the teacher-forced loss, in bytes
+    print(f"codes {tuple(codes.shape)} with an untrained LM: {len(data)} bytes (fixed width: {codes.numel()}, "
+          f"lm_bits predicts {predicted:.1f}), decoded back: {torch.equal(lm_decode(data, lm, 4, 50), codes)}")
