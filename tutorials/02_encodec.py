@@ -20,6 +20,7 @@
 # 7. quality vs bitrate: SI-SNR and mel distance against the number of codebooks
 # 8. what the codec keeps, band by band and sound by sound
 # 9. the official checkpoints
+# 10. EnCodec as a compressor: an `.ecdc` file, the bits per codebook, arithmetic coding by hand
 #
 # Run: `python tutorials/02_encodec.py`, or open it as a notebook (VS Code, Jupyter + jupytext).
 # `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output folder (default
@@ -403,6 +404,56 @@ for path in present:
         k = n_q_for_bandwidth(bw, big.frame_rate, big.config.bins)
         recon = big.decode(big.encode(clip, n_q=k))[..., :clip.shape[-1]]
         print(f"{path.name}: {bw:4.1f} kbps = {k:2d} codebooks, SI-SNR {si_snr(recon, clip).item():5.2f} dB")
+
+# %% [markdown]
+# ## Step 10. EnCodec as a compressor
+#
+# The codes are the compressed audio: `compress.compress` packs them into the official `.ecdc`
+# format (a header, then log2(bins) bits per code; `python compress.py in.wav out.ecdc` on the
+# command line). EnCodec Sec. 3.3 goes further: a small transformer predicts each frame's codes
+# from the previous frames, and an arithmetic coder spends -log2 p bits on a code of probability
+# p. `entropy.lm_bits` gives those bits for every code; with the shipped codec we read them with
+# its entropy LM, `checkpoints/entropy_lm.pt`. Then the coder by hand on a toy alphabet: symbols
+# of probability 0.7, 0.2, 0.1 cost 0.51, 2.32 and 3.32 bits; the interval shrinks by p at every
+# symbol, and the bytes hold one number inside the final interval.
+# Target: the bits per codebook; the toy message decoded back, in about its information content.
+
+# %%
+import compress as ecdc  # noqa: E402  (the script's functions, as train_codec's in step 4)
+from checkpoint import load_entropy_lm  # noqa: E402
+from entropy import ArithmeticDecoder, ArithmeticEncoder, lm_bits, quantized_cdf  # noqa: E402
+
+data, codes = ecdc.compress(codec.cpu(), wav[0].cpu(), K)  # one clip, all K codebooks; codes [K, frames]
+seconds = wav.shape[-1] / codec.sample_rate
+print(f"{len(data)} bytes for {seconds:.1f} s = {8 * len(data) / seconds / 1000:.2f} kbps; 16-bit PCM is "
+      f"{2 * wav.shape[-1]} bytes")
+# 866 bytes for 2.0 s = 3.46 kbps; 16-bit PCM is 64000 bytes
+if source == "codec.pt":  # the entropy LM belongs to the codec it was trained on
+    elm = load_entropy_lm(ROOT / "checkpoints" / "entropy_lm.pt", codec.frame_rate)
+    with torch.no_grad():
+        bits = lm_bits(elm, codes[None])[0].mean(1)  # [K]: bits per code of each codebook
+    print("bits per code with the entropy LM, codebook 1..K:", [round(b, 2) for b in bits.tolist()],
+          f"(fixed: {math.log2(codec.config.bins):g})")
+# bits per code with the entropy LM, codebook 1..K: [3.67, 6.4, 6.75, 6.83, 7.25, 7.09, 7.37, 7.72] (fixed: 8)
+# (the first codebook, the coarse one, is the most predictable from the past; the later ones
+# code what is left, closer to noise: with `--lm` the 866 bytes become about 730.)
+
+probs = torch.tensor([0.7, 0.2, 0.1])
+cdf = quantized_cdf(probs)  # integer slice ends in [0, 2**24): the same integers on both sides
+message = [0, 0, 1, 0, 2, 0, 0, 1, 0, 0]
+encoder = ArithmeticEncoder()
+for symbol in message:
+    encoder.push(symbol, cdf)
+coded = encoder.finish()
+decoder = ArithmeticDecoder(coded)
+decoded = [decoder.pull(cdf) for _ in message]
+ideal = -probs[message].log2().sum().item()
+print(f"cdf {cdf.tolist()}; {len(message)} symbols, {ideal:.1f} bits of information, coded in "
+      f"{8 * len(coded)} bits; decoded back: {decoded == message}")
+# cdf [11744049, 15099493, 16777216]; 10 symbols, 11.6 bits of information, coded in 40 bits; decoded back: True
+# (the coder ends with a few bits that pin the final interval down: short messages pay them all)
+assert decoded == message and ecdc.decompress(data, codec.cpu())[0].equal(codes)
+codec.to(device)
 
 # %% [markdown]
 # ## Errata and notes
