@@ -7,6 +7,8 @@ classifier trained on the built-in data's labels. Not a test: a script that prin
     python tests/eval_audio.py --clean-classifier   # a classifier that never heard the codec (see 1.)
     python tests/eval_audio.py --fast --model DIR --out-dir /tmp/e      # tiny sizes, ~30 s (the tests)
     python tests/eval_audio.py --melody --model runs/lm_melody/export     # how well a melody model follows chroma
+    python tests/eval_audio.py --two-source     # prompts naming two sources: does the clip hold both? (see
+                                                # eval_two_source.py)
 
 On 2 CPU cores the first run takes about 5 minutes: ~2.5 min for the classifier (cached: later runs with the same
 settings and codec skip it), ~2 min for the 576 generated clips of 3 s with the tiny LM, the rest seconds.
@@ -75,11 +77,16 @@ parser.add_argument("--cfg-coef", type=float, default=3.0, help="classifier-free
 parser.add_argument("--out-dir", default="runs/eval", help="the classifier cache, results.json, table.md")
 parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
 parser.add_argument("--train-clips", type=int, default=None, help="classifier training clips (default 3000)")
-parser.add_argument("--epochs", type=int, default=None, help="classifier epochs (default 12)")
+parser.add_argument("--epochs", type=int, default=None, help="classifier epochs (default 12; the --two-source "
+                    "detector: 36, --fast: 10 and 30)")
 parser.add_argument("--width", type=int, default=None, help="classifier channels = embedding size (default 64)")
 parser.add_argument("--clean-classifier", action="store_true", help="train the classifier on clean clips only "
                     "(a yardstick independent of the model's codec; default: half its clips are codec renderings)")
 parser.add_argument("--fast", action="store_true", help="tiny sizes (tests): 1 s clips, a small classifier")
+parser.add_argument("--two-source", action="store_true", help="instead: prompts naming two sources, and whether "
+                    "the clips hold both (a detector per source trained on mixes, see eval_two_source.py)")
+parser.add_argument("--pairs", type=int, default=None, help="--two-source: (source, source, scene) prompts "
+                    "(default 12; --fast: 3)")
 parser.add_argument("--melody", action="store_true", help="instead: melody following of a melody model (train_lm.py "
                     "--melody), 8 x n-per-prompt held-out music clips (see melody_agreement)")
 
@@ -87,8 +94,10 @@ SR = synth.SAMPLE_RATE  # the classifier's rate; generated audio at another rate
 N_FFT, HOP, N_MELS, F_MIN = 1024, 256, 64, 30.0  # 64 ms windows, 16 ms hop: 188 frames for 3 s
 HEADS = {"source": [None, *synth.SOURCES], "scene": [None, *synth.SCENES], "instrument": [None, *synth.INSTRUMENTS]}
 TRAIN_SEED, HELD_OUT_SEED, EVAL_SEED = 1000, data.VALID_SEED_OFFSET + 1000, data.VALID_SEED_OFFSET + 2000  # + --seed
-DEFAULTS = dict(duration=3.0, n_per_prompt=8, train_clips=3000, epochs=12, width=64, held_out=400)
-FAST = dict(duration=1.0, n_per_prompt=2, train_clips=600, epochs=10, width=32, held_out=200)
+DEFAULTS = dict(duration=3.0, n_per_prompt=8, train_clips=3000, epochs=12, width=64, held_out=400, pairs=12,
+                detector_epochs=36)  # epochs are cheap (2.5 s), the clips dear (4 min through the codec, 1 thread)
+FAST = dict(duration=1.0, n_per_prompt=2, train_clips=600, epochs=10, width=32, held_out=200, pairs=3,
+            detector_epochs=30)
 VERSION = 1  # of the classifier's recipe: part of the cache key
 
 # ----------------------------------------------------------------------------- the classifier
@@ -115,14 +124,15 @@ class Classifier(nn.Module):
     """log-mel [B, n_mels, frames] -> 4 x (conv1d over time, batch norm, ReLU), frames / 4 -> mean over time
     = the embedding [B, width] -> a linear head per label type: {head: logits [B, len(HEADS[head])]}."""
 
-    def __init__(self, n_mels=N_MELS, width=64):
+    def __init__(self, n_mels=N_MELS, width=64, heads=None):
         super().__init__()
         layers, ch = [], n_mels
         for stride in (1, 2, 2, 1):  # receptive field 33 frames = 0.5 s
             layers += [nn.Conv1d(ch, width, 5, stride, padding=2), nn.BatchNorm1d(width), nn.ReLU()]
             ch = width
         self.convs = nn.Sequential(*layers)
-        self.heads = nn.ModuleDict({h: nn.Linear(width, len(classes)) for h, classes in HEADS.items()})
+        heads = HEADS if heads is None else heads  # eval_two_source's detector: {"present": SOURCES}, one sigmoid each
+        self.heads = nn.ModuleDict({h: nn.Linear(width, len(classes)) for h, classes in heads.items()})
 
     def forward(self, feats):
         emb = self.convs(feats).mean(-1)  # [B, width]: the FAD embedding
@@ -173,18 +183,10 @@ def accuracy(preds, labels):
     return out
 
 
-def train_classifier(s, device, codec=None, log=print):
-    """Train a Classifier with settings s (train_clips, epochs, width, duration, seed, batch, lr, n_q) on
-    make_clip(i, TRAIN_SEED + seed), the odd clips through the codec if one is given: AdamW, cosine decay, the sum
-    of the heads' cross-entropies -> (model, held-out accuracy {head: clean, head (codec): through the codec})."""
-    t0 = time.time()
-    mels, labels = clip_mels(s["train_clips"], TRAIN_SEED + s["seed"], s["duration"], codec, s["n_q"], device)
-    y = targets(labels)
-    log(f"classifier: {len(mels)} clips of {s['duration']:g} s -> mel spectrograms {tuple(mels.shape)} "
-        f"({time.time() - t0:.0f} s)")
-    torch.manual_seed(s["seed"])
-    model = Classifier(N_MELS, s["width"]).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=0.01)
+def fit(model, mels, loss_fn, s, device, log=print, name="classifier"):
+    """Train model on power mels [N, n_mels, frames] for s["epochs"] epochs of batches of s["batch"], AdamW, cosine
+    decay from s["lr"] to 0; loss_fn(logits, idx) -> the loss of the clips idx. The batches: a function of the seed."""
+    t0, opt = time.time(), torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=0.01)
     g = torch.Generator().manual_seed(s["seed"])  # the batches: a function of the seed only
     per_epoch = math.ceil(len(mels) / s["batch"])
     total, step = s["epochs"] * per_epoch, 0
@@ -194,12 +196,28 @@ def train_classifier(s, device, codec=None, log=print):
             for group in opt.param_groups:  # cosine from lr to 0
                 group["lr"] = 0.5 * s["lr"] * (1 + math.cos(math.pi * step / total))
             _, logits = model(to_features(mels[idx]).to(device))
-            loss = sum(F.cross_entropy(logits[h], y[h][idx].to(device)) for h in HEADS)
+            loss = loss_fn(logits, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             loss_sum, step = loss_sum + loss.item(), step + 1
-        log(f"classifier: epoch {epoch + 1}/{s['epochs']} | loss {loss_sum / per_epoch:.3f} | {time.time() - t0:.0f} s")
+        log(f"{name}: epoch {epoch + 1}/{s['epochs']} | loss {loss_sum / per_epoch:.3f} | {time.time() - t0:.0f} s")
+    return model.eval()
+
+
+def train_classifier(s, device, codec=None, log=print):
+    """Train a Classifier with settings s (train_clips, epochs, width, duration, seed, batch, lr, n_q) on
+    make_clip(i, TRAIN_SEED + seed), the odd clips through the codec if one is given: fit, the sum of the heads'
+    cross-entropies -> (model, held-out accuracy {head: clean, head (codec): through the codec})."""
+    t0 = time.time()
+    mels, labels = clip_mels(s["train_clips"], TRAIN_SEED + s["seed"], s["duration"], codec, s["n_q"], device)
+    y = targets(labels)
+    log(f"classifier: {len(mels)} clips of {s['duration']:g} s -> mel spectrograms {tuple(mels.shape)} "
+        f"({time.time() - t0:.0f} s)")
+    torch.manual_seed(s["seed"])
+    model = Classifier(N_MELS, s["width"]).to(device).train()
+    loss_fn = lambda logits, idx: sum(F.cross_entropy(logits[h], y[h][idx].to(device)) for h in HEADS)  # noqa: E731
+    fit(model, mels, loss_fn, s, device, log)
     mels, labels = clip_mels(s["held_out"], HELD_OUT_SEED + s["seed"], s["duration"], codec, s["n_q"], device)
     preds = classify(model, mel=mels)[1]
     if codec is None:
@@ -209,21 +227,22 @@ def train_classifier(s, device, codec=None, log=print):
     return model.eval(), {**acc, **{f"{h} (codec)": a for h, a in acc_codec.items()}}
 
 
-def get_classifier(s, out_dir, device, codec=None, log=print):
-    """The classifier of settings s: out_dir/classifier_<hash of s>.pt if it is there, else trained and saved
-    there -> (model in eval mode, its held-out accuracy)."""
+def get_classifier(s, out_dir, device, codec=None, log=print, name="classifier", heads=HEADS, train=None):
+    """The classifier of settings s (or another Classifier with these heads and this train(s, device, codec, log),
+    e.g. eval_two_source's detector): out_dir/<name>_<hash of s>.pt if it is there, else trained and saved there ->
+    (model in eval mode, its held-out accuracy)."""
     key = hashlib.sha256(json.dumps(dict(s, version=VERSION), sort_keys=True).encode()).hexdigest()[:12]
-    path = os.path.join(out_dir, f"classifier_{key}.pt")
+    path = os.path.join(out_dir, f"{name}_{key}.pt")
     if os.path.isfile(path):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model = Classifier(N_MELS, s["width"])
+        model = Classifier(N_MELS, s["width"], heads)
         model.load_state_dict(ckpt["model"])
-        log(f"classifier: reusing {path}")
+        log(f"{name}: reusing {path}")
         return model.to(device).eval(), ckpt["accuracy"]
-    model, acc = train_classifier(s, device, codec, log)
+    model, acc = (train or train_classifier)(s, device, codec, log)
     os.makedirs(out_dir, exist_ok=True)
     save_atomic(dict(settings=s, model=model.state_dict(), accuracy=acc), path)
-    log(f"classifier: saved {path}")
+    log(f"{name}: saved {path}")
     return model, acc
 
 # ----------------------------------------------------------------------------- the Frechet distance [1, 2]
@@ -364,13 +383,14 @@ def parse_args(argv=None):
     """The flags, with the sizes --fast or the defaults give to those left unset; bad values: a one-line error."""
     args = parser.parse_args(argv)
     sizes = FAST if args.fast else DEFAULTS
-    for k in ("duration", "n_per_prompt", "train_clips", "epochs", "width"):
+    for k in ("duration", "n_per_prompt", "train_clips", "epochs", "width", "pairs"):
         if getattr(args, k) is None:
-            setattr(args, k, sizes[k])
+            setattr(args, k, sizes["detector_epochs" if k == "epochs" and args.two_source else k])
     args.held_out = sizes["held_out"]
-    if args.n_per_prompt < 2 or not 0 < args.duration < math.inf or min(args.train_clips, args.epochs, args.width) < 1:
+    if args.n_per_prompt < 2 or not 0 < args.duration < math.inf or min(args.train_clips, args.epochs, args.width,
+                                                                         args.pairs) < 1:
         raise SystemExit("eval_audio.py: error: --n-per-prompt must be >= 2 (a covariance needs 2 clips), "
-                         "--duration, --train-clips, --epochs and --width > 0")
+                         "--duration, --train-clips, --epochs, --width and --pairs > 0")
     if not 0 <= args.seed < 2**30:  # the clip seeds are TRAIN_SEED + seed etc., below data's 2**31 split offset
         raise SystemExit(f"eval_audio.py: error: --seed {args.seed} must be in [0, 2**30)")
     return args
@@ -471,6 +491,9 @@ def main(argv=None):
     model = load(args)  # the model first: a missing one is an error now, not after training the classifier
     if args.melody:
         return main_melody(args, model, t0)
+    if args.two_source:
+        import eval_two_source  # its own file: the detector, the prompts, the table
+        return eval_two_source.main_two_source(args, model, t0)
     # 1. the classifier (cached): on clean clips, and on their rendering by the model's codec unless --clean-classifier
     clf_codec = None if args.clean_classifier else model.codec
     settings = classifier_settings(args, clf_codec, model.lm.config.n_q)

@@ -1,13 +1,15 @@
 """
 Tests for tests/eval_audio.py (the objective evaluation). Run: python -m pytest -q tests/test_eval_audio.py (CPU,
-one thread, about 40 s).
+one thread, about 60 s).
 
 The Frechet distance against cases computed by hand (identical Gaussians, a mean shift, 1-D, commuting
 covariances) and scipy's matrix square root; the classifier, trained with --fast sizes on clean clips and their
 rendering by a tiny random codec, recognises held-out clips far above chance, is deterministic and is cached under
 its settings and the codec's hash; the prompt sets carry the prompted labels; generation batches never pad a
 prompt; the whole script runs with --fast against a tiny random model exported by train_lm.py (as
-tests/test_sample.py builds one) and prints the table.
+tests/test_sample.py builds one) and prints the table. --two-source: the prompts pair two sources of a common
+scene, the detector (trained on mixes) hears both sources of held-out mixes far above chance, and the mode prints
+its table.
 """
 
 import json
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 import eval_audio as ea  # noqa: E402
+import eval_two_source as ets  # noqa: E402
 import synth  # noqa: E402
 import train_lm  # noqa: E402
 from checkpoint import codec_hash  # noqa: E402
@@ -198,6 +201,74 @@ def test_generate_batches(masked):
     assert calls == ([["aa", "bbbb"], ["cc", "dddd"], ["ee"]] if masked else [["aa", "cc"], ["ee"], ["bbbb", "dddd"]])
     assert wav.shape == (5, 3200) and torch.allclose(wav[:, 0], torch.tensor([len(t) / 100 for t in texts]), atol=1e-4)
     assert not wav[:, 1600:].any()  # shorter clips are zero-padded to the duration
+
+# ----------------------------------------------------------------------------- two sources
+
+
+@pytest.fixture(scope="module")
+def detector(codec, out_dir):
+    """The --fast two-source detector of the model's codec, trained into out_dir (the --two-source run reuses it)."""
+    settings = dict(ea.classifier_settings(ea.parse_args(["--fast", "--two-source"]), *codec), detector=True)
+    return ea.get_classifier(settings, str(out_dir), "cpu", codec[0], log=lambda *a: None, name="detector",
+                             heads=ets.DETECTOR_HEADS, train=ets.train_detector)
+
+
+def test_two_source_prompts_and_presence():
+    pairs = ets.source_pairs(20, 0)
+    assert pairs == ets.source_pairs(20, 0) and pairs != ets.source_pairs(20, 1) and len(set(pairs)) == 20
+    for a, b, scene in pairs:  # two different sources, in a scene both are placed in
+        assert a != b and scene in synth.SCENES_OF[a] and scene in synth.SCENES_OF[b]
+    mixes = ets.two_source_sets(pairs[:2], 3, 0, 0.5)
+    assert len(mixes) == 6 and all(w.shape == (8000,) and w.abs().max() <= 0.99 for w, _, _ in mixes)
+    a, b, scene = pairs[0]
+    assert all(t == f"{a} {scene} {b} {scene}" for _, t, _ in mixes[:3])  # mix_clips joins the tags
+    assert all(len(s) > len(t) for _, t, s in mixes)  # and the sentences
+    # presence: rows 0 and 1 prompt sources (0, 1), row 2 (2, 3)
+    probs = torch.zeros(3, 12)
+    probs[0, [0, 1]] = 0.9  # both
+    probs[1, [0, 5]] = 0.9  # the first, and a false positive
+    probs[2, [3]] = 0.6  # the second
+    p = ets.presence(probs, torch.tensor([[0, 1], [0, 1], [2, 3]]))
+    assert p == pytest.approx(dict(both=1 / 3, first=2 / 3, second=2 / 3, others=1 / 30))
+    assert ets.present(dict(source=["siren", "bell"]))[[3, 5]].tolist() == [1, 1] and ets.present(
+        dict(source=None)).sum() == 0
+
+
+def test_detector_hears_both_sources(detector, codec, out_dir):
+    """The --fast detector (600 clips of 1 s, half of them mixes, half through the random codec, 30 epochs) on
+    held-out real mixes: each prompted source is detected far more often than the 10 others, and the two highest
+    sigmoids are the two prompted sources far above chance (1/66)."""
+    model, acc = detector
+    assert {"mixes: both", "mixes: exact", "single clips: exact", "mixes: both (codec)"} <= set(acc)
+    assert acc["single clips: exact"] > 0.5, acc  # about 0.8
+    pairs = ets.source_pairs(6, 0)
+    mixes = ets.two_source_sets(pairs, 4, 0, 1.0)
+    probs = ets.detect(model, torch.stack([w for w, _, _ in mixes]))
+    idx = torch.tensor([[synth.SOURCES.index(a), synth.SOURCES.index(b)] for a, b, _ in pairs for _ in range(4)])
+    p = ets.presence(probs, idx)
+    assert p["first"] + p["second"] > 0.4 and p["others"] < 0.1, p
+    top2 = probs.topk(2).indices.sort(1).values == idx.sort(1).values
+    assert top2.all(1).float().mean() > 0.2, top2
+    (path,) = out_dir.glob("detector_*.pt")  # cached apart from the classifier
+    settings = dict(ea.classifier_settings(ea.parse_args(["--fast", "--two-source"]), *codec), detector=True)
+    assert settings["epochs"] == 30 and settings["codec"] == codec_hash(codec[0])
+    again, acc2 = ea.get_classifier(settings, str(out_dir), "cpu", codec[0], log=lambda *a: None, name="detector",
+                                    heads=ets.DETECTOR_HEADS)
+    assert acc2 == acc and torch.equal(again.heads["present"].weight, model.heads["present"].weight)
+
+
+def test_two_source_fast(model, detector, out_dir, capsys):
+    capsys.readouterr()
+    rows = ea.main(["--fast", "--two-source", "--model", model, "--out-dir", str(out_dir)])  # 3 pairs x 2 clips
+    out = capsys.readouterr().out
+    assert "detector: reusing" in out and "| clips | n | both sources present |" in out
+    names = re.findall(r"^\| (real mixes|real mixes through the codec \(4 codebooks\)|generated, tags|"
+                       r"generated, sentences) \| 6 \|(?: \d+% \|){4}$", out, re.M)
+    assert names == ["real mixes", "real mixes through the codec (4 codebooks)", "generated, tags",
+                     "generated, sentences"], out
+    saved = json.loads((out_dir / "two_source.json").read_text())
+    assert [r["clips"] for r in saved["rows"]] == names and saved["threshold"] == 0.5 and len(saved["pairs"]) == 3
+    assert all(0 <= r[2][k] <= 1 for r in rows for k in ("both", "first", "second", "others"))
 
 # ----------------------------------------------------------------------------- end to end
 
