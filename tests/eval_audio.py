@@ -7,8 +7,11 @@ classifier trained on the built-in data's labels. Not a test: a script that prin
     python tests/eval_audio.py --clean-classifier   # a classifier that never heard the codec (see 1.)
     python tests/eval_audio.py --fast --model DIR --out-dir /tmp/e      # tiny sizes, ~30 s (the tests)
     python tests/eval_audio.py --melody --model runs/lm_melody/export     # how well a melody model follows chroma
+                                                # (see eval_melody.py)
     python tests/eval_audio.py --two-source     # prompts naming two sources: does the clip hold both? (see
                                                 # eval_two_source.py)
+    python tests/eval_audio.py --unknown-words  # prompts with words no caption holds: same sound? (see
+                                                # eval_unknown_words.py)
 
 On 2 CPU cores the first run takes about 5 minutes: ~2.5 min for the classifier (cached: later runs with the same
 settings and codec skip it), ~2 min for the 576 generated clips of 3 s with the tiny LM, the rest seconds.
@@ -88,7 +91,10 @@ parser.add_argument("--two-source", action="store_true", help="instead: prompts 
 parser.add_argument("--pairs", type=int, default=None, help="--two-source: (source, source, scene) prompts "
                     "(default 12; --fast: 3)")
 parser.add_argument("--melody", action="store_true", help="instead: melody following of a melody model (train_lm.py "
-                    "--melody), 8 x n-per-prompt held-out music clips (see melody_agreement)")
+                    "--melody), 8 x n-per-prompt held-out music clips (see eval_melody.py)")
+parser.add_argument("--unknown-words", action="store_true", help="instead: the prompts with words no caption holds "
+                    "added ('scruffy dog bark furiously park'): do the clips keep the known words' sound? (see "
+                    "eval_unknown_words.py)")
 
 SR = synth.SAMPLE_RATE  # the classifier's rate; generated audio at another rate is resampled
 N_FFT, HOP, N_MELS, F_MIN = 1024, 256, 64, 30.0  # 64 ms windows, 16 ms hop: 188 frames for 3 s
@@ -396,28 +402,6 @@ def parse_args(argv=None):
     return args
 
 
-@torch.no_grad()
-def melody_agreement(model, n, seed, duration, cfg_coef):
-    """How well a melody model follows a melody: for n held-out music clips, the clip's tags as the prompt and its own
-    waveform as --melody (as sample.py does), the share of chroma frames (MelodyConditioner.chroma: each frame's
-    dominant pitch class) of the generated clip equal to the clip's; the same with the null melody (same prompts,
-    seeds); the clip itself through the codec (the LM's n_q codebooks: the ceiling); each real clip vs the next one (two
-    unrelated tunes: chance) -> dict(melody=, null_melody=, real_through_codec=, other_clip=) shares in [0, 1]."""
-    lm, melody, codec = model.lm, model.melody, model.codec
-    clips = [synth.make_clip(i, EVAL_SEED + seed, duration, codec.sample_rate, kind="music") for i in range(n)]
-    wavs = [torch.from_numpy(c["wav"])[None].repeat(codec.channels, 1) for c in clips]  # [C, T] each
-    ref = melody.chroma(wavs)  # [n, chroma_len]
-    out = {}
-    for name, use in (("melody", True), ("null_melody", False)):
-        gen = [model.generate([c["tags"]], duration, cfg_coef, seed=1000 * seed + i,
-                              melody_wav=w if use else None)[0] for i, (c, w) in enumerate(zip(clips, wavs))]
-        out[name] = (melody.chroma(gen) == ref).float().mean().item()
-    coded = [codec.decode(codec.encode(w[None].to(ref.device), n_q=lm.config.n_q))[0] for w in wavs]  # the ceiling
-    out["real_through_codec"] = (melody.chroma(coded) == ref).float().mean().item()
-    out["other_clip"] = (ref == ref.roll(1, 0)).float().mean().item()
-    return out
-
-
 def classifier_settings(args, codec=None, n_q=None):
     """What the classifier depends on (its cache key): sizes, clip length, seed, batch, learning rate, and the codec
     (the hash of its weights, checkpoint.codec_hash) and number of codebooks its training clips pass through."""
@@ -433,24 +417,6 @@ def load(args):
     except Exception as e:
         raise SystemExit(f"eval_audio.py: error: cannot load --model {args.model}: "
                          f"{(str(e).strip() or type(e).__name__).splitlines()[0]}") from None
-
-
-def main_melody(args, model, t0):
-    """--melody: melody_agreement on 8 x n-per-prompt held-out music clips -> its table, out_dir/melody.json."""
-    if model.melody is None:
-        raise SystemExit(f"eval_audio.py: error: --melody: {args.model} has no melody conditioner; train one "
-                         f"with train_lm.py --melody")
-    n_clips = 8 * args.n_per_prompt
-    res = melody_agreement(model, n_clips, args.seed, args.duration, args.cfg_coef)
-    md = ("| chroma frames equal to the reference melody's | share |\n|---|---|\n"
-          + "\n".join(f"| {k.replace('_', ' ')} | {100 * v:.0f}% |" for k, v in res.items()))
-    print(f"model {args.model}, {n_clips} held-out music clips of {args.duration:g} s, seed {args.seed}, cfg "
-          f"{args.cfg_coef:g}\n\n{md}")
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "melody.json"), "w") as f:
-        json.dump(dict(model=args.model, n=n_clips, duration=args.duration, seed=args.seed, **res), f, indent=1)
-    print(f"\nwrote {args.out_dir}/melody.json in {time.time() - t0:.0f} s")
-    return res
 
 
 def compare(args, model, clf):
@@ -490,10 +456,14 @@ def main(argv=None):
     args, t0 = parse_args(argv), time.time()
     model = load(args)  # the model first: a missing one is an error now, not after training the classifier
     if args.melody:
-        return main_melody(args, model, t0)
+        import eval_melody  # its own file: chroma agreement with the reference melody
+        return eval_melody.main_melody(args, model, t0)
     if args.two_source:
         import eval_two_source  # its own file: the detector, the prompts, the table
         return eval_two_source.main_two_source(args, model, t0)
+    if args.unknown_words:
+        import eval_unknown_words  # its own file: the invented words, the prompts with them, the table
+        return eval_unknown_words.main_unknown_words(args, model, t0)
     # 1. the classifier (cached): on clean clips, and on their rendering by the model's codec unless --clean-classifier
     clf_codec = None if args.clean_classifier else model.codec
     settings = classifier_settings(args, clf_codec, model.lm.config.n_q)

@@ -7,8 +7,8 @@ Run through eval_audio.py, which holds the model loading, the classifier design 
 
 1. The detector: a Classifier with one sigmoid per sound source (train_detector), trained with binary
    cross-entropy on built-in clips and, one clip in two, on mixes of two sound clips of different sources made by
-   data.mix_clips (AudioGen's mixing augmentation; target: both sources), half of each through the codec (eval_audio's 1.),
-   36 epochs (the clips cost ~4 min on one thread, the epochs 2.5 s each); cached beside the classifier
+   data.mix_clips (AudioGen's mixing augmentation; target: both sources), half of each through the codec (eval_audio's
+   1.), 36 epochs (the clips cost ~4 min on one thread, the epochs 2.5 s each); cached beside the classifier
    (detector_<hash>.pt). A source is present if its sigmoid is above 0.5 (THRESHOLD, not calibrated: a probability).
    A first run takes about 7 minutes on one thread, ~5.5 of them for the detector.
 2. The prompts: a seeded sample of --pairs (first, second, scene), two different sources with a scene

@@ -9,7 +9,9 @@ its settings and the codec's hash; the prompt sets carry the prompted labels; ge
 prompt; the whole script runs with --fast against a tiny random model exported by train_lm.py (as
 tests/test_sample.py builds one) and prints the table. --two-source: the prompts pair two sources of a common
 scene, the detector (trained on mixes) hears both sources of held-out mixes far above chance, and the mode prints
-its table.
+its table. --unknown-words: no invented word is a word of synth.py (which writes every caption), the prompts with
+them are seeded, keep every known word in order and put one invented word beside the prompted source, and the mode
+prints its table. --melody (eval_melody.py) runs with a melody model and refuses a model without one.
 """
 
 import json
@@ -29,10 +31,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 import eval_audio as ea  # noqa: E402
 import eval_two_source as ets  # noqa: E402
+import eval_unknown_words as euw  # noqa: E402
 import synth  # noqa: E402
 import train_lm  # noqa: E402
 from checkpoint import codec_hash  # noqa: E402
 from codec import PRESETS, Codec  # noqa: E402
+from conditioners import normalize_text  # noqa: E402
 from model import load_model  # noqa: E402
 
 
@@ -269,6 +273,70 @@ def test_two_source_fast(model, detector, out_dir, capsys):
     saved = json.loads((out_dir / "two_source.json").read_text())
     assert [r["clips"] for r in saved["rows"]] == names and saved["threshold"] == 0.5 and len(saved["pairs"]) == 3
     assert all(0 <= r[2][k] <= 1 for r in rows for k in ("both", "first", "second", "others"))
+
+# ----------------------------------------------------------------------------- unknown words
+
+
+def test_invented_words_are_unknown():
+    """No invented word, nor its lemma, is a word of synth.py or holds one of 4+ letters, and each survives
+    normalisation; synth_words holds every word of sampled captions, raw and normalised (the superset it claims)."""
+    words, known = set(euw.check_unknown_words()), euw.synth_words()
+    assert len(words) == len(euw.UNKNOWN_WORDS) >= 40 and not words & known
+    assert not {normalize_text(w) for w in words} & known
+    captions = [c[k] for i in range(200) for c in [synth.make_clip(i, 7, 0.05)] for k in ("tags", "sentence")]
+    for c in captions:
+        lemmas = {w for w in normalize_text(c).split() if w.isalpha()}  # "64 bpm": numbers are no invented word
+        assert set(re.findall(r"[a-z]+", c.lower())) | lemmas <= known, c
+        assert not set(c.lower().split()) & words
+    # the check refuses a caption word, a word holding one, a stop word (normalised away), a repeated word
+    caption_word = max(captions[0].split(), key=len)  # a tag of 4+ letters: "bark", "piano", "drums"
+    for bad in ((caption_word,), (f"un{caption_word}ly",), ("whereas",), ("yesterday", "yesterday")):
+        with pytest.raises(ValueError, match=bad[0]):
+            euw.check_unknown_words(bad)
+
+
+def test_unknown_prompts():
+    """Seeded; 2 or 3 distinct invented words; without them the prompt is the caption again (every known word kept,
+    in order); one of them right beside a word of the prompted source or instrument."""
+    sets = ea.eval_sets(2, 0, 0.2)
+    A, prompts = [c for _, clips in sets for c in clips[:2]], [p for p, _ in sets for _ in range(2)]
+    for s, (_, key) in enumerate(euw.STYLES):
+        plain = [c[key] for c in A]
+        out = euw.unknown_prompts(plain, prompts, 0, s)
+        assert out == euw.unknown_prompts(plain, prompts, 0, s) and out != euw.unknown_prompts(plain, prompts, 1, s)
+        for text, new, p in zip(plain, out, prompts):
+            words = new.split()
+            added = [w for w in words if w in euw.UNKNOWN_WORDS]
+            assert 2 <= len(added) == len(set(added)) <= 3, new
+            assert " ".join(w for w in words if w not in euw.UNKNOWN_WORDS) == text
+            key_at = [i for i, w in enumerate(words) if normalize_text(w) in euw.key_words(p)]
+            assert key_at and any(words[j] in euw.UNKNOWN_WORDS for i in key_at for j in (i - 1, i + 1)
+                                  if 0 <= j < len(words)), (p, new)
+    assert euw.unknown_prompts(plain, prompts, 0, 0) != euw.unknown_prompts(plain, prompts, 0, 1)  # style: own draws
+    assert euw.key_words(("dog bark", "park", None)) == {"dog", "bark"}
+    assert euw.key_words((None, None, "plucked string")) == {"pluck", "string"}
+
+
+def test_unknown_words_fast(model, classifier, out_dir, capsys):
+    capsys.readouterr()
+    rows = ea.main(["--fast", "--unknown-words", "--model", model, "--out-dir", str(out_dir)])  # 2 clips per prompt
+    out = capsys.readouterr().out
+    assert "classifier: reusing" in out and "| prompts | n | source/instrument | scene | tokens per prompt |" in out
+    n = 2 * len(ea.prompt_labels())
+    names = ["tags", "tags + unknown words", "sentences", "sentences + unknown words"]
+    found = re.findall(r"^\| ([a-z +]+) \| (\d+) \|(?: \d+% \|){2} [\d.]+ \|(?: \d+% \|){2}$", out, re.M)
+    assert found == [(name, str(n)) for name in names], out
+    assert "per class, tags + unknown words: dog bark " in out
+    saved = json.loads((out_dir / "unknown_words.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(rows)) and list(saved["prompts"]) == names
+    assert all(len(p) == n for p in saved["prompts"].values()) and (out_dir / "unknown_words.md").is_file()
+    for plain, unknown in (rows[0:2], rows[2:4]):
+        assert plain["added"] == 0 and 0 < unknown["added"] < 1
+        assert unknown["tokens"] >= plain["tokens"] + 2  # 2 or 3 words, a token or more each
+        # the fixture's T5 was trained here: it reads a word it never saw (every invented one) as <unk>
+        assert unknown["unk"] > plain["unk"]
+        assert all(0 <= r[k] <= 1 for r in (plain, unknown) for k in ("what", "scene"))
+
 
 # ----------------------------------------------------------------------------- end to end
 
