@@ -239,7 +239,8 @@ def main(args):
     if env.master:
         c, n_params = model.config, sum(p.numel() for p in model.parameters())
         samples = env.world * args.batch_size * int(args.segment * c.sample_rate)
-        print(f"codec {f'from {args.init}' if args.init else args.preset}: {n_params / 1e6:.2f}M params, "
+        source = f"resumed from {args.out_dir}" if ckpt else f"from {args.init}" if args.init else args.preset
+        print(f"codec {source}: {n_params / 1e6:.2f}M params, "
               f"{c.sample_rate} Hz, {model.frame_rate} Hz frames, {c.n_q} x {c.bins} codes; {env.world} process(es) x "
               f"{args.batch_size} clips of {args.segment} s = {samples} samples per step")
     train(args, env, model, disc, opt, opt_d, balancer, data, valid_wav, step, elapsed)

@@ -232,6 +232,9 @@ def test_init_fine_tunes_a_trained_codec_and_eval_reports_bands(tmp_path, capsys
     row = (tmp_path / "eval.tsv").read_text().splitlines()[0].split("\t")
     n_q, si, mel, bands = row[2].split(":")
     assert n_q == "1" and len(bands.split(",")) == 5 and float(si) > 0  # a trained codec, not a random one
+    init = ["--init", str(ROOT / "checkpoints" / "codec.pt")]  # --resume wins: the weights come from the run
+    run(["--out-dir", str(tmp_path), *init, "--resume", "--lr", "1e-6"] + COMMON[:1] + ["6"] + COMMON[2:])
+    assert f"codec resumed from {tmp_path}: " in capsys.readouterr().out
 
 
 def test_eval_codec_script_prints_a_row_per_class(capsys):
