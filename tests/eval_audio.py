@@ -419,6 +419,16 @@ def load(args):
                          f"{(str(e).strip() or type(e).__name__).splitlines()[0]}") from None
 
 
+def model_classifier(args, model):
+    """1. of the file docstring: the classifier (cached) trained on clean clips and on their rendering by the model's
+    codec (unless --clean-classifier), its held-out accuracy printed -> (classifier, its settings, accuracy)."""
+    clf_codec = None if args.clean_classifier else model.codec
+    settings = classifier_settings(args, clf_codec, model.lm.config.n_q)
+    clf, acc = get_classifier(settings, args.out_dir, args.device, clf_codec)
+    print("classifier held-out accuracy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
+    return clf, settings, acc
+
+
 def compare(args, model, clf):
     """Steps 2 to 4 of the file docstring, printed -> the table's rows (see table)."""
     # 2. the prompts and the real clips: set A (prompts, the real row), set R (the reference)
@@ -464,11 +474,7 @@ def main(argv=None):
     if args.unknown_words:
         import eval_unknown_words  # its own file: the invented words, the prompts with them, the table
         return eval_unknown_words.main_unknown_words(args, model, t0)
-    # 1. the classifier (cached): on clean clips, and on their rendering by the model's codec unless --clean-classifier
-    clf_codec = None if args.clean_classifier else model.codec
-    settings = classifier_settings(args, clf_codec, model.lm.config.n_q)
-    clf, acc = get_classifier(settings, args.out_dir, args.device, clf_codec)
-    print("classifier held-out accuracy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
+    clf, settings, acc = model_classifier(args, model)  # 1.
     rows = compare(args, model, clf)  # 2. to 4.
     results = dict(model=args.model, n_per_prompt=args.n_per_prompt, duration=args.duration, seed=args.seed,
                    cfg_coef=args.cfg_coef, classifier=dict(settings, accuracy=acc),

@@ -38,8 +38,7 @@ import numpy as np
 
 import synth
 from conditioners import normalize_text
-from eval_audio import (adherence, classifier_settings, classify, eval_sets, generate, get_classifier, per_class,
-                        token_counts)
+from eval_audio import adherence, classify, eval_sets, generate, model_classifier, per_class, token_counts
 
 UNKNOWN_WORDS = ("scruffy", "furiously", "yesterday", "neighbour", "lovely", "ancient", "purple", "enormous",
                  "suddenly", "gently", "grumpy", "tuesday", "honestly", "curious", "golden", "elderly", "clumsy",
@@ -143,10 +142,7 @@ def unknown_rows(args, model, clf, A, prompts):
 def main_unknown_words(args, model, t0):
     """--unknown-words -> its rows; printed, out_dir/unknown_words.json and unknown_words.md."""
     check_unknown_words()
-    clf_codec = None if args.clean_classifier else model.codec  # eval_audio's classifier, as its main mode
-    settings = classifier_settings(args, clf_codec, model.lm.config.n_q)
-    clf, acc = get_classifier(settings, args.out_dir, args.device, clf_codec)
-    print("classifier held-out accuracy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
+    clf, settings, acc = model_classifier(args, model)  # eval_audio's classifier, as its main mode
     n = args.n_per_prompt
     sets = eval_sets(n, args.seed, args.duration)  # set A: the first n clips of each prompt
     A = [c for _, clips in sets for c in clips[:n]]
