@@ -350,16 +350,16 @@ save(fig, "06_samples.png")
 
 # %%
 shipped = load_model(str(ROOT / "checkpoints"), device)
-prompts = [a["tags"], b["tags"], captions[0]]  # each source alone, then both
-wav = shipped.generate(prompts, duration=dur, seed=0).cpu()  # [3, 1, T]
-codec = shipped.codec
-coded = codec.decode(codec.encode(mix[None].to(device), n_q=shipped.lm.config.n_q)).cpu()  # [1, 1, T]
-assert wav.shape == (3, 1, round(dur * codec.sample_rate)) and coded.shape[-1] == mix.shape[-1]
-assert torch.equal(shipped.generate(prompts, duration=dur, seed=0).cpu(), wav)  # the same seed, the same audio
+two_prompts = [a["tags"], b["tags"], captions[0]]  # each source alone, then both
+two_wav = shipped.generate(two_prompts, duration=dur, seed=0).cpu()  # [3, 1, T]
+shipped_codec = shipped.codec  # checkpoints/codec.pt, not the codec trained in step 2
+coded = shipped_codec.decode(shipped_codec.encode(mix[None].to(device), n_q=shipped.lm.config.n_q)).cpu()  # [1, 1, T]
+assert two_wav.shape == (3, 1, round(dur * shipped_codec.sample_rate)) and coded.shape[-1] == mix.shape[-1]
+assert torch.equal(shipped.generate(two_prompts, duration=dur, seed=0).cpu(), two_wav)  # same seed, same audio
 
 fig, axes = plt.subplots(1, 4, figsize=(16, 3), sharey=True, layout="constrained")
-for ax, w, title in zip(axes, [*wav, coded[0]], [*(repr(p) for p in prompts), "the real mix through the codec"]):
-    ax.imshow(log_mel(w, codec.sample_rate), origin="lower", aspect="auto", cmap="magma", vmin=-5, vmax=1,
+for ax, w, title in zip(axes, [*two_wav, coded[0]], [*map(repr, two_prompts), "the real mix through the codec"]):
+    ax.imshow(log_mel(w, shipped_codec.sample_rate), origin="lower", aspect="auto", cmap="magma", vmin=-5, vmax=1,
               extent=(0, dur, 0, 64))
     ax.set(title=title, xlabel="time (s)")
 axes[0].set_ylabel("mel band")
