@@ -309,6 +309,12 @@ def eval_sets(n, seed, duration, max_scan=200_000):
     return list(found.items())
 
 
+def set_a(sets, n):
+    """eval_sets' output -> (set A: the first n clips of each prompt [P * n], their prompt labels [P * n] (source,
+    scene, instrument), in A's order)."""
+    return [c for _, clips in sets for c in clips[:n]], [p for p, _ in sets for _ in range(n)]
+
+
 @torch.no_grad()
 def token_counts(text, texts, batch=64):
     """How many positions each prompt fills in the model's text conditioner (normalised, tokenised, with eos): its
@@ -434,9 +440,8 @@ def compare(args, model, clf):
     # 2. the prompts and the real clips: set A (prompts, the real row), set R (the reference)
     n, n_q = args.n_per_prompt, model.lm.config.n_q
     sets = eval_sets(n, args.seed, args.duration)
-    A = [c for _, clips in sets for c in clips[:n]]
+    A, prompts = set_a(sets, n)
     R = [c for _, clips in sets for c in clips[n:]]
-    prompts = [p for p, _ in sets for _ in range(n)]  # [P * n] (source, scene, instrument), A's order
     tags, sentences = [c["tags"] for c in A], [c["sentence"] for c in A]
     wav_a, wav_r = (torch.stack([torch.from_numpy(c["wav"]) for c in s]) for s in (A, R))  # [P * n, T]
     print(f"{len(sets)} prompts x {n} clips of {args.duration:g} s, e.g. {tags[0]!r} / {sentences[0]!r}")

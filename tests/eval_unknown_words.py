@@ -19,8 +19,9 @@ generation it reuses:
    the share of clips whose prompted source or instrument the classifier picks, and of sound clips whose scene it
    picks. The plain rows use eval_audio's seeds, so they are its "generated" row (the same clips); unknown words
    derail nothing if the rows with them match those. For information, how the model's tokenizer reads the invented
-   words: the tokens they add to a prompt, and the share of <unk> tokens (a T5 trained here reads a word it never saw
-   as one <unk>; the shipped model's tokenizer spells it in letter pieces, none of them <unk>).
+   words: the tokens they add to a prompt, and the share of <unk> tokens (a T5 trained here, the shipped one included,
+   reads a word it never saw as one <unk>; a model exported before Tokenizer(known=...) spells it in letter pieces,
+   none of them <unk>).
 
 References:
 1) Word dropout with <unk>: Bowman et al. 2016, arXiv:1511.06349 (how train_lm.py --unk-dropout teaches an LM that an
@@ -38,7 +39,7 @@ import numpy as np
 
 import synth
 from conditioners import normalize_text
-from eval_audio import adherence, classify, eval_sets, generate, model_classifier, per_class, token_counts
+from eval_audio import adherence, classify, eval_sets, generate, model_classifier, per_class, set_a, token_counts
 
 UNKNOWN_WORDS = ("scruffy", "furiously", "yesterday", "neighbour", "lovely", "ancient", "purple", "enormous",
                  "suddenly", "gently", "grumpy", "tuesday", "honestly", "curious", "golden", "elderly", "clumsy",
@@ -127,9 +128,9 @@ def unknown_rows(args, model, clf, A, prompts):
     for s, (name, key) in enumerate(STYLES):
         plain = [c[key] for c in A]
         texts[name], texts[f"{name} + unknown words"] = plain, unknown_prompts(plain, prompts, args.seed, s)
-        n_plain = sum(token_counts(model.conditioner, plain))  # tokens, eos included
-        for k, row in enumerate((name, f"{name} + unknown words")):
-            lengths = token_counts(model.conditioner, texts[row])
+        counts = {row: token_counts(model.conditioner, texts[row]) for row in (name, f"{name} + unknown words")}
+        n_plain = sum(counts[name])  # tokens, eos included
+        for k, (row, lengths) in enumerate(counts.items()):
             wav = generate(model, texts[row], lengths, args.duration, args.seed + s + 2 * k, args.cfg_coef)
             pred = classify(clf, wav)[1]
             what, scene = adherence(pred, prompts)
@@ -144,9 +145,8 @@ def main_unknown_words(args, model, t0):
     check_unknown_words()
     clf, settings, acc = model_classifier(args, model)  # eval_audio's classifier, as its main mode
     n = args.n_per_prompt
-    sets = eval_sets(n, args.seed, args.duration)  # set A: the first n clips of each prompt
-    A = [c for _, clips in sets for c in clips[:n]]
-    prompts = [p for p, _ in sets for _ in range(n)]  # [P * n] (source, scene, instrument), A's order
+    sets = eval_sets(n, args.seed, args.duration)
+    A, prompts = set_a(sets, n)
     with warnings.catch_warnings():  # every prompt here has unknown words on purpose: the table counts them
         warnings.filterwarnings("ignore", message="unknown words")
         rows, texts = unknown_rows(args, model, clf, A, prompts)

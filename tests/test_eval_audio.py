@@ -299,7 +299,7 @@ def test_unknown_prompts():
     """Seeded; 2 or 3 distinct invented words; without them the prompt is the caption again (every known word kept,
     in order); one of them right beside a word of the prompted source or instrument."""
     sets = ea.eval_sets(2, 0, 0.2)
-    A, prompts = [c for _, clips in sets for c in clips[:2]], [p for p, _ in sets for _ in range(2)]
+    A, prompts = ea.set_a(sets, 2)
     for s, (_, key) in enumerate(euw.STYLES):
         plain = [c[key] for c in A]
         out = euw.unknown_prompts(plain, prompts, 0, s)

@@ -436,8 +436,8 @@ assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (fol
 # `python train_codec.py --w-l1 0.1 --w-adv 4 --w-feat 4 --lr 3e-4 --batch-size 64 --segment 1 --disc-filters 32`
 # (the EnCodec paper weighs the adversarial and feature-matching losses 3, not 4).
 # The README lists the held-out numbers these runs reach (7.9 dB SI-SNR and a mel distance of 0.52
-# with 8 codebooks; a held-out LM loss of 2.74 nats). Writing into `checkpoints/` replaces the shipped model: pick
-# another `--export` folder to keep it.
+# with 8 codebooks; a held-out LM loss of 2.74 nats). Writing into `checkpoints/` replaces the
+# shipped model: pick another `--export` folder to keep it.
 #
 # ## Errata and notes
 #
