@@ -388,6 +388,7 @@ for name, c in PRESETS.items():
 # encodec_32khz  50 Hz x log2(2048) = 550 bps per codebook, 4 codebooks = 2.2 kbps
 # encodec_16khz  50 Hz x log2(2048) = 550 bps per codebook, 4 codebooks = 2.2 kbps
 # tiny           50 Hz x log2(256) = 400 bps per codebook, 8 codebooks = 3.2 kbps
+# small          50 Hz x log2(256) = 400 bps per codebook, 8 codebooks = 3.2 kbps
 ks = [n_q_for_bandwidth(bw, 75, 1024) for bw in (1.5, 3, 6, 12, 24)]
 print("encodec_24khz at 1.5, 3, 6, 12, 24 kbps ->", ks, "codebooks")
 # encodec_24khz at 1.5, 3, 6, 12, 24 kbps -> [2, 4, 8, 16, 32] codebooks

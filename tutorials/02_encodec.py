@@ -97,6 +97,7 @@ for name, c in PRESETS.items():
 # encodec_32khz  32000 Hz  hop 640  50 Hz   4 x 2048 codes =  2.2 kbps   56.88M params
 # encodec_16khz  16000 Hz  hop 320  50 Hz   4 x 2048 codes =  2.2 kbps   56.82M params
 # tiny           16000 Hz  hop 320  50 Hz   8 x 256 codes =  3.2 kbps    3.68M params
+# small          16000 Hz  hop 320  50 Hz   8 x 256 codes =  3.2 kbps   14.22M params
 
 torch.manual_seed(0)
 model = Codec(PRESETS["tiny"]).to(device)
