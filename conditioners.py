@@ -1,7 +1,8 @@
 """
 Conditioners: what turns a prompt (and, for MusicGen-melody, a reference tune) into the tensors the LM attends to.
 Text: sentencepiece tokenizer -> T5 encoder -> Linear to the LM width, padded positions zeroed (cross-attention).
-Melody: waveform -> 12-bin chromagram -> argmax one-hot -> Linear to the LM width (prepended to the sequence).
+Melody: waveform -> 12-bin chromagram -> argmax one-hot -> Linear to the LM width (prepended to the sequence, or
+added to each codec frame: MelodyConditioner's fuse).
 CFG: the null condition (no text, no melody) and the condition dropout that teaches the LM to use it.
 
 References:
@@ -23,6 +24,9 @@ Deviations from the official code (also listed in the README):
 - Tokenizer(known=...): a T5 trained here (train_lm.py) reads a word with a piece it never saw in training as one <unk>.
 - Melodies of different lengths are each tiled to chroma_len on their own (AudioCraft first zero-pads the batch).
 - Chroma keeps its own 7.8125 Hz frame rate (235 frames for 30 s): the official 'prepend' fuser never resamples it.
+  fuse='sum' (this repo's melody models, not MusicGen-melody) instead maps each codec frame to the chroma frame at
+  its time and adds that embedding to the frame's input, as AudioCraft's ConditionFuser 'sum' does for a condition
+  of the sequence's length: the LM no longer has to learn where in the prefix each frame's melody lies.
 """
 import io
 import math
@@ -426,21 +430,27 @@ class TextConditioner(nn.Module):
 
 class MelodyConditioner(nn.Module):
     """Melodies -> (embeds [B, chroma_len, dim], mask [B, chroma_len] all True), as AudioCraft's ChromaStemConditioner
-    at inference (no demucs: see the file docstring), prepended to the LM's input (no cross-attention). A melody:
-    waveform [T] or [C, T] at sample_rate, or None. State dict: output_proj.* (load drops chroma.spec.window)."""
+    at inference (no demucs: see the file docstring). A melody: waveform [T] or [C, T] at sample_rate, or None.
+    fuse: how the LM takes it, 'prepend' (MusicGen-melody: chroma_len positions before the sequence) or 'sum' (one
+    embedding added to each codec frame's input, the chroma frame at that frame's time: per_frame).
+    State dict: output_proj.* (load drops chroma.spec.window)."""
 
-    def __init__(self, dim, sample_rate=32000, n_chroma=12, radix2_exp=14, duration=30.0):
+    def __init__(self, dim, sample_rate=32000, n_chroma=12, radix2_exp=14, duration=30.0, fuse="prepend"):
         super().__init__()
-        self.sample_rate, self.n_chroma, self.n_fft = sample_rate, n_chroma, 2**radix2_exp
-        self.chroma_len = 1 + int(sample_rate * duration) // (self.n_fft // 4)  # centred STFT frames: 235 for 30 s
+        if fuse not in ("prepend", "sum"):
+            raise ValueError(f"melody fuse={fuse!r} is unknown; use 'prepend' (MusicGen-melody) or 'sum'")
+        self.sample_rate, self.n_chroma, self.n_fft, self.fuse = sample_rate, n_chroma, 2**radix2_exp, fuse
+        self.hop = self.n_fft // 4  # chroma frames per second: sample_rate / hop = 7.8125 at 32 kHz
+        self.chroma_len = 1 + int(sample_rate * duration) // self.hop  # centred STFT frames: 235 for 30 s
         self.output_proj = nn.Linear(n_chroma, dim)  # AudioCraft: ...conditioners.self_wav.output_proj
 
     def forward(self, melodies, sample_rate=None):
         return self.embed(self.chroma(melodies, sample_rate))
 
     @torch.no_grad()
-    def chroma(self, melodies, sample_rate=None):
-        """Melodies -> dominant pitch class per frame, tiled/cropped: [B, chroma_len] long (train_lm.py caches it)."""
+    def chroma(self, melodies, sample_rate=None, length=None):
+        """Melodies -> dominant pitch class per frame, tiled/cropped to length (default chroma_len): [B, length] long
+        (train_lm.py caches it)."""
         device = self.output_proj.weight.device
         chromas = []
         for wav in melodies:
@@ -454,9 +464,21 @@ class MelodyConditioner(nn.Module):
                 wav = resample(wav.to(device).float().reshape(-1, wav.shape[-1]).mean(0, keepdim=True),
                                 sample_rate or self.sample_rate, self.sample_rate)
             chroma = chromagram(wav, self.sample_rate, self.n_fft, self.n_chroma)[0].argmax(-1)  # [frames]
-            reps = math.ceil(self.chroma_len / chroma.shape[0])
-            chromas.append(chroma.repeat(reps)[: self.chroma_len])  # tile, then crop: [chroma_len]
-        return torch.stack(chromas)  # [B, chroma_len]; 0 everywhere = the null melody
+            length = length or self.chroma_len
+            chromas.append(chroma.repeat(math.ceil(length / chroma.shape[0]))[:length])  # tile, then crop: [length]
+        return torch.stack(chromas)  # [B, length]; 0 everywhere = the null melody
+
+    def per_frame(self, chroma, n_frames, frame_rate):
+        """Pitch classes [B, L] at the chroma's rate -> [B, n_frames] at the codec's frame_rate (fuse 'sum'): codec frame
+        t, centred at (t + 0.5) / frame_rate s, takes the nearest chroma frame j (centred at j * hop / sample_rate s:
+        the STFT is centred), clamped to the last one."""
+        t = (torch.arange(n_frames, dtype=torch.float64) + 0.5) / frame_rate  # [n_frames] seconds
+        j = (t * self.sample_rate / self.hop).round().long().clamp(max=chroma.shape[1] - 1)
+        return chroma[:, j.to(chroma.device)]
+
+    def frames_needed(self, n_frames, frame_rate):
+        """How many chroma frames per_frame reads for n_frames codec frames."""
+        return round((n_frames - 0.5) / frame_rate * self.sample_rate / self.hop) + 1
 
     def embed(self, chroma):
         """[B, chroma_len] pitch classes -> (embeds [B, chroma_len, dim] = output_proj(one-hot), mask all True)."""

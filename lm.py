@@ -1,7 +1,7 @@
 """
 The MusicGen / AudioGen language model: one causal transformer over K parallel EnCodec codebook
 streams, interleaved by a codebook pattern (delay by default), conditioned on text by cross-attention
-(or, for melody, by prepending the condition), sampled with classifier-free guidance and a KV cache.
+(or, for melody, by prepending the condition or adding it frame by frame), sampled with classifier-free guidance and a KV cache.
 Parameter names are AudioCraft's state_dict keys: its `state_dict.bin` loads with a loop (checkpoint.load_lm).
 
 References:
@@ -128,6 +128,15 @@ def window_steps(T, P, K, pattern='delay', delays=(0, 1, 2, 3)):
     being the earliest step that holds a code of frame P. Delay (0, 1, 2, 3): first = 1 + P, S = T + 4."""
     steps, S, _ = pattern_steps(T, K, pattern, delays)
     return int(steps[:, P].min()), S
+
+
+def step_frames(S, T, pattern='delay', delays=(0, 1, 2, 3)):
+    """[S] -> for each of the first S pattern steps, the frame (< T) whose codebook-0 code the LM predicts there: step
+    s predicts step s + 1 (see revert_pattern). A condition given per frame (frames=, the melody's 'sum' fuse) is added
+    to the input of these steps, so each step reads the melody of the frame it writes. Delay: frame s (the last
+    steps, past frame T - 1, read frame T - 1)."""
+    first_step = pattern_steps(T, len(delays), pattern, delays)[0][0]  # [T]: the step of each codebook-0 code
+    return (torch.searchsorted(first_step, torch.arange(S) + 1, right=True) - 1).clamp(0, T - 1)
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -257,7 +266,7 @@ class LM(nn.Module):
                 elif 'norm' not in name:
                     init(p, 1 / math.sqrt(p.shape[1]) / math.sqrt(2 * depth))
 
-    def check(self, codes, condition=None, prepend=None):
+    def check(self, codes, condition=None, prepend=None, frames=None):
         """One-line ValueErrors naming the bad value and the fix."""
         c = self.config
         if codes.dim() != 3 or codes.shape[1] != c.n_q or codes.is_floating_point():
@@ -266,22 +275,23 @@ class LM(nn.Module):
         if codes.numel() and (codes.min() < 0 or codes.max() >= c.card):
             raise ValueError(f"codes must lie in [0, {c.card}); got [{int(codes.min())}, {int(codes.max())}]: "
                              f"use a codec with {c.card} bins")
-        sizes = [x.shape[0] for x in (codes, condition, prepend) if x is not None]   # B of each input
+        sizes = [x.shape[0] for x in (codes, condition, prepend, frames) if x is not None]   # B of each input
         if len(set(sizes)) > 1:
-            raise ValueError(f"batch sizes differ (codes, condition, prepend): {sizes}: give one row each")
+            raise ValueError(f"batch sizes differ (codes, condition, prepend, frames): {sizes}: give one row each")
         if c.cross_attention and condition is None:
             raise ValueError("this LM cross-attends to text: pass condition [B, S, dim] from the conditioner")
         if not c.cross_attention and condition is not None:
             raise ValueError("this LM has no cross-attention (melody): pass the condition as prepend=")
-        for name, x in (('condition', condition), ('prepend', prepend)):
+        for name, x in (('condition', condition), ('prepend', prepend), ('frames', frames)):
             if x is not None and (x.dim() != 3 or x.shape[-1] != c.cond_dim):
                 raise ValueError(f"{name} must be [B, S, {c.cond_dim}]; got {tuple(x.shape)}: project it to "
                                  f"cond_dim={c.cond_dim} with the conditioner's output_proj")
 
-    def step_logits(self, seq, condition=None, prepend=None, cache=None, condition_mask=None):
+    def step_logits(self, seq, condition=None, prepend=None, cache=None, condition_mask=None, frames=None):
         """Pattern sequence [B, K, S] -> logits [B, K, S, card] (AudioCraft's LMModel.forward). prepend [B, P, D] goes
-        before the sequence (positions count it, its outputs are trimmed). With a cache (new_cache) only the new steps
-        are given; positions continue. condition_mask [B, S_cond] (True = token): only with cross_attention_mask."""
+        before the sequence (positions count it, its outputs are trimmed); frames [B, S, D], a condition per step, is
+        added to the step's input (AudioCraft's ConditionFuser 'sum'). With a cache (new_cache) only the new steps are
+        given; positions continue. condition_mask [B, S_cond] (True = token): only with cross_attention_mask."""
         offset = cache['offset'] if cache is not None else 0
         source_mask = None
         if self.config.cross_attention_mask and condition is not None and condition_mask is not None:
@@ -289,6 +299,8 @@ class LM(nn.Module):
             # a row without tokens (the null condition) attends to all its zeros, as AudioCraft: output 0
             source_mask = (m | ~m.any(-1, keepdim=True))[:, None, None, :]             # [B, 1, 1, S_cond]
         x = sum(emb(seq[:, k]) for k, emb in enumerate(self.emb))                   # [B, S, D]
+        if frames is not None:
+            x = x + frames.to(x.dtype)                                               # [B, S, D]
         condition = condition.to(x.dtype) if condition is not None else None         # a bf16 LM: bf16 condition
         if prepend is not None:
             x = torch.cat([prepend.to(x.dtype), x], dim=1)                           # [B, P + S, D]
@@ -304,16 +316,19 @@ class LM(nn.Module):
         """Empty KV cache for up to `size` positions (prepend included)."""
         return dict(offset=0, layers=[dict(self=dict(size=size), cross={}) for _ in self.transformer.layers])
 
-    def forward(self, codes, condition=None, condition_mask=None, targets=None, prepend=None):
+    def forward(self, codes, condition=None, condition_mask=None, targets=None, prepend=None, frames=None):
         """codes [B, K, T], condition [B, S, D] -> (logits [B, K, T, card], loss or None); logits[:, q, t] predicts
         codes[:, q, t] (aligned, no shift), NaN where the pattern gives none. condition_mask [B, S] (1 = token) zeroes
-        padding as the conditioner does (masking: Attention); loss = codebook_cross_entropy(logits, targets).mean()."""
+        padding as the conditioner does (masking: Attention); frames [B, T, D]: a condition per frame, added to the
+        steps that predict it (step_frames); loss = codebook_cross_entropy(logits, targets).mean()."""
         c = self.config
-        self.check(codes, condition, prepend)
+        self.check(codes, condition, prepend, frames)
         if condition is not None and condition_mask is not None:
             condition = condition * condition_mask[..., None].to(condition.dtype)
         seq, _ = build_pattern(codes, c.card, c.pattern, c.delays, valid_only=True)  # [B, K, S_valid]
-        logits = self.step_logits(seq, condition, prepend, None, condition_mask)     # [B, K, S_valid, card]
+        if frames is not None:                                                       # [B, T, D] -> [B, S_valid, D]
+            frames = frames[:, step_frames(seq.shape[2], codes.shape[2], c.pattern, c.delays).to(frames.device)]
+        logits = self.step_logits(seq, condition, prepend, None, condition_mask, frames)  # [B, K, S_valid, card]
         logits, _ = revert_pattern(logits, codes.shape[2], float('nan'), c.pattern, c.delays, logits=True)
         loss = None if targets is None else codebook_cross_entropy(logits, targets).mean()
         return logits, loss
@@ -344,23 +359,27 @@ class LM(nn.Module):
     @torch.no_grad()
     def generate(self, condition=None, condition_mask=None, prepend=None, null_prepend=None, duration=None,
                  prompt=None, cfg_coef=3.0, temperature=1.0, top_k=250, top_p=0.0, generator=None, callback=None,
-                 use_cache=True):
+                 use_cache=True, frames=None, null_frames=None):
         """Sample codes [B, K, int(duration * frame_rate)] (duration defaults to max_duration) starting with the prompt
         codes [B, K, P] verbatim, window by window (LM.windows: W frames, hop S = extend_stride). CFG runs conditional
         and null rows as one 2B batch; the null text is zeros with no token, exactly AudioCraft's (embeddings times an
         all-zero mask); melody's null prepend is not zeros: pass null_prepend. A prompt of P >= W frames (AudioCraft
         asserts P < W) stays whole in the output, but the LM sees only its last W - S frames: the newest audio is what
         the new frames continue, positions past W were never trained, and W - S frames is every later window's context,
-        leaving S to add. callback(done, total) counts the current window's steps; condition_mask: see forward."""
+        leaving S to add. callback(done, total) counts the current window's steps; condition_mask: see forward.
+        frames, null_frames [B, >= T, D]: a condition per output frame and its null (the melody's 'sum' fuse); each
+        window reads the frames it covers."""
         c = self.config
         if prompt is None:   # an empty prompt [B, K, 0]
             B = next((x.shape[0] for x in (condition, prepend) if x is not None), 1)
             prompt = torch.zeros(B, c.n_q, 0, dtype=torch.long)
-        self.check(prompt, condition, prepend)
+        self.check(prompt, condition, prepend, frames)
         prompt = prompt.to(self.out_norm.weight.device)
         plan = self.windows(duration if duration is not None else c.max_duration, prompt.shape[2])
-        if prepend is not None and null_prepend is None:
-            raise ValueError("prepend (melody) needs null_prepend for CFG: the conditioner's null condition")
+        if (prepend is not None and null_prepend is None) or (frames is not None and null_frames is None):
+            raise ValueError("a melody (prepend or frames) needs its null (null_prepend, null_frames) for CFG")
+        if frames is not None and frames.shape[1] < plan[-1][0] + plan[-1][1]:
+            raise ValueError(f"frames covers {frames.shape[1]} frames; this duration needs {plan[-1][0] + plan[-1][1]}")
         # [2B, ...]: conditional rows, then null rows; one conditioning for all windows (AudioCraft re-windows melody)
         if condition is not None:  # null rows: no token, all zeros
             mask = torch.ones(condition.shape[:2]) if condition_mask is None else condition_mask
@@ -369,38 +388,45 @@ class LM(nn.Module):
             condition = condition * condition_mask[..., None].to(condition.dtype)
         if prepend is not None:
             prepend = torch.cat([prepend, null_prepend])                              # [2B, P, D]
-        guided = condition is not None or prepend is not None        # CFG needs something to drop
+        if frames is not None:
+            frames = torch.cat([frames, null_frames])                                 # [2B, T, D]
+        guided = condition is not None or prepend is not None or frames is not None  # CFG needs something to drop
 
         def draw(logits):  # [2B or B, K, card] -> tokens [B, K]
             logits = cfg_logits(*logits.chunk(2), cfg_coef) if guided else logits
             return sample_next_token(logits, temperature, top_k, top_p, generator)
 
         chunks, last = [prompt], prompt                 # last: the latest frames, [B, K, *]
-        for _, n, given, _ in plan:
-            last = self.sample_window(last[..., last.shape[2] - given:], n, (condition, condition_mask, prepend), draw,
-                                      use_cache, callback)  # [B, K, n]: `given` frames, then new ones
+        for start, n, given, _ in plan:
+            window = frames[:, start:start + n] if frames is not None else None      # [2B, n, D]
+            last = self.sample_window(last[..., last.shape[2] - given:], n, (condition, condition_mask, prepend, window),
+                                      draw, use_cache, callback)  # [B, K, n]: `given` frames, then new ones
             chunks.append(last[..., given:])            # only the new frames
         return torch.cat(chunks, dim=-1)
 
     def sample_window(self, prompt, num_frames, cond, draw, use_cache=True, callback=None):
         """One window (AudioCraft's LMModel.generate), step by step: prompt [B, K, P] -> codes [B, K, num_frames];
-        cond = (condition, condition_mask, prepend), 2B rows when guided; draw(last step's logits) -> tokens [B, K]."""
+        cond = (condition, condition_mask, prepend, frames [*, num_frames, D] or None), 2B rows when guided; draw(last
+        step's logits) -> tokens [B, K]."""
         c = self.config
         B, K, P = prompt.shape
-        condition, condition_mask, prepend = cond
+        condition, condition_mask, prepend, frames = cond
         codes = torch.full((B, K, num_frames), -1, dtype=torch.long, device=prompt.device)  # -1 = unknown
         codes[..., :P] = prompt                                      # [B, K, num_frames]
         seq, mask = build_pattern(codes, c.card, c.pattern, c.delays)               # [B, K, S], [K, S]
         start = window_steps(num_frames, P, K, c.pattern, c.delays)[0]  # the first step of frame P
-        guided = condition is not None or prepend is not None
+        guided = condition is not None or prepend is not None or frames is not None
+        if frames is not None:                                       # [*, num_frames, D] -> [*, S, D], one per step
+            frames = frames[:, step_frames(seq.shape[2], num_frames, c.pattern, c.delays).to(frames.device)]
         cache = self.new_cache((prepend.shape[1] if prepend is not None else 0) + seq.shape[2]) if use_cache else None
         prev = 0                                                     # steps [0, prev) are in the cache
         for s in range(start, seq.shape[2]):                         # step s is sampled from steps < s
             x = seq[..., prev:s] if use_cache else seq[..., :s]      # cached: only the new steps
             x = torch.cat([x, x]) if guided else x                   # [2B, K, *]
             first = not use_cache or prev == 0                       # prepend enters on the first call
+            steps = frames[:, s - x.shape[2]:s] if frames is not None else None  # the melody of the given steps
             logits = self.step_logits(x, condition, prepend if first else None, cache,
-                                      condition_mask)[:, :, -1].float()  # [2B, K, card]; CFG in fp32
+                                      condition_mask, steps)[:, :, -1].float()  # [2B, K, card]; CFG in fp32
             token = torch.where(mask[:, s], draw(logits), c.card)    # [B, K]; pattern holes stay special
             seq[..., s] = torch.where(seq[..., s] == -1, token, seq[..., s])  # never overwrite the prompt
             prev = s

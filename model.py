@@ -49,11 +49,15 @@ class TextToAudio(nn.Module):
         """codes [B, K, T] long, texts [B] (str or None), chroma [B, chroma_len] long (melody models; None: the null
         melody) -> (logits [B, K, T, card], cross-entropy per codebook [K])."""
         embeds, mask = self.conditioner(texts)  # null rows: all zeros
-        prepend = None
+        prepend = frames = None
         if self.melody is not None:
             chroma = chroma if chroma is not None else torch.zeros(len(codes), self.melody.chroma_len, dtype=torch.long)
-            prepend = self.melody.embed(chroma.to(codes.device))[0]  # [B, chroma_len, D]
-        logits, _ = self.lm(codes, embeds, mask, prepend=prepend)  # logits[:, q, t] predicts codes[:, q, t]
+            chroma = chroma.to(codes.device)
+            if self.melody.fuse == "sum":  # one pitch class per codec frame: [B, T]
+                chroma = self.melody.per_frame(chroma, codes.shape[2], self.lm.config.frame_rate)
+            melody = self.melody.embed(chroma)[0]  # [B, chroma_len or T, D]
+            prepend, frames = (melody, None) if self.melody.fuse == "prepend" else (None, melody)
+        logits, _ = self.lm(codes, embeds, mask, prepend=prepend, frames=frames)  # logits[:, q, t] predicts codes[:, q, t]
         return logits, codebook_cross_entropy(logits, codes)
 
     def checkpoint(self):
@@ -62,20 +66,28 @@ class TextToAudio(nn.Module):
         return {**self.lm.state_dict(), **{COND + k: v for k, v in self.conditioner.state_dict().items()},
                 **{MELODY + k: v for k, v in melody}}
 
-    def conditions(self, prompts, chroma=None, melody_wav=None):
-        """B prompts (+ a melody) -> the LM's conditioning for CFG: (condition, mask, prepend, null_prepend)."""
+    def conditions(self, prompts, chroma=None, melody_wav=None, n_frames=None):
+        """B prompts (+ a melody) -> the LM's conditioning for CFG, as LM.generate's keyword arguments: condition,
+        condition_mask (text), prepend, null_prepend (melody, fuse 'prepend') or frames, null_frames (fuse 'sum': one
+        embedding per codec frame of the n_frames generated)."""
         embeds, mask = self.conditioner(prompts)  # [B, L, D] (padded positions zeroed), [B, L]
+        cond = dict(condition=embeds, condition_mask=mask)
         if self.melody is None:
-            return embeds, mask, None, None
-        B = len(prompts)
+            return cond
+        B, sum_fuse, fr = len(prompts), self.melody.fuse == "sum", self.lm.config.frame_rate
         if chroma is None:  # the reference melody's pitch classes (None: the chroma of silence, "no melody")
-            chroma = self.melody.chroma([melody_wav], self.codec.sample_rate).expand(B, -1)
-        prepend = self.melody.embed(chroma.to(embeds.device))[0]  # [B, chroma_len, D]
-        null_prepend = self.melody.embed(torch.zeros_like(chroma[:1]).to(embeds.device))[0].expand(B, -1, -1)
-        if self.lm.config.cross_attention:  # this repo's melody models: text by cross-attention, chroma prepended
-            return embeds, mask, prepend, null_prepend
+            length = self.melody.frames_needed(n_frames, fr) if sum_fuse else None  # the whole output, not a window
+            chroma = self.melody.chroma([melody_wav], self.codec.sample_rate, length).expand(B, -1)
+        if sum_fuse:  # [B, n_frames]: the pitch class of each codec frame
+            chroma = self.melody.per_frame(chroma, n_frames, fr)
+        melody = self.melody.embed(chroma.to(embeds.device))[0]  # [B, chroma_len or n_frames, D]
+        null = self.melody.embed(torch.zeros_like(chroma[:1]).to(embeds.device))[0].expand(B, -1, -1)
+        if sum_fuse:
+            return dict(cond, frames=melody, null_frames=null)
+        if self.lm.config.cross_attention:  # this repo's 'prepend' melody models: text by cross-attention
+            return dict(cond, prepend=melody, null_prepend=null)
         # MusicGen-melody: [chroma | text] prepended; null = the chroma of silence and zero text
-        return None, None, torch.cat([prepend, embeds], 1), torch.cat([null_prepend, torch.zeros_like(embeds)], 1)
+        return dict(prepend=torch.cat([melody, embeds], 1), null_prepend=torch.cat([null, torch.zeros_like(embeds)], 1))
 
     @torch.no_grad()
     def generate(self, prompts, duration=5.0, cfg_coef=3.0, top_k=250, top_p=0.0, temperature=1.0, seed=0,
@@ -85,14 +97,14 @@ class TextToAudio(nn.Module):
         Same seed, same audio (same machine, device, threads). ValueError: stop-word prompt, impossible duration..."""
         c, codec, B = self.lm.config, self.codec, len(prompts)
         device = self.lm.out_norm.weight.device
-        condition, mask, prepend, null_prepend = self.conditions(prompts, chroma, melody_wav)
+        cond = self.conditions(prompts, chroma, melody_wav, n_frames=int(duration * c.frame_rate))
         prompt = None
         if continuation is not None:  # the audio prompt, as codes [B, K, P]
             prompt = codec.encode(continuation[None].to(device), n_q=c.n_q).repeat(B, 1, 1)
         g = torch.Generator(device).manual_seed(seed)
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
         with ctx:
-            codes = self.lm.generate(condition, mask, prepend, null_prepend, duration=duration, prompt=prompt,
+            codes = self.lm.generate(**cond, duration=duration, prompt=prompt,
                                      cfg_coef=cfg_coef, temperature=temperature, top_k=top_k, top_p=top_p,
                                      generator=g, callback=callback)  # [B, K, T]
         wav = codec.decode(codes).float().clamp(-1, 1).cpu()  # [B, C, T * hop]

@@ -37,7 +37,8 @@ T5 trained here never saw read as <unk>); mixing draws from a cached pool of n_c
 (AudioCraft draws B = 2 x batch_size clips and keeps batch_size = mix_p B: mixes of pairs with probability aug_p,
 else plain clips; here the coin picks the pool, so half the batches are mixes as there), pairs of two different
 clips (there: a clip meets itself with probability 1/B), an SNR, offset and level per mix (there: per batch);
---melody prepends the clip's own chroma (no demucs stem separation) while the text stays in cross-attention;
+--melody prepends the clip's own chroma (no demucs stem separation) while the text stays in cross-attention, or
+with --melody-fuse sum adds it to each frame at its time;
 synthetic data; max_duration is the training clip length, and sampling past it hops by extend_stride =
 max_duration / 3.
 """
@@ -92,7 +93,9 @@ parser.add_argument("--vocab-size", type=int, default=1000, help="most sentencep
 parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True,
                     help="AudioGen's text normalisation of captions and prompts (stop words, lemmas)")
 parser.add_argument("--melody", action="store_true", help="also condition on each music clip's own chromagram "
-                    "(MusicGen-melody's self_wav), prepended to the sequence; sound clips get the null melody")
+                    "(MusicGen-melody's self_wav); sound clips get the null melody")
+parser.add_argument("--melody-fuse", default="prepend", choices=("prepend", "sum"), help="how the LM takes the chroma: "
+                    "'prepend' (MusicGen-melody: before the sequence) or 'sum' (added to each codec frame at its time)")
 parser.add_argument("--melody-dropout", type=float, default=0.5, help="P(all melodies of a step -> null) "
                     "(AudioCraft's attribute dropout of self_wav)")
 # Optimization (MusicGen Sec. 4.1; lr 1e-3 suits the tiny LM)
@@ -450,7 +453,7 @@ def main(args):
     # --melody: the chroma at the codec's rate, with MusicGen's time resolution (n_fft 16384 at 32 kHz: 7.8 frames/s)
     melody_meta = ckpt["conditioner"].get("melody") if ckpt else (dict(
         sample_rate=codec.sample_rate, radix2_exp=14 - round(math.log2(32000 / codec.sample_rate)),
-        duration=args.duration) if args.melody else None)
+        duration=args.duration, fuse=args.melody_fuse) if args.melody else None)
     train, valid = prepare_data(args, env, codec, meta, config, melody_meta, t5)
     model, opt, meta["conditioner"] = build(args, env, ckpt, codec, config, melody_meta, t5, train)
     step, elapsed = training.resume(ckpt, args.out_dir, args.steps, env)  # RNG states restored, eval.tsv trimmed
