@@ -280,6 +280,21 @@ def test_melody_conditioner():
         cond([torch.zeros(1, 2, 100)])
 
 
+def test_melody_per_frame_by_hand():
+    """fuse='sum': codec frame t (centred at (t + 0.5) / frame_rate s) reads the chroma frame nearest its time,
+    chroma frame j being centred at j * hop / sample_rate s (hop 4096 at 32 kHz: 7.8125 frames/s). At 50 Hz, frame 6
+    (0.13 s) is nearest chroma frame 1 (0.128 s), frame 5 (0.11 s) nearest frame 1 too, frame 2 (0.05 s) frame 0."""
+    cond = MelodyConditioner(dim=8, duration=1.0, fuse="sum")
+    chroma = torch.arange(9)[None]  # [1, 9]: chroma frame j holds pitch class j
+    t = torch.arange(50, dtype=torch.float64)
+    expected = ((t + 0.5) / 50 * 7.8125).round().long()
+    assert torch.equal(cond.per_frame(chroma, 50, 50)[0], expected)
+    assert cond.per_frame(chroma, 50, 50)[0, [2, 5, 6, 49]].tolist() == [0, 1, 1, 8]
+    assert cond.frames_needed(50, 50) == 9 and cond.per_frame(chroma[:, :3], 50, 50).max() == 2  # clamped
+    with pytest.raises(ValueError, match="fuse='concat' is unknown"):
+        MelodyConditioner(dim=8, fuse="concat")
+
+
 def test_load_melody(tmp_path):
     """Stereo 44.1 kHz file -> mono 32 kHz; unreadable, missing and silent files -> clear errors."""
     t = np.arange(44100) / 44100

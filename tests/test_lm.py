@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from checkpoint import config_from_audiocraft, load_lm, read_xp_cfg, save_atomic  # noqa: E402
 from lm import (LM, LMConfig, PRESETS, build_pattern, cfg_logits, codebook_cross_entropy,  # noqa: E402
-                pattern_steps, revert_pattern, sample_next_token)
+                pattern_steps, revert_pattern, sample_next_token, step_frames)
 
 SHIPPED = os.path.join(os.path.dirname(__file__), '..', 'checkpoints', 'lm.pt')
 TINY = LMConfig(dim=64, num_heads=4, num_layers=2, card=32, cond_dim=64, max_duration=1.0, extend_stride=0.6)
@@ -278,6 +278,40 @@ def test_causality_by_gradient():
         lm.step_logits(seq, cond, prepend=prefix)[:, :, s].sum().backward()
         g = emb['x'].grad[0].abs().sum(-1)                                    # [S]: |d out_s / d in_j|
         assert (g[s + 1:] == 0).all() and (g[:s + 1] > 0).all() and prefix.grad.abs().sum() > 0
+
+
+def test_frames_condition_is_causal_and_aligned():
+    """frames= (the melody's 'sum' fuse): frame t's condition is added to the step that predicts codebook 0's
+    frame t (step_frames), so no logit of an earlier frame depends on it, and every later one may."""
+    lm, T = tiny_lm(), 8
+    assert step_frames(T + 1, T).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 7]    # delay: step s predicts frame s
+    assert step_frames(9, 3, 'flatten').tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 2]  # frame t's codebook 0: step 1 + 4t
+    codes, cond = torch.randint(0, 32, (1, 4, T)), torch.randn(1, 3, 64)
+    frames = torch.randn(1, T, 64, requires_grad=True)
+    logits, _ = lm(codes, cond, frames=frames)                               # [1, K, T, card]
+    for t in range(T):
+        frames.grad = None
+        logits[:, 0, t].sum().backward(retain_graph=True)
+        g = frames.grad[0].abs().sum(-1)                                     # [T]: |d logit_t / d frame_j|
+        assert (g[t + 1:] == 0).all() and g[t] > 0
+
+
+def test_frames_condition_cached_generation():
+    """Generation with frames: cached == uncached (greedy), each window reads its own frames, and frames that
+    differ from the null change the output only through CFG; too few frames is a one-line error."""
+    lm = tiny_lm()
+    cond, frames = torch.randn(2, 3, 64), torch.randn(2, 75, 64)
+    args = dict(condition=cond, frames=frames, null_frames=0 * frames, duration=1.5, temperature=0)  # two windows
+    cached, uncached = lm.generate(**args), lm.generate(**args, use_cache=False)
+    assert cached.shape == (2, 4, 75) and torch.equal(cached, uncached)
+    late = frames.clone()
+    late[:, 50:] = torch.randn(2, 25, 64)                                    # only the second window reads these
+    assert torch.equal(lm.generate(**dict(args, frames=late))[..., :50], cached[..., :50])
+    assert not torch.equal(cached, lm.generate(**dict(args, frames=0 * frames)))
+    with pytest.raises(ValueError, match='frames covers 40 frames'):
+        lm.generate(**dict(args, frames=frames[:, :40], null_frames=0 * frames[:, :40]))
+    with pytest.raises(ValueError, match='null'):
+        lm.generate(**dict(args, null_frames=None))
 
 
 def test_cfg_coef_one_is_conditional():
