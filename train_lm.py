@@ -333,7 +333,9 @@ def prepare_data(args, env, codec, meta, config, melody_meta, t5):
     mix = dict(clips=args.n_clips, snr_db=MIX_SNR_DB, min_overlap=MIX_MIN_OVERLAP, level_db=MIX_LEVEL_DB)
     settings = dict(codec=meta["codec"]["hash"], n_q=config.n_q, data=args.data and os.path.abspath(args.data),
                     n_clips=args.n_clips, eval_clips=args.eval_clips, duration=args.duration, seed=args.seed,
-                    **(dict(melody=melody_meta) if melody_meta else {}), **(dict(mix=mix) if args.aug_p > 0 else {}))
+                    **(dict(mix=mix) if args.aug_p > 0 else {}))
+    if melody_meta:  # the chroma's settings; how the LM fuses it (fuse) does not change the cache
+        settings["melody"] = {k: v for k, v in melody_meta.items() if k != "fuse"}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     cache_path = os.path.join(args.cache_dir or os.path.join(args.out_dir, "cache"), f"tokens_{key}.pt")
     if env.master and os.path.isfile(cache_path):
