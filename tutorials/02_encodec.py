@@ -344,7 +344,7 @@ save(fig, "02_bitrate_quality.png")
 # A codec trained with the reconstruction losses alone (`python train_codec.py`) keeps tonal low
 # sounds (bass, piano) and loses bird chirps, clock ticks and the hiss of drums and rain, 10 to 30
 # dB; the shipped codec had a discriminator phase after that, which brings most of them back (the
-# README's codec section has both tables, and why). `python tests/eval_codec.py` prints the full
+# README's codec section has both tables, and why). `python evaluation/eval_codec.py` prints the full
 # table on 300 clips.
 # Target: the printed table and `02_band_levels.png`.
 

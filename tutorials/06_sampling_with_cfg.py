@@ -327,11 +327,11 @@ save_wav(cont, codec.sample_rate, "05_continuation.wav")
 # %% [markdown]
 # ## Errata and notes
 #
-# - Measuring prompt adherence: `tests/eval_audio.py` trains a small classifier on the labels of
+# - Measuring prompt adherence: `evaluation/eval_audio.py` trains a small classifier on the labels of
 #   the built-in clips (`synth.py`) and reports how often generated clips carry the prompted
 #   source, scene or instrument, plus a Frechet distance to real clips (FAD's recipe). Its
 #   `--cfg-coef` flag compares guidance scales. It takes several minutes on a CPU, so it is not run here:
-#   `python tests/eval_audio.py --model checkpoints`.
+#   `python evaluation/eval_audio.py --model checkpoints`.
 # - AudioCraft's cross-attention attends to the zeroed padding of the text; this repo's tiny preset
 #   can mask it (`cross_attention_mask`). A null row has no token at all, and attends to its zeros
 #   either way: its cross-attention output is 0.

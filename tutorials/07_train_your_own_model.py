@@ -342,7 +342,7 @@ save(fig, "06_samples.png")
 # (`checkpoints/`, trained with the mixing augmentation of step 1) on the mix's caption,
 # "siren street car horn street", next to each source prompted alone and to the real mix of step 1
 # through the model's codec (the best any LM on this codec can do). The README measures this with a
-# per-source detector on 96 clips per caption style (`python tests/eval_audio.py --two-source`):
+# per-source detector on 96 clips per caption style (`python evaluation/eval_audio.py --two-source`):
 # both sources are present in 55% of the shipped model's clips from tags and in 65% of real mixes
 # through its codec; on the codec before its discriminator phase, 41% with mixing, 28% for a model
 # trained without it, and 45% for real mixes.
