@@ -4,10 +4,11 @@ EnCodec: a convolutional autoencoder (SEANet) with a residual vector quantizer i
     wav [B, C, T] --encoder--> latent [B, D, T/hop] --RVQ--> codes [B, K, T/hop] (int64)
     codes --RVQ lookup--> latent --decoder--> wav [B, C, T/hop * hop]
 
-The encoder is a stack of strided convolutions (one per ratio r: time / r, channels x 2), each after a
-residual unit, then a 2-layer LSTM; the decoder mirrors it with transposed convolutions. Ratios (8, 5, 4, 4)
-give a hop of 640 samples: 32 kHz audio becomes 50 frames per second. This file computes exactly what the
-official code computes (padding rules included); checkpoint.load_codec reads the official checkpoints into it.
+The encoder is a stack of strided convolutions (one per ratio r: time / r, channels x 2), each
+after a residual unit, then a 2-layer LSTM; the decoder mirrors it with transposed convolutions.
+Ratios (8, 5, 4, 4) give a hop of 640 samples: 32 kHz audio becomes 50 frames per second. This file
+computes exactly what the official code computes (padding rules included); checkpoint.load_codec
+reads the official checkpoints into it.
 
 References:
 1) EnCodec, High Fidelity Neural Audio Compression: https://arxiv.org/abs/2210.13438
@@ -47,11 +48,11 @@ class CodecConfig:
     q_dropout: bool = False  # train with a random number of codebooks per batch
     decay: float = 0.99  # codebooks' EMA decay; this and the next two are the official values
     kmeans_iters: int = 50  # k-means iterations of the codebook init
-    threshold_ema_dead_code: float = 2.0  # a code whose EMA usage count falls under it is dead (replaced)
+    threshold_ema_dead_code: float = 2.0  # a code used less than this (EMA count) is dead, replaced
 
 
-# The official codecs (../shared/reference/audiocraft-facts.md section 1.3) and the tiny codec of
-# this repo. Fixed in all of them: kernel 7, residual kernel 3, compress 2, ELU, weight norm.
+# The official codecs (the configs stored in their checkpoints) and the tiny codecs of this repo.
+# Fixed in all of them: kernel 7, residual kernel 3, compress 2, ELU, weight norm.
 PRESETS = {
     # original EnCodec, encodec repo: causal, streamable; 1.5..24 kbps = 2..32 codebooks at 75 Hz
     "encodec_24khz": CodecConfig(sample_rate=24000, ratios=(8, 5, 4, 2), n_filters=32, causal=True,
@@ -64,11 +65,11 @@ PRESETS = {
     # A CPU batch has ~200 latent frames (not EnCodec's ~5000): 256 codes keep each one in use,
     # and a code is dead only when used less than once in ~10 batches (EMA count < 0.1).
     "tiny": CodecConfig(sample_rate=16000, ratios=(8, 5, 4, 2), n_filters=16, dimension=64,
-                        pad_mode="constant", n_q=8, bins=256, q_dropout=True, threshold_ema_dead_code=0.1),
+                        pad_mode="constant", n_q=8, bins=256, q_dropout=True,
+                        threshold_ema_dead_code=0.1),
 }
-# the tiny codec with EnCodec's 32 filters: 14.2M parameters, 2.6x the time per training step. Through both phases
-# it keeps more of the top octaves (README, "What the tiny codec keeps"), but the recipe takes about three hours on
-# 2 CPU cores instead of one and a half, so the shipped codec is the tiny one.
+# the tiny codec with EnCodec's 32 filters. It keeps more of the top octaves but takes about twice
+# as long to train, so the default stays "tiny" (RESULTS.md compares the two).
 PRESETS["small"] = replace(PRESETS["tiny"], n_filters=32)
 
 # -----------------------------------------------------------------------------
@@ -76,16 +77,20 @@ PRESETS["small"] = replace(PRESETS["tiny"], n_filters=32)
 
 
 def extra_padding(length, kernel_size, stride, padding_total):
-    """Right padding that makes the last window full, so that no sample is dropped: the conv covers
-    n = (L - k + p) / s + 1 windows; padding up to ceil(n) full ones, a stride-s conv gives ceil(L / s) frames."""
+    """Right padding that makes the last window full, so that no sample is dropped.
+
+    The conv covers n = (L - k + p) / s + 1 windows; padding up to ceil(n) full ones, a stride-s
+    conv gives ceil(L / s) frames."""
     n_frames = (length - kernel_size + padding_total) / stride + 1
     ideal_length = (math.ceil(n_frames) - 1) * stride + (kernel_size - padding_total)
     return ideal_length - length
 
 
 def pad1d(x, left, right, mode):
-    """F.pad that also works in reflect mode on inputs no longer than the pad: reflect needs more samples than it
-    pads, so, as the official code, zeros are appended first and removed from the result."""
+    """F.pad that also works in reflect mode on inputs no longer than the pad.
+
+    Reflect needs more samples than it pads, so, as the official code, zeros are appended first
+    and removed from the result."""
     if mode == "reflect":
         extra = max(0, max(left, right) - x.shape[-1] + 1)
         x = F.pad(x, (0, extra))
@@ -95,16 +100,20 @@ def pad1d(x, left, right, mode):
 
 
 def weight_norm(conv):
-    """w = g * v / ||v||, the norm over all dims but the first (torch weight_norm dim=0), computed by the kernel that
-    torch.nn.utils.weight_norm calls: our latents are then bit-identical to the official models' (a hand-written
-    v * g / v.norm() differs by ~1e-7, enough to flip a near-tie between two codes). At inference the result is
-    cached, keyed on the parameters' version counters and storage, so a training step, load_state_dict or .to()
+    """w = g * v / ||v||, the norm over all dims but the first (torch weight_norm dim=0).
+
+    It is computed by the kernel that torch.nn.utils.weight_norm calls, so our latents are
+    bit-identical to the official models' (a hand-written v * g / v.norm() differs by ~1e-7, enough
+    to flip a near-tie between two codes). At inference the result is cached, keyed on the
+    parameters' version counters and storage, so a training step, load_state_dict or .to()
     recomputes it."""
+    v, g = conv.weight_v, conv.weight_g
     if conv.training or torch.is_grad_enabled():
-        return torch._weight_norm(conv.weight_v, conv.weight_g, 0)
-    key = (conv.weight_v._version, conv.weight_g._version, conv.weight_v.data_ptr(), conv.weight_g.data_ptr())
+        return torch._weight_norm(v, g, 0)
+    key = (v._version, g._version, v.data_ptr(), g.data_ptr())
     if conv._cache_key != key:
-        conv._cache, conv._cache_key = torch._weight_norm(conv.weight_v, conv.weight_g, 0), key
+        conv._cache = torch._weight_norm(v, g, 0)
+        conv._cache_key = key
     return conv._cache
 
 
@@ -122,7 +131,8 @@ class Conv1d(nn.Module):
         self.weight_v = nn.Parameter(conv.weight.detach().clone())  # [out, in, k]
         self.weight_g = nn.Parameter(conv.weight.detach().norm(dim=(1, 2), keepdim=True))  # [out, 1, 1]
         self.bias = nn.Parameter(conv.bias.detach().clone())  # [out]
-        self.kernel_size, self.stride, self.causal, self.pad_mode = kernel_size, stride, causal, pad_mode
+        self.kernel_size, self.stride = kernel_size, stride
+        self.causal, self.pad_mode = causal, pad_mode
         self._cache_key = None  # see weight_norm()
 
     def forward(self, x):  # [B, in, L] -> [B, out, ceil(L / stride)]
@@ -138,8 +148,9 @@ class Conv1d(nn.Module):
 
 
 class ConvTranspose1d(nn.Module):
-    """A weight-normed ConvTranspose1d trimmed as the official SConvTranspose1d. Official keys `X.convtr.convtr.*`.
-    For a transposed conv torch's weight is [in, out, k]: weight_norm's dim 0 (weight_g [in, 1, 1]) is the *input*."""
+    """A weight-normed ConvTranspose1d trimmed as the official SConvTranspose1d.
+    Official keys `X.convtr.convtr.*`. For a transposed conv torch's weight is [in, out, k]:
+    weight_norm's dim 0 (weight_g [in, 1, 1]) is the *input*."""
 
     def __init__(self, in_ch, out_ch, kernel_size, stride, causal=False):
         super().__init__()
@@ -153,8 +164,8 @@ class ConvTranspose1d(nn.Module):
     def forward(self, x):  # [B, in, L] -> [B, out, L * stride] (kernel = 2 * stride)
         w = weight_norm(self)
         y = F.conv_transpose1d(x, w, self.bias, self.stride)  # [B, out, (L-1)*s + k]
-        # trim k - s samples: all on the right for the causal model (official trim_right_ratio 1.0), else
-        # split evenly, the odd sample on the left
+        # trim k - s samples: all on the right for the causal model (official trim_right_ratio 1.0),
+        # else split evenly, the odd sample on the left
         padding_total = self.kernel_size - self.stride
         right = padding_total if self.causal else padding_total // 2
         return y[..., padding_total - right:y.shape[-1] - right]
@@ -190,9 +201,9 @@ class LSTM(nn.Module):
 
 
 def encoder(config):
-    """SEANet encoder as nn.Sequential, so that layer indices match the official keys: 0 conv C->F | per ratio r:
-    resunit, ELU, conv F*m -> 2F*m (kernel 2r, stride r) | LSTM | ELU | conv -> D.
-    See the index table in ../shared/reference/audiocraft-facts.md section 1.2."""
+    """SEANet encoder as nn.Sequential, so that layer indices match the official keys
+    (audiocraft/modules/seanet.py, SEANetEncoder.model): 0 conv C->F | per ratio r: resunit, ELU,
+    conv F*m -> 2F*m (kernel 2r, stride r) | LSTM | ELU | conv -> D."""
     kw = dict(causal=config.causal, pad_mode=config.pad_mode)
     F_, mult = config.n_filters, 1
     layers = [Conv1d(config.channels, F_, 7, **kw)]
@@ -215,8 +226,8 @@ def decoder(config):
     if config.lstm:
         layers.append(LSTM(F_ * mult, config.lstm))
     for r in config.ratios:
-        layers += [nn.ELU(), ConvTranspose1d(F_ * mult, F_ * mult // 2, 2 * r, r, config.causal),
-                   ResidualUnit(F_ * mult // 2, config)]
+        up = ConvTranspose1d(F_ * mult, F_ * mult // 2, 2 * r, r, config.causal)
+        layers += [nn.ELU(), up, ResidualUnit(F_ * mult // 2, config)]
         mult //= 2
     layers += [nn.ELU(), Conv1d(F_, config.channels, 7, **kw)]
     return nn.Sequential(*layers)
@@ -227,7 +238,8 @@ def decoder(config):
 
 
 class Codec(nn.Module):
-    """EnCodec, wav <-> codes (see the file docstring); encoder.model / decoder.model reproduce the official keys."""
+    """EnCodec, wav <-> codes (see the file docstring).
+    encoder.model / decoder.model reproduce the official keys."""
 
     def __init__(self, config):
         super().__init__()
@@ -239,14 +251,15 @@ class Codec(nn.Module):
         self.encoder.model = encoder(config)
         self.quantizer = ResidualVectorQuantizer(
             config.dimension, config.n_q, config.bins, config.q_dropout, config.decay,
-            kmeans_iters=config.kmeans_iters, threshold_ema_dead_code=config.threshold_ema_dead_code)
+            kmeans_iters=config.kmeans_iters,
+            threshold_ema_dead_code=config.threshold_ema_dead_code)
         self.decoder = nn.Module()
         self.decoder.model = decoder(config)
 
     def _check_wav(self, wav):
         if wav.dim() != 3 or wav.shape[1] != self.channels:
-            raise ValueError(f"wav must be [B, {self.channels}, T] ({self.channels} channel(s)), got "
-                             f"shape {tuple(wav.shape)}; down-mix or reshape it first")
+            raise ValueError(f"wav must be [B, {self.channels}, T] ({self.channels} channel(s)), "
+                             f"got shape {tuple(wav.shape)}; down-mix or reshape it first")
 
     def forward(self, wav, n_q=None):
         """Training/eval pass: wav [B, C, T] -> (reconstruction [B, C, T], commitment loss).
@@ -259,14 +272,16 @@ class Codec(nn.Module):
 
     @torch.no_grad()
     def encode(self, wav, n_q=None):
-        """wav [B, C, T] float at sample_rate -> codes [B, K, ceil(T / hop)] int64 (K = n_q, default all)."""
+        """wav [B, C, T] float at sample_rate -> codes [B, K, ceil(T / hop)] int64
+        (K = n_q, default all)."""
         self._check_wav(wav)
         return self.quantizer.encode(self.encoder.model(wav), n_q)
 
     @torch.no_grad()
     def decode(self, codes):
-        """codes [B, K, frames] -> wav [B, C, frames * hop]; K may be fewer than n_q. Not trimmed:
-        decode(encode(x)) is ceil(T / hop) * hop samples long, as the official decode(); cut it to T if you know T."""
+        """codes [B, K, frames] -> wav [B, C, frames * hop]; K may be fewer than n_q.
+        Not trimmed: decode(encode(x)) is ceil(T / hop) * hop samples long, as the official
+        decode(); cut it to T if you know T."""
         return self.decoder.model(self.quantizer.decode(codes))
 
 
@@ -283,4 +298,5 @@ if __name__ == "__main__":
     model.eval()
     wav = torch.randn(1, 1, 16000)  # [B, C, T]: 1 s at 16 kHz
     codes = model.encode(wav)  # [B, K, frames]
-    print("1 s of audio ->", tuple(codes.shape), "codes ->", tuple(model.decode(codes).shape), "samples")
+    wav_out = model.decode(codes)  # [B, C, frames * hop]
+    print("1 s of audio ->", tuple(codes.shape), "codes ->", tuple(wav_out.shape), "samples")
