@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 04 Codebook patterns and the language model
+# # 05 Codebook patterns and the language model
 #
 # The codec of tutorial 02 turns a clip into K parallel streams of codes, [B, K, T] (K codebooks,
 # T frames at 50 Hz). MusicGen (arXiv 2306.05284) models them with ONE causal transformer: each
@@ -7,59 +7,44 @@
 # goes in which step is the *codebook interleaving pattern* (Sec. 2.2). With `lm.py` and the
 # shipped model (`checkpoints/`, loaded by `model.py`):
 #
-# 1. codes [B, K, T] of a built-in clip from the shipped codec
+# 1. codes [B, K, T] of a built-in clip from the shipped codec, and how they sound
 # 2. four patterns (delay, parallel, flatten, coarse-first): steps per T frames, drawn as grids
-# 3. the round trip revert_pattern(build_pattern(codes)) == codes
+# 3. the delay pattern and its inverse, written by you; the round trip of every pattern
 # 4. which positions the training loss sees (`valid_only`), on a hand-checkable example
 # 5. the LM's architecture: the presets and their parameter counts
 # 6. a forward pass: per-codebook cross-entropy of the shipped LM on held-out clips
 # 7. causality: changing one code moves only the predictions after it
-# 8. the KV cache: identical greedy tokens, fewer positions, a speed-up
+# 8. the KV cache: one attention step written by you, then identical greedy tokens, fewer positions
 # 9. what the frames read from the text: a cross-attention map
 #
-# Run: `python tutorials/04_patterns_and_lm.py`, or open it as a notebook (VS Code, Jupyter +
+# Run: `python tutorials/05_patterns_and_lm.py`, or open it as a notebook (VS Code, Jupyter +
 # jupytext). `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output folder
 # (default `tutorials/out/`). Numbers pasted under prints do not depend on the trained weights;
 # the ones that do (losses, attention) are checked by assertions on their properties only.
 
 # %%
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
-import matplotlib
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")  # no display needed: pictures go to files
-import matplotlib.pyplot as plt
-import torch
-import torch.nn.functional as F
-
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-ROOT = HERE if (HERE / "lm.py").exists() else HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE if (HERE / "common.py").exists() else HERE / "tutorials"))
+from common import FAST, ROOT, device, listen, save  # noqa: E402
+
+import matplotlib  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
 from conditioners import normalize_text  # noqa: E402
 from data import VALID_SEED_OFFSET  # noqa: E402
 from lm import (LM, PRESETS, build_pattern, codebook_cross_entropy, pattern_steps,  # noqa: E402
-                revert_pattern)
+                revert_pattern, sin_embedding)
 from model import load_model  # noqa: E402
 from synth import make_clip  # noqa: E402
 
-FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
-OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
-OUT.mkdir(parents=True, exist_ok=True)
-device = "cuda" if torch.cuda.is_available() else "cpu"
-print(f"device {device}, fast mode {FAST}")
 torch.set_grad_enabled(False)  # nothing is trained here
-
-
-def save(fig, name):
-    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
-    print("wrote", name)
 
 # %% [markdown]
 # ## Step 1. Codes from the shipped codec
@@ -68,8 +53,10 @@ def save(fig, name):
 # `lm.pt`, loads the codec next to it (`checkpoint.load_codec` of `codec.pt`) and returns them
 # as one frozen `TextToAudio` in eval mode: `.lm`, `.conditioner`, `.melody` (None: this LM reads
 # text only) and `.codec`. The LM models the first `n_q` codebooks of the codec (4 of its 8). We
-# take held-out clips (`synth.make_clip` with the valid seed: never seen in training).
-# Target: codes [B, K, T] with T = duration * 50 Hz and every code in [0, card).
+# take held-out clips (`synth.make_clip` with the valid seed: never seen in training). Listen to
+# the first clip and to its K = 4 codebooks decoded: the second is what the LM has to model, and
+# the best any sample of it can sound.
+# Target: codes [B, K, T] with T = duration * 50 Hz and every code in [0, card); two sounds.
 
 # %%
 model = load_model(str(ROOT / "checkpoints"), device)  # TextToAudio: .lm, .conditioner, .melody, .codec
@@ -84,22 +71,26 @@ codes = codec.encode(wav, n_q=K)  # [B, K, T]
 T = codes.shape[-1]
 print("codes", tuple(codes.shape), "for", [x["tags"] for x in clips])
 assert T == round(duration * codec.frame_rate) and 0 <= codes.min() and codes.max() < card
+listen(wav[0], codec.sample_rate, "05_clip.wav")  # the held-out clip
+listen(codec.decode(codes[:1])[0], codec.sample_rate, f"05_clip_{K}_codebooks.wav")  # what the LM models
 
 # %% [markdown]
 # ## Step 2. Four patterns and their number of steps
 #
 # A pattern puts code (q, t) of codebook q and frame t at sequence step `steps[q, t]`; cells where
 # no code lands hold the special token `card` (its own embedding row; step 0 is all special: the
-# "start" the first prediction reads). MusicGen Sec. 2.2 compares:
+# "start" the first prediction reads). Every S below counts step 0; it is given, never sampled,
+# so generating T frames samples S - 1 steps. MusicGen Sec. 2.2 compares:
 #
-# - delay (MusicGen's choice): step 1 + t + delays[q], delays (0, 1, 2, 3); S = T + 4 steps.
-#   Codebook q of frame t is predicted after codebooks < q of the same frame.
+# - delay (MusicGen's choice): step 1 + t + delays[q], delays (0, 1, 2, 3); S = T + max_delay + 1
+#   = T + 4 steps (`lm.pattern_steps`), T + 3 of them sampled. Codebook q of frame t is
+#   predicted after codebooks < q of the same frame.
 # - parallel: all K codes of a frame in one step; S = T + 1. Fastest, but codebooks of a frame
 #   are drawn independently of each other.
 # - flatten: one code per step, S = 1 + K T. Exact autoregression, K times the steps.
 # - coarse-first (VALL-E): all of codebook 1, then the other codebooks in parallel; S = 1 + 2T.
 #
-# Target: S for T frames and K = 4 (hand-derived above, asserted); `04_patterns.png`.
+# Target: S for T frames and K = 4 (hand-derived above, asserted); `05_patterns.png`.
 
 # %%
 PATTERNS = {"delay": (0, 1, 2, 3), "parallel": (0, 0, 0, 0), "flatten": (0, 1, 2, 3), "coarse_first": (0, 0, 0, 0)}
@@ -129,16 +120,50 @@ for ax, (name, d) in zip(axes, PATTERNS.items()):
     ax.set(xlim=(-0.5, S_max - 0.5), yticks=range(4), yticklabels=[f"cb {q + 1}" for q in range(4)],
            title=f"{name} {d}: {seq.shape[2]} steps (dashed: end of the training input)")
 axes[-1].set_xlabel("sequence step (cell = frame t of that codebook, S = special token)")
-save(fig, "04_patterns.png")
+save(fig, "05_patterns.png")
 
 # %% [markdown]
-# ## Step 3. The round trip
+# ## Step 3. Build the delay pattern yourself, and the round trip
 #
-# `build_pattern` scatters the codes into the [B, K, S] sequence, `revert_pattern` gathers them
-# back. Every code lands in exactly one cell, so the sequence holds K T codes and S K - K T
-# special tokens. Target: revert(build(codes)) == codes for every pattern (assertions).
+# The delay pattern is a shift: row q of the [K, S] grid is the special token everywhere except
+# steps 1 + delays[q] .. delays[q] + T, which hold codebook q's T codes in order. Its inverse
+# reads the same slices back. Write both in a few lines, then compare with `lm.build_pattern`
+# (which scatters the codes to `pattern_steps`' indices, for any pattern) and `lm.revert_pattern`
+# (which gathers them). Every code lands in exactly one cell, so a sequence holds K T codes and
+# S K - K T special tokens.
+# Target: your grid of a 4 x 5 example (below, by eye: each row one step later than the one
+# above); yours == the library's on the example and on the real codes; revert(build(codes)) ==
+# codes for every pattern (assertions).
 
 # %%
+def my_delay_pattern(codes, special, delays):
+    """codes [B, K, T] -> seq [B, K, T + max(delays) + 1]: code (q, t) at step 1 + t + delays[q]."""
+    B, K, T = codes.shape
+    seq = codes.new_full((B, K, T + max(delays) + 1), special)  # step 0 and the holes: special
+    for q, d in enumerate(delays):
+        seq[:, q, 1 + d:1 + d + T] = codes[:, q]  # codebook q, shifted by 1 + delays[q]
+    return seq
+
+
+def my_revert_delay(seq, T, delays):
+    """seq [B, K, S] -> codes [B, K, T]: the same slices, read back."""
+    return torch.stack([seq[:, q, 1 + d:1 + d + T] for q, d in enumerate(delays)], dim=1)
+
+
+example = 10 * torch.arange(1, 5).view(1, 4, 1) + torch.arange(5)  # [1, K=4, T=5]: code (q, t) = 10 (q + 1) + t
+mine = my_delay_pattern(example, -1, (0, 1, 2, 3))  # [1, 4, 9]
+for row in mine[0].tolist():
+    print(" ".join(" S" if x < 0 else f"{x:2d}" for x in row))
+#  S 10 11 12 13 14  S  S  S
+#  S  S 20 21 22 23 24  S  S
+#  S  S  S 30 31 32 33 34  S
+#  S  S  S  S 40 41 42 43 44
+assert torch.equal(mine, build_pattern(example, -1, "delay", (0, 1, 2, 3))[0])
+assert torch.equal(my_revert_delay(mine, 5, (0, 1, 2, 3)), example)
+ours = my_delay_pattern(codes, card, delays)  # the shipped LM's pattern on the real codes
+assert torch.equal(ours, build_pattern(codes, card, c.pattern, delays)[0])
+assert torch.equal(my_revert_delay(ours, T, delays), revert_pattern(ours, T, card, c.pattern, delays)[0])
+
 for name, d in PATTERNS.items():
     seq, mask = build_pattern(codes, card, name, d)  # [B, K, S], [K, S]
     back, valid = revert_pattern(seq, T, card, name, d)  # [B, K, T], [K, T]
@@ -222,8 +247,8 @@ print(f"shipped LM: {sum(p.numel() for p in lm.parameters()) / 1e6:.2f}M paramet
 # the transformer and reverts the logits to [B, K, T, card], aligned with the codes (no shift
 # needed). The loss is the cross-entropy of each codebook over its trained positions
 # (`codebook_cross_entropy`), averaged over K (AudioCraft's solvers/musicgen.py). A uniform guess
-# scores ln(card) = ln 256 = 5.55 nats; a fresh (random) LM a little worse (5.9: its
-# random logits are confidently wrong now and then).
+# scores ln(card) = ln 256 = 5.55 nats; a fresh (random) LM a little worse (about 6: its
+# random logits are confidently wrong now and then; tutorial 07 step 3 derives ln 256 + 1/2 = 6.05).
 # Target: logits NaN exactly where step 4 says; loss == mean of the K values; the trained LM
 # below ln(card) on held-out clips, and below a fresh LM.
 
@@ -247,7 +272,7 @@ assert torch.allclose(loss, ce.mean()) and loss < math.log(card) and loss < fres
 # t + delays[q], so it must not move when t + delays[q] < 1 + t0, and every later prediction
 # may. Note what moves: codebooks 2-4 of frame t0 itself are predicted after codebook 1 of that
 # frame (their cells come later): the delay pattern's way of conditioning the finer codebooks on
-# the coarser ones. Target: unchanged exactly where predicted; `04_causality.png` (colour: log10
+# the coarser ones. Target: unchanged exactly where predicted; `05_causality.png` (colour: log10
 # of the largest change of any of the card logits of a prediction; black: exactly none).
 
 # %%
@@ -271,17 +296,62 @@ ax.scatter([t0], [0], marker="x", color="C0", s=80, label="changed code")
 ax.set(yticks=range(K), yticklabels=[f"cb {q + 1}" for q in range(K)], xlabel="frame t",
        title="how far each prediction moves when one code changes")
 ax.legend(loc="upper right")
-save(fig, "04_causality.png")
+save(fig, "05_causality.png")
 
 # %% [markdown]
 # ## Step 8. The KV cache
 #
-# Sampling fills the sequence step by step. Without a cache, step s runs the transformer over
-# all s earlier steps: 1 + 2 + ... + (S - 1) = S (S - 1) / 2 positions. With a cache each layer
-# keeps the keys and values of the past steps, and only the new step runs: S - 1 positions. Both
-# must give the same tokens. We count the positions the embeddings see (a forward hook) and time
-# both (greedy, temperature 0, so that the tokens are comparable; CFG doubles the batch: 2 rows
-# per prompt).
+# Sampling fills the sequence step by step. In self-attention, step s needs its query and the
+# keys and values of steps 0..s. Those of the past steps never change (they depend on earlier
+# inputs only: causality, step 7), so each layer can keep them: the KV cache, per layer a
+# [B, H, steps, head_dim] tensor of keys and one of values. A new step projects its input x_s
+# into q, k, v (the fused `in_proj_weight`: rows [0, D) q, [D, 2D) k, [2D, 3D) v), appends k and v
+# to the cache, and attends with q to every cached key: no mask, all of them are in its past.
+#
+# Write that step yourself, for the first layer's self-attention on the input it really gets
+# (norm1 of the summed code embeddings + positions of a real sequence), one step at a time. Then
+# compare with `lm.Attention` fed one step at a time with its own cache (the `cache=`, `offset=`
+# arguments `LM.sample_window` passes), and with `lm.Attention` on the whole sequence at once,
+# no cache, a causal mask instead (what training runs).
+# Target: yours == cached == uncached at every step, the last included; your cache == its cache
+# (assertions, up to float round-off).
+
+# %%
+layer0 = lm.transformer.layers[0]
+attn, D, H = layer0.self_attn, c.dim, c.num_heads
+hd = D // H  # head_dim
+n_steps = 12
+seq = build_pattern(codes[:1], card, c.pattern, delays)[0][..., :n_steps]  # [1, K, n_steps]
+x = sum(emb(seq[:, k]) for k, emb in enumerate(lm.emb))  # [1, n_steps, D]: codes summed over codebooks
+x = layer0.norm1(x + sin_embedding(torch.arange(n_steps, device=device), D))  # what layer 1's self_attn reads
+Wq, Wk, Wv = attn.in_proj_weight.split(D)  # [D, D] each
+heads = lambda z: z.view(1, -1, H, hd).transpose(1, 2)  # [1, n, D] -> [1, H, n, hd]  # noqa: E731
+
+k_cache = v_cache = x.new_zeros(1, H, 0, hd)  # empty: no step seen yet
+mine = []
+for s in range(n_steps):  # one new step at a time, as sampling runs
+    x_s = x[:, s:s + 1]  # [1, 1, D]
+    q, k, v = heads(x_s @ Wq.T), heads(x_s @ Wk.T), heads(x_s @ Wv.T)  # [1, H, 1, hd] each
+    k_cache, v_cache = torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)  # append: [1, H, s + 1, hd]
+    weights = (q @ k_cache.transpose(-1, -2) / math.sqrt(hd)).softmax(-1)  # [1, H, 1, s + 1]: no mask
+    mine.append(attn.out_proj((weights @ v_cache).transpose(1, 2).reshape(1, 1, D)))  # heads joined: [1, 1, D]
+mine = torch.cat(mine, 1)  # [1, n_steps, D]
+
+cache = dict(size=n_steps)  # lm.Attention's cache: it preallocates [1, H, size, hd] on the first call
+with_cache = torch.cat([attn(x[:, s:s + 1], cache=cache, offset=s) for s in range(n_steps)], 1)  # [1, n_steps, D]
+whole = attn(x)  # [1, n_steps, D]: all steps in one call, causal mask
+print(f"max |yours - lm.Attention|: with its cache {(mine - with_cache).abs().max():.0e}, "
+      f"whole sequence {(mine - whole).abs().max():.0e}; last step {(mine - whole)[:, -1].abs().max():.0e}")
+# max |yours - lm.Attention|: with its cache 2e-07, whole sequence 9e-07; last step 7e-07   (round-off: varies)
+assert torch.allclose(mine, with_cache, atol=1e-5) and torch.allclose(mine, whole, atol=1e-5)
+assert torch.allclose(k_cache, cache["k"], atol=1e-6) and torch.allclose(v_cache, cache["v"], atol=1e-6)
+
+# %% [markdown]
+# Over a whole generation, the cache's saving: without it, step s runs the transformer over all
+# s earlier steps, 1 + 2 + ... + (S - 1) = S (S - 1) / 2 positions; with it only the new step
+# runs, S - 1 positions. Both must give the same tokens. We count the positions the embeddings
+# see (a forward hook) and time both (greedy, temperature 0, so that the tokens are comparable;
+# CFG doubles the batch: 2 rows per prompt).
 # Target: identical tokens; the counts (asserted); the speed-up (grows with the length).
 
 # %%
@@ -302,9 +372,9 @@ for use_cache in (True, False):
         torch.cuda.synchronize()
     result[use_cache] = (tokens, time.time() - start, sum(seen))
 hook.remove()
-(cached, t_c, n_c), (uncached, t_u, n_u) = result[True], result[False]
+(cached, t_c, n_c), (uncached, t_u, n_u) = result[True], result[False]  # tokens, seconds, positions
 print(f"{S} steps: cached {n_c} positions in {t_c:.2f} s, uncached {n_u} in {t_u:.2f} s, speed-up {t_u / t_c:.1f}x")
-# 29 steps: cached 28 positions ..., uncached 406 ...        (fast mode: 25 frames + 4)
+# 29 steps: cached 28 positions ..., uncached 406 ...        (fast mode: 25 frames + 4, step 0 included)
 assert torch.equal(cached, uncached) and n_c == S - 1 and n_u == S * (S - 1) // 2
 
 # %% [markdown]
@@ -317,7 +387,7 @@ assert torch.equal(cached, uncached) and n_c == S - 1 and n_u == S * (S - 1) // 
 # softmax(q k^T / sqrt(head_dim)) from its fused `in_proj_weight` (rows [0, D) make q, [D, 2D) k,
 # [2D, 3D) v), averaged over heads. One prompt has no padding, so no mask is needed.
 # Target: rows sum to 1; out_proj(weights @ v) reproduces the module's output (assertion);
-# `04_cross_attention.png`, with the prompt's pieces as tick labels and each layer's colour bar
+# `05_cross_attention.png`, with the prompt's pieces as tick labels and each layer's colour bar
 # (the attention weight of a step on a piece, mean over heads; a row sums to 1).
 
 # %%
@@ -354,19 +424,20 @@ for i, ax in zip(range(len(layers)), axes):
     ax.set_xticks(range(len(pieces)), pieces, rotation=60, fontsize=8)
 axes[0].set_ylabel("sequence step (~ frame, 20 ms)")
 fig.suptitle(f"cross-attention, mean over {H} heads (colour scale per layer, from 0): {texts[0]!r} on its own clip")
-save(fig, "04_cross_attention.png")
+save(fig, "05_cross_attention.png")
 
 # %% [markdown]
 # ## Errata and notes
 #
 # - The padded text positions: AudioCraft zeroes them but still attends to them (the key of a zero
-#   vector is zero, logit 0); `LMConfig.cross_attention_mask` hides them instead (transformers'
-#   MusicGen). With one prompt, as in step 9, there is no padding and both agree. With padding,
-#   add `source_mask` to the logits before the softmax of step 9.
+#   vector is zero, logit 0); the shipped tiny LM masks them (its preset sets
+#   `LMConfig.cross_attention_mask=True`, as transformers' MusicGen), the official models do not.
+#   With one prompt, as in step 9, there is no padding and both agree. With padding, add
+#   `source_mask` to the logits before the softmax of step 9.
 # - `lm.py`'s patterns are index maps (`pattern_steps`), not AudioCraft's layout lists; the official
 #   models all use 'delay'. 'flatten' is AudioCraft's 'unroll'; the MusicLM pattern is not here.
 # - Step 6's clips are held out but drawn from the same generator as the training data: the loss
 #   says how well the LM learnt that generator, not how it would do on real audio.
 # - Step 8's speed-up is small for short clips: the cache saves O(S^2) work, and a tiny model at
 #   S ~ 30 steps spends most of its time in per-call overhead.
-# - Next: tutorial 05 samples from this LM with classifier-free guidance.
+# - Next: tutorial 06 samples from this LM with classifier-free guidance.
