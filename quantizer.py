@@ -1,14 +1,15 @@
 """
 Residual vector quantization (RVQ), as in SoundStream and EnCodec.
 
-A latent sequence [B, D, T] from the EnCodec encoder is turned into K integer codes per frame: codebook 1
-quantizes the latent, codebook 2 what codebook 1 missed (the residual), and so on. Each codebook is a table of
-`bins` vectors learnt without gradients, by k-means at the first batch, then by exponential moving averages (EMA)
-of the vectors assigned to each code. Dropping the last codebooks at random in training ("quantizer dropout")
-makes one model serve several bitrates: bandwidth = K * log2(bins) * frame_rate bits per second.
+A latent sequence [B, D, T] from the EnCodec encoder is turned into K integer codes per frame:
+codebook 1 quantizes the latent, codebook 2 what codebook 1 missed (the residual), and so on. Each
+codebook is a table of `bins` vectors learnt without gradients, by k-means at the first batch, then
+by exponential moving averages (EMA) of the vectors assigned to each code. Dropping the last
+codebooks at random in training ("quantizer dropout") makes one model serve several bitrates:
+bandwidth = K * log2(bins) * frame_rate bits per second.
 
-Buffer names and shapes are those of the official checkpoints once checkpoint.py's short rename list is applied
-(`quantizer.vq.layers.{i}._codebook.embed` -> `quantizer.layers.{i}.embed`).
+Buffer names and shapes are those of the official checkpoints once checkpoint.py's short rename
+list is applied (`quantizer.vq.layers.{i}._codebook.embed` -> `quantizer.layers.{i}.embed`).
 
 References:
 1) SoundStream, Algorithm 1 (RVQ) and Sec. 3.3 (quantizer dropout): https://arxiv.org/abs/2107.03312
@@ -39,8 +40,9 @@ def sample_vectors(samples, num):
 
 
 def kmeans(samples, num_clusters, num_iters=50):
-    """Lloyd's k-means on samples [N, D], from random samples -> (means [num_clusters, D], counts [num_clusters]).
-    A cluster that ends up empty keeps its previous centroid, as in the official code."""
+    """Lloyd's k-means on samples [N, D], started from random samples.
+    Returns (means [num_clusters, D], counts [num_clusters]). A cluster that ends up empty keeps its
+    previous centroid, as in the official code."""
     means = sample_vectors(samples, num_clusters)  # [C, D]
     for _ in range(num_iters):
         dists = torch.cdist(samples, means)  # [N, C]
@@ -65,8 +67,8 @@ def n_q_for_bandwidth(bandwidth_kbps, frame_rate, bins):
 
 def codebook_usage(codes, bins):
     """Per-codebook usage and perplexity of codes [B, K, T], for logging.
-    usage: fraction of the `bins` codes used at least once; perplexity: exp(entropy) of the code histogram, i.e. the
-    number of equally likely codes with the same entropy (bins at best)."""
+    usage: fraction of the `bins` codes used at least once; perplexity: exp(entropy) of the code
+    histogram, i.e. the number of equally likely codes with the same entropy (bins at best)."""
     K = codes.shape[1]
     hist = torch.stack([torch.bincount(codes[:, k].flatten(), minlength=bins) for k in range(K)])
     probs = hist.float() / hist.sum(dim=1, keepdim=True)  # [K, bins]
@@ -81,10 +83,11 @@ def codebook_usage(codes, bins):
 
 class Codebook(nn.Module):
     """One vector-quantization table, learnt by k-means init + EMA (no gradients).
-    Buffers (official names): inited [1], cluster_size [bins] (EMA count of assignments), embed [bins, D] (the
-    codebook), embed_avg [bins, D] (EMA sum of assigned vectors)."""
+    Buffers (official names): inited [1], cluster_size [bins] (EMA count of assignments),
+    embed [bins, D] (the codebook), embed_avg [bins, D] (EMA sum of assigned vectors)."""
 
-    def __init__(self, dim, bins, decay=0.99, epsilon=1e-5, kmeans_iters=50, threshold_ema_dead_code=2.0):
+    def __init__(self, dim, bins, decay=0.99, epsilon=1e-5, kmeans_iters=50,
+                 threshold_ema_dead_code=2.0):
         super().__init__()
         self.bins, self.decay, self.epsilon = bins, decay, epsilon
         self.kmeans_iters, self.threshold_ema_dead_code = kmeans_iters, threshold_ema_dead_code
@@ -95,8 +98,9 @@ class Codebook(nn.Module):
         self.register_buffer("embed_avg", torch.zeros(bins, dim))
 
     def quantize(self, x):
-        """Index of the nearest code for each row of x [N, D] -> [N]. Written as the official code writes it,
-        -(|x|^2 - 2 x.e + |e|^2), so that float rounding (and hence the chosen code in a near tie) is the same."""
+        """Index of the nearest code for each row of x [N, D] -> [N].
+        Written as the official code writes it, -(|x|^2 - 2 x.e + |e|^2), so that float rounding
+        (and hence the chosen code in a near tie) is the same."""
         e = self.embed.t()  # [D, bins]
         dist = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ e + e.pow(2).sum(0, keepdim=True))
         return dist.argmax(dim=-1)
@@ -109,8 +113,9 @@ class Codebook(nn.Module):
     def _init_kmeans(self, x):
         embed, counts = kmeans(x, self.bins, self.kmeans_iters)
         self.embed.copy_(embed)
-        # Deviation: the official code sets embed_avg = embed, breaking the invariant embed = embed_avg / cluster_size,
-        # so its first EMA step shrinks every code by ~1/count; embed_avg = embed * count leaves the codes in place.
+        # Deviation: the official code sets embed_avg = embed, breaking the invariant
+        # embed = embed_avg / cluster_size, so its first EMA step shrinks every code by ~1/count;
+        # embed_avg = embed * count leaves the codes in place.
         self.embed_avg.copy_(embed * counts[:, None])
         self.cluster_size.copy_(counts)
         self.inited.fill_(1.0)
@@ -118,18 +123,20 @@ class Codebook(nn.Module):
     @torch.no_grad()
     def _expire_dead_codes(self, x):
         """Replace codes whose EMA usage fell under the threshold by random vectors of the batch.
-        Deviation (see README): the official code replaces only `embed`, and the EMA step of the same call then
-        overwrites it with embed_avg / cluster_size, so its replacement has no effect. Here it runs after the EMA
-        step and resets embed_avg and cluster_size too (count = threshold), so the new vector survives, as in
-        lucidrains/vector-quantize-pytorch. It never runs before the batch is assigned: the batch's own vectors
-        would then be in the codebook and quantize themselves exactly (no bottleneck, zero commitment loss)."""
-        dead = self.cluster_size < self.threshold_ema_dead_code  # [bins]
-        if self.threshold_ema_dead_code <= 0 or not dead.any():
+        Deviation (see README): the official code replaces only `embed`, and the EMA step of the
+        same call then overwrites it with embed_avg / cluster_size, so its replacement has no
+        effect. Here it runs after the EMA step and resets embed_avg and cluster_size too
+        (count = threshold), so the new vector survives, as in lucidrains/vector-quantize-pytorch.
+        It never runs before the batch is assigned: the batch's own vectors would then be in the
+        codebook and quantize themselves exactly (no bottleneck, zero commitment loss)."""
+        threshold = self.threshold_ema_dead_code
+        dead = self.cluster_size < threshold  # [bins]
+        if threshold <= 0 or not dead.any():
             return
         new = sample_vectors(x, self.bins)  # [bins, D]
         self.embed.copy_(torch.where(dead[:, None], new, self.embed))
-        self.embed_avg.copy_(torch.where(dead[:, None], new * self.threshold_ema_dead_code, self.embed_avg))
-        self.cluster_size.masked_fill_(dead, self.threshold_ema_dead_code)
+        self.embed_avg.copy_(torch.where(dead[:, None], new * threshold, self.embed_avg))
+        self.cluster_size.masked_fill_(dead, threshold)
 
     @torch.no_grad()
     def _ema_update(self, x, indices):
@@ -161,27 +168,31 @@ class ResidualVectorQuantizer(nn.Module):
                  kmeans_iters=50, threshold_ema_dead_code=2.0):
         super().__init__()
         self.n_q, self.bins, self.q_dropout = n_q, bins, q_dropout
-        self.layers = nn.ModuleList(Codebook(dim, bins, decay, epsilon, kmeans_iters, threshold_ema_dead_code)
-                                    for _ in range(n_q))
+        self.layers = nn.ModuleList(
+            Codebook(dim, bins, decay, epsilon, kmeans_iters, threshold_ema_dead_code)
+            for _ in range(n_q))
 
     def _check_n_q(self, n_q):
         n_q = self.n_q if n_q is None else n_q
         if not 1 <= n_q <= self.n_q:
-            raise ValueError(f"n_q={n_q} is out of range: this quantizer has 1..{self.n_q} codebooks")
+            raise ValueError(f"n_q={n_q} is out of range: this quantizer has 1..{self.n_q} "
+                             "codebooks")
         return n_q
 
     def forward(self, x, n_q=None):
         """x [B, D, T] -> (quantized [B, D, T], codes [B, K, T], commitment loss).
-        Training: quantizer dropout draws K ~ U{1..n_q} once per batch (AudioCraft `q_dropout`), every codebook
-        learns by EMA, and the gradient reaches the encoder by the straight-through estimator. As AudioCraft (not
-        the encodec repo, see encodec issue #25) each stage's output is detached and one straight-through is applied
-        to the sum, so d(out)/dx = identity."""
+        Training: quantizer dropout draws K ~ U{1..n_q} once per batch (AudioCraft `q_dropout`),
+        every codebook learns by EMA, and the gradient reaches the encoder by the straight-through
+        estimator. As AudioCraft (not the encodec repo, see facebookresearch/encodec issue #25) each
+        stage's output is detached and one straight-through is applied to the sum, so
+        d(out)/dx = identity."""
         n_q = self._check_n_q(n_q)
         if self.training and self.q_dropout:
             n_q = int(torch.randint(1, n_q + 1, (1,)).item())
         B, D, T = x.shape
         residual = x.transpose(1, 2).reshape(B * T, D)  # [B*T, D]
-        quantized_out, codes, losses = torch.zeros_like(residual), [], []
+        quantized_out = torch.zeros_like(residual)  # [B*T, D], the sum of the stages' codes
+        codes, losses = [], []
         for layer in self.layers[:n_q]:
             quantized, indices = layer(residual)
             # commitment loss: pull the encoder output towards its (fixed) code, ||sg(q) - r||^2
@@ -211,12 +222,14 @@ class ResidualVectorQuantizer(nn.Module):
     def decode(self, codes):
         """codes [B, K, T] -> latent [B, D, T]: the sum of the K looked-up vectors."""
         if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.n_q:
-            raise ValueError(f"codes must be [B, K, T] with 1 <= K <= {self.n_q}, got shape {tuple(codes.shape)}")
+            raise ValueError(f"codes must be [B, K, T] with 1 <= K <= {self.n_q}, "
+                             f"got shape {tuple(codes.shape)}")
         if codes.min() < 0 or codes.max() >= self.bins:
             raise ValueError(f"codes must lie in [0, {self.bins}), got values in "
                              f"[{codes.min().item()}, {codes.max().item()}]")
-        latent = sum(layer.decode(codes[:, k]) for k, layer in enumerate(self.layers[:codes.shape[1]]))
-        return latent.transpose(1, 2)  # [B, T, D] -> [B, D, T]
+        K = codes.shape[1]
+        latent = sum(self.layers[k].decode(codes[:, k]) for k in range(K))  # [B, T, D]
+        return latent.transpose(1, 2)  # [B, D, T]
 
 
 if __name__ == "__main__":
