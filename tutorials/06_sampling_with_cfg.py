@@ -1,14 +1,14 @@
 # %% [markdown]
-# # 05 Sampling with classifier-free guidance
+# # 06 Sampling with classifier-free guidance
 #
-# The LM of tutorial 04 gives, at every sequence step, K distributions over the next codes.
+# The LM of tutorial 05 gives, at every sequence step, K distributions over the next codes.
 # Sampling turns them into audio: guidance makes the text matter more, and the sampling rules
 # (temperature, top-k, top-p) decide how adventurous each draw is. With `model.py` (`load_model`
 # and `TextToAudio.generate`, what `python sample.py` runs) and `lm.py`, on the shipped model:
 #
 # 1. classifier-free guidance (CFG) on one step's logits: logits = uncond + cfg_coef (cond - uncond)
-# 2. temperature, top-k and top-p on one next-code distribution
-# 3. cfg_coef and temperature on the output: spectrograms and WAVs
+# 2. temperature, top-k and top-p on one next-code distribution; one guided top-k step written by you
+# 3. cfg_coef and temperature on the output: spectrograms and sounds
 # 4. the same seed gives the same audio
 # 5. longer than max_duration: the sliding window
 # 6. continuing an audio prompt
@@ -16,54 +16,32 @@
 # CFG comes from diffusion models (Ho & Salimans 2022, arXiv 2207.12598); AudioGen (arXiv
 # 2209.15352) brought it to audio tokens, and MusicGen (arXiv 2306.05284) samples with cfg_coef = 3.
 #
-# Run: `python tutorials/05_sampling_with_cfg.py`, or open it as a notebook (VS Code, Jupyter +
+# Run: `python tutorials/06_sampling_with_cfg.py`, or open it as a notebook (VS Code, Jupyter +
 # jupytext). `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output folder
 # (default `tutorials/out/`). Numbers pasted under prints do not depend on the trained weights;
-# the ones that do are checked by assertions on their properties only. Listen to the WAVs.
+# the ones that do are checked by assertions on their properties only. Every sound plays under its
+# cell in a notebook (and is written to the output folder as a WAV).
 
 # %%
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
-import matplotlib
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")  # no display needed: pictures go to files
-import matplotlib.pyplot as plt
-import soundfile as sf
-import torch
-
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-ROOT = HERE if (HERE / "model.py").exists() else HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE if (HERE / "common.py").exists() else HERE / "tutorials"))
+from common import FAST, ROOT, device, listen, save  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
 from data import VALID_SEED_OFFSET  # noqa: E402
 from lm import build_pattern, cfg_logits, pattern_steps, sample_next_token  # noqa: E402
 from losses import mel_spectrogram  # noqa: E402
 from model import load_model  # noqa: E402
 from synth import make_clip  # noqa: E402
 
-FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
-OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
-OUT.mkdir(parents=True, exist_ok=True)
-device = "cuda" if torch.cuda.is_available() else "cpu"
-print(f"device {device}, fast mode {FAST}")
 torch.set_grad_enabled(False)  # nothing is trained here
-
-
-def save(fig, name):
-    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
-    print("wrote", name)
-
-
-def save_wav(wav, sample_rate, name):
-    """Write a waveform [C, T] to OUT/name as 16-bit PCM."""
-    sf.write(OUT / name, wav.T.float().cpu().numpy(), sample_rate, subtype="PCM_16")
-    print("wrote", name)
 
 
 def spectrogram(ax, wav, title):
@@ -86,7 +64,7 @@ def entropy(p):
 # None here: this LM reads text only) and the codec (`.codec`). For CFG the LM runs every prompt
 # twice, as ONE batch of 2B rows: the B conditional rows, then B null rows (the text embeddings
 # replaced by zeros and the mask all False: the "no text" condition the LM learnt from condition
-# dropout, tutorial 03). With cond and uncond the logits of the two halves, guidance extrapolates
+# dropout, tutorial 04). With cond and uncond the logits of the two halves, guidance extrapolates
 # from uncond through cond:
 #
 #     logits = uncond + cfg_coef * (cond - uncond)        (`lm.cfg_logits`)
@@ -96,7 +74,7 @@ def entropy(p):
 # tokens), so codebook 1 of frame 0 is predicted from the text alone.
 # Target: cfg_coef = 1 gives cond, 0 gives uncond (assertions); the conditional rows of the 2B
 # batch equal a batch of B alone; `lm.generate`'s first greedy code (temperature 0) is the argmax
-# of the guided logits; `05_cfg_step.png`.
+# of the guided logits; `06_cfg_step.png`.
 
 # %%
 model = load_model(str(ROOT / "checkpoints"), device)  # TextToAudio
@@ -134,7 +112,7 @@ for b, ax in enumerate(axes):
            title=f"{prompts[b]!r}: the first code under guidance")
 axes[0].set_ylabel("probability")
 axes[0].legend()
-save(fig, "05_cfg_step.png")
+save(fig, "06_cfg_step.png")
 
 # %% [markdown]
 # ## Step 2. Temperature, top-k and top-p
@@ -148,10 +126,10 @@ save(fig, "05_cfg_step.png")
 # The first code of step 1 can be nearly certain (silence starts many clips), so we look inside a
 # held-out clip instead: its pattern sequence as the input (teacher forcing), conditional and null
 # rows as one batch again, and the guided distribution of codebook 4 (the least certain one,
-# tutorial 04 step 6) at its most uncertain frame. We draw many codes from it and count the
+# tutorial 05 step 6) at its most uncertain frame. We draw many codes from it and count the
 # distinct ones.
 # Target: entropy rises with the temperature; distinct codes <= k under top-k and <= the
-# nucleus size under top-p (assertions); `05_top_k_top_p.png`.
+# nucleus size under top-p (assertions); `06_top_k_top_p.png`.
 
 # %%
 clip = make_clip(0, VALID_SEED_OFFSET, 1.0, codec.sample_rate)  # held out
@@ -205,19 +183,51 @@ twin = axes[1].twinx()
 twin.plot(names, [stats[n][1] for n in names], "o-", color="C1")
 twin.set_ylabel("entropy of the draws (nats)", color="C1")
 axes[1].set_title("how many candidates each rule leaves")
-save(fig, "05_top_k_top_p.png")
+save(fig, "06_top_k_top_p.png")
+
+# %% [markdown]
+# ### One sampling step, written by you
+#
+# Everything `lm.generate` does with the logits of a step fits in five lines: guidance
+# (step 1's formula), temperature, the top-k mask, and one draw per codebook from the
+# renormalised distribution with a seeded `torch.Generator` (so the draw can be repeated).
+# Write it, then run yours and the library's (`lm.cfg_logits`, then `lm.sample_next_token`, as
+# `LM.generate` calls them) on the same logits with generators of the same seed: every step of
+# the held-out clip above as one batch, K codebooks each, cfg_coef 3, temperature 0.8, top-k 50.
+# Target: identical tokens; every token among the k most likely of its distribution (assertions).
+
+# %%
+def my_sampling_step(cond, uncond, cfg_coef, temperature, top_k, generator):
+    """Conditional and null logits [B, K, card] -> tokens [B, K]: CFG, temperature, top-k, one draw each."""
+    logits = uncond + cfg_coef * (cond - uncond)  # classifier-free guidance
+    probs = (logits / temperature).softmax(-1)  # [B, K, card]
+    kth = probs.topk(top_k, dim=-1).values[..., -1:]  # [B, K, 1]: the k-th largest probability
+    probs = torch.where(probs >= kth, probs, 0.0)  # top-k: the others can no longer be drawn
+    draws = torch.multinomial(probs.reshape(-1, card), 1, generator=generator)  # [B K, 1]; renormalises itself
+    return draws.view(probs.shape[:-1])  # [B, K]
+
+
+cond_s, uncond_s = both[0].transpose(0, 1), both[1].transpose(0, 1)  # [S, K, card]: the clip's steps as a batch
+mine = my_sampling_step(cond_s, uncond_s, 3.0, 0.8, 50, torch.Generator(device).manual_seed(1))
+library = sample_next_token(cfg_logits(cond_s, uncond_s, 3.0), temperature=0.8, top_k=50,
+                            generator=torch.Generator(device).manual_seed(1))  # [S, K]
+top50 = cfg_logits(cond_s, uncond_s, 3.0).topk(50, dim=-1).indices  # [S, K, 50]
+print(f"{mine.numel()} draws ({mine.shape[0]} steps x {K} codebooks): yours == the library's: "
+      f"{torch.equal(mine, library)}")
+# 216 draws (54 steps x 4 codebooks): yours == the library's: True
+assert torch.equal(mine, library) and (top50 == mine[..., None]).any(-1).all()
 
 # %% [markdown]
 # ## Step 3. cfg_coef and temperature on the output
 #
 # `model.generate(prompts, duration, cfg_coef, top_k, top_p, temperature, seed)`
 # (`TextToAudio.generate` in `model.py`) is the whole of `python sample.py` after loading: the
-# conditioner, CFG sampling with a KV cache (tutorial 04), the codec's decoder; it returns wav
+# conditioner, CFG sampling with a KV cache (tutorial 05), the codec's decoder; it returns wav
 # [B, C, samples] in [-1, 1] on the CPU. We generate both prompts at cfg_coef 1, 3 and 5, and the piano at
 # temperatures 0.5, 1 and 1.5 (cfg_coef 3), all with seed 0. Listen: with cfg_coef 1 the prompt often drifts to
 # other sounds of the training data; larger values follow it more closely, and too large ones
 # get harsh and repetitive. The evaluation script (see the notes) measures this with a classifier.
-# Target: the shapes (assertions), `05_cfg_temperature.png`, and one WAV per picture.
+# Target: the shapes (assertions), `06_cfg_temperature.png` and the sound of each of its panels.
 
 # %%
 dur = 1.0 if FAST else min(3.0, c.max_duration)
@@ -233,13 +243,13 @@ fig, axes = plt.subplots(3, 3, figsize=(13, 8), sharex=True, sharey=True, layout
 for col, w in enumerate(outputs):
     for row, prompt in enumerate(prompts):
         spectrogram(axes[row, col], outputs[w][row], f"{prompt!r}, cfg_coef {w:g}")
-        save_wav(outputs[w][row], codec.sample_rate, f"05_{prompt.replace(' ', '_')}_cfg{w:g}.wav")
+        listen(outputs[w][row], codec.sample_rate, f"06_{prompt.replace(' ', '_')}_cfg{w:g}.wav")
 for col, (T, wav) in enumerate(temps.items()):
     spectrogram(axes[2, col], wav, f"{prompts[1]!r}, cfg_coef 3, temperature {T:g}")
-    save_wav(wav, codec.sample_rate, f"05_{prompts[1].replace(' ', '_')}_temp{T:g}.wav")
+    listen(wav, codec.sample_rate, f"06_{prompts[1].replace(' ', '_')}_temp{T:g}.wav")
 fig.supxlabel("time (s)")
 fig.supylabel("mel band")
-save(fig, "05_cfg_temperature.png")
+save(fig, "06_cfg_temperature.png")
 
 # %% [markdown]
 # ## Step 4. The same seed gives the same audio
@@ -265,7 +275,7 @@ print("seed 0 twice: identical; seed 1: different")
 # thus take 1 + ceil((N - W) / s) windows. The `callback(done, total)` of `generate` counts the
 # steps of the current window, so `done == 1` marks a new one; `lm.windows(duration)` lists the
 # plan beforehand, as (first frame, frames, given frames, steps) per window.
-# Target: the window count (asserted against the formula); `05_long.png`, `05_long.wav`.
+# Target: the window count (asserted against the formula); `06_long.png` and its sound.
 
 # %%
 long_dur = c.max_duration + 2 * c.extend_stride
@@ -283,8 +293,8 @@ spectrogram(ax, long_wav, f"{prompts[1]!r}, {long_dur:g} s with a {c.max_duratio
 for i in range(1, len(starts)):
     ax.axvline((W + (i - 1) * s) / fr, color="w", ls="--")  # where window i + 1's new frames begin
 ax.set(xlabel="time (s)", ylabel="mel band")
-save(fig, "05_long.png")
-save_wav(long_wav, codec.sample_rate, "05_long.wav")
+save(fig, "06_long.png")
+listen(long_wav, codec.sample_rate, "06_long.wav")
 
 # %% [markdown]
 # ## Step 6. Continuing an audio prompt
@@ -296,7 +306,7 @@ save_wav(long_wav, codec.sample_rate, "05_long.wav")
 # beginning is the prompt through the codec; only the last few frames before the boundary may
 # differ, as the decoder's convolutions look a few frames ahead.
 # Target: the output starts as codec.decode(codec.encode(prompt)) (assertion, up to a margin
-# before the boundary); `05_continuation.png`, `05_continuation.wav`.
+# before the boundary); `06_continuation.png` and its sound.
 
 # %%
 i = 0
@@ -321,8 +331,8 @@ spectrogram(axes[1], cont, "prompt through the codec, then the LM's continuation
 axes[1].axvline(prompt_wav.shape[-1] / codec.sample_rate, color="w", ls="--")
 for ax in axes:
     ax.set_xlabel("time (s)")
-save(fig, "05_continuation.png")
-save_wav(cont, codec.sample_rate, "05_continuation.wav")
+save(fig, "06_continuation.png")
+listen(cont, codec.sample_rate, "06_continuation.wav")
 
 # %% [markdown]
 # ## Errata and notes
@@ -331,12 +341,16 @@ save_wav(cont, codec.sample_rate, "05_continuation.wav")
 #   the built-in clips (`synth.py`) and reports how often generated clips carry the prompted
 #   source, scene or instrument, plus a Frechet distance to real clips (FAD's recipe). Its
 #   `--cfg-coef` flag compares guidance scales. It takes several minutes on a CPU, so it is not run here:
-#   `python evaluation/eval_audio.py --model checkpoints`.
-# - AudioCraft's cross-attention attends to the zeroed padding of the text; this repo's tiny preset
-#   can mask it (`cross_attention_mask`). A null row has no token at all, and attends to its zeros
-#   either way: its cross-attention output is 0.
-# - The null condition is zeros, not the encoding of an empty string: the LM learns it because
-#   training replaces whole batches of prompts by None (`conditioners.cfg_dropout`, p = 0.1 here).
+#   `python evaluation/eval_audio.py --model checkpoints`. Tutorial 07 computes its Frechet distance
+#   by hand on a few clips.
+# - AudioCraft's cross-attention attends to the zeroed padding of the text; the shipped tiny LM
+#   masks it (its preset sets `LMConfig.cross_attention_mask=True`). A null row has no token at
+#   all, and attends to its zeros either way: its cross-attention output is 0.
+# - The null condition is zero embeddings with an all-False mask, not the encoding of an empty
+#   string: `conditioners.null_conditions` gives None for every text, and `TextConditioner` turns a
+#   None row into zeros (T5 reads "", but its output is multiplied by the all-False mask). The LM
+#   learns it because training replaces whole batches of prompts by None (`conditioners.cfg_dropout`,
+#   `train_lm.py --cfg-dropout`, p = 0.1 by default).
 # - CFG doubles the batch of every step. AudioCraft's `two_step_cfg` (two passes instead of one
 #   batch) is not implemented.
 # - `TextToAudio.generate` runs the LM under bf16 autocast on a GPU: the same seed gives the same
