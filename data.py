@@ -3,19 +3,24 @@ Data: the datasets the trainers read, and audio I/O. Clips generated on the fly 
 or folders of real audio in AudioCraft's format.
 
     BuiltinDataset(n)       -> items {wav [1, T], text, labels}: synth.make_clip(i, seed), train/valid disjoint
-    FolderDataset(root, sr) -> the same items from data.jsonl(.gz) + x.json sidecars, or from x.wav + x.txt
+    FolderDataset(root, sr) -> the same items from data.jsonl(.gz) + x.json sidecars, or from x.wav + x.txt;
+                               optionally files drawn by manifest weight / duration / tag balance, tags excluded,
+                               MusicGen's metadata captions (augment_description)
     load_audio(path, sr)    -> float32 [channels, T] at sr, band-limited resampling by resample(wav, sr_in, sr_out)
     mix_clips(a, b, rng)    -> AudioGen's mixing augmentation: two clips at a random SNR, captions joined
     python data.py --out DIR --n 100    writes synthesised clips, sidecars and a manifest to listen to
 
 References:
 1) AudioGen: Textually Guided Audio Generation, https://arxiv.org/abs/2209.15352
+   (its data: the "speech" label, which outnumbered all others, removed for class balance; exclude_tags here)
    official code: facebookresearch/audiocraft audiocraft/data/sound_dataset.py (description lists: one drawn per item;
    mix_samples), config/solver/audiogen/audiogen_base_16khz.yaml (dataset.train: aug_p, mix_p, mix_snr_*, overlap)
 2) MusicGen, Simple and Controllable Music Generation, https://arxiv.org/abs/2306.05284
-   official code: audiocraft/data/music_dataset.py (sidecar .json: description, bpm, key, moods, ...)
+   official code: audiocraft/data/music_dataset.py (sidecar .json: description, bpm, key, moods, ...; MusicInfo,
+   augment_music_info_description: merge_text_p, drop_desc_p, drop_other_p), info_audio_dataset.py (get_keyword*)
 3) AudioCraft's manifest: audiocraft/data/audio_dataset.py (one JSON per line: path, duration, sample_rate, amplitude,
-   weight, info_path; the sidecar of a.wav is a.json) and docs/DATASETS.md
+   weight, info_path; the sidecar of a.wav is a.json; AudioDataset's sample_on_weight, sample_on_duration,
+   _get_sampling_probabilities, sample_file) and docs/DATASETS.md
 4) J. O. Smith, Digital Audio Resampling Home Page, https://ccrma.stanford.edu/~jos/resample/ (windowed-sinc
    interpolation, as in torchaudio's sinc_interp_hann and julius.resample)
 """
@@ -26,8 +31,10 @@ import gzip
 import json
 import math
 import os
+import re
 import time
 import warnings
+from collections import Counter
 
 import numpy as np
 import soundfile as sf
@@ -125,6 +132,101 @@ def mix_clips(a, b, rng, snr_db=MIX_SNR_DB, min_overlap=MIX_MIN_OVERLAP, level_d
               for k in {**la, **lb}}  # a's keys first, then b's new ones
     return y, captions, dict(labels, mix=dict(snr_db=s, start=start))
 
+# ----------------------------------------------------------------------------- tags and MusicGen's metadata captions
+
+WORD = re.compile(r"[^\W_]+")  # a word: a run of letters and digits (spaces, hyphens, apostrophes split words)
+FUNCTION_WORDS = frozenset("a an and as at by for from in into is it its of on or the to with".split())  # not tags
+MUSIC_INFO_FIELDS = ("key", "bpm", "genre", "moods", "keywords", "instrument")  # in MusicInfo's field order [2]
+
+
+def words(value):
+    """The lower-cased words of a string, or of every string inside a list / dict values (numbers, None: none)."""
+    if isinstance(value, str):
+        return set(WORD.findall(value.lower()))
+    values = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return set().union(*map(words, values))
+
+
+def parse_tags(text):
+    """'speech,Music' -> ('speech', 'music'): the tags of exclude_tags, single words, comma-separated."""
+    tags = tuple(t.strip().lower() for t in text.split(",")) if text.strip() else ()
+    for t in tags:
+        if not WORD.fullmatch(t):
+            raise ValueError(f"tag {t!r} in {text!r} is not one word of letters and digits: separate tags by commas, "
+                             f"e.g. 'speech,music' (a caption 'male speech' holds the word 'speech')")
+    return tags
+
+
+def probability(text):
+    """'0.25' -> 0.25, a number in [0, 1] (the probability flags)."""
+    try:
+        if 0 <= float(text) <= 1:  # NaN fails too
+            return float(text)
+    except ValueError:
+        pass
+    raise ValueError(f"{text!r} is not a probability: give a number in [0, 1]")
+
+
+def arg_type(parse):
+    """argparse's type= from a parser raising ValueError: its one-line message becomes the usage error."""
+    def parse_arg(text):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse_arg
+
+
+def music_info(info):
+    """[(name, text)] of the sidecar's MUSIC_INFO_FIELDS that are set, read as MusicInfo.from_dict does [2]: key and
+    genre, instrument lower-cased (a key listing several, 'C, G', dropped: get_musical_key), bpm a float ('90.0'),
+    moods and keywords lists of lower-cased words (a string split at commas and spaces: get_keyword_list)."""
+    def keyword(v):
+        return v.strip().lower() if isinstance(v, str) and v.strip() and v != "None" else None
+    out = []
+    for name in MUSIC_INFO_FIELDS:
+        v = info.get(name)
+        if name == "bpm":
+            try:
+                v = str(float(v))
+            except (TypeError, ValueError):
+                v = None
+        elif name in ("moods", "keywords"):
+            items = re.split(r"[,\s]", v) if isinstance(v, str) else v if isinstance(v, list) else []
+            v = ", ".join(k for k in map(keyword, items) if k) or None
+        else:
+            v = None if name == "key" and isinstance(v, str) and "," in v else keyword(v)
+        if v is not None:
+            out.append((name, v))
+    return out
+
+
+def augment_description(description, info, rng, merge_text_p=0.0, drop_desc_p=0.5, drop_other_p=0.5):
+    """MusicGen's metadata captions [2] (augment_music_info_description), rng a numpy Generator:
+        with probability merge_text_p: each field of music_info(info) is kept with probability drop_other_p
+        (in AudioCraft's code the chance to KEEP a field, despite its name), written "name: value", the kept ones
+        shuffled and joined by ". " = meta; then the description is dropped with probability drop_desc_p;
+        text = description.rstrip(".") + ". " + meta, stripped ("calm piano" -> "calm piano." when meta is empty),
+        or meta alone if the description is empty or dropped ("" = no caption if meta is empty too).
+    e.g. "calm piano", {"bpm": 90, "genre": "Jazz"} -> "calm piano. genre: jazz. bpm: 90.0" or "bpm: 90.0" or ..."""
+    meta = ""
+    if rng.random() < merge_text_p:
+        pairs = [f"{name}: {v}" for name, v in music_info(info) if rng.random() < drop_other_p]
+        meta = ". ".join(pairs[k] for k in rng.permutation(len(pairs)))
+        description = "" if rng.random() < drop_desc_p else description
+    if not description:
+        return meta if len(meta) > 1 else ""
+    return ". ".join([description.rstrip("."), meta]).strip()
+
+
+def manifest_weight(value, where):
+    """A manifest line's "weight" -> float or None (no weight: AudioCraft scores the file 1); one line naming a value
+    that is not a finite number >= 0."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if value is not None and not (number and 0 <= value < math.inf):  # NaN fails too
+        raise ValueError(f"{where}: weight {value!r} is not a number >= 0: fix it, or remove it (weight 1)")
+    return None if value is None else float(value)
+
 # ----------------------------------------------------------------------------- datasets
 
 
@@ -164,7 +266,7 @@ class BuiltinDataset(torch.utils.data.Dataset):
 class FolderDataset(torch.utils.data.Dataset):
     """Real audio with captions, in AudioCraft's format [3] or a simple one:
       - a manifest: root is a .jsonl / .jsonl.gz file, or a folder holding data.jsonl(.gz) (or a single *.jsonl*),
-        one {"path", "duration", "sample_rate", ...} per line (a relative path is relative to the manifest);
+        one {"path", "duration", "sample_rate", "weight", ...} per line (a relative path is relative to the manifest);
         the caption is "description" in the sidecar a.json of a.wav (a string, or a list: one drawn per item [1]);
       - otherwise every audio file under root, with its caption in the sidecar a.txt (or a.json), if any.
     Items: dict(wav [channels, T] at sample_rate, text, labels = sidecar fields + path). With duration (s) set, each
@@ -172,23 +274,44 @@ class FolderDataset(torch.utils.data.Dataset):
     Files shorter than duration are skipped, or zero-padded at the end if pad=True. At start-up every file is checked
     with sf.info (found, readable, long enough: the manifest's durations are not trusted) and a summary line (see
     _summarize) is printed (verbose; trainers print it on rank 0 only) and kept as .summary. A file that still fails
-    when read (a corrupt body) is skipped with a warning naming it: never a crash mid-epoch."""
+    when read (a corrupt body) is skipped with a warning naming it: never a crash mid-epoch.
+    Options, all off by default (item i is then file i):
+      sample_on_weight, sample_on_duration, balance_tags: item i is a file drawn from (seed, i, epoch) with the
+        probabilities of sampling_probabilities(), as AudioCraft's AudioDataset draws one per index (sample_file);
+      exclude_tags ('speech', ...): files whose captions or sidecar fields hold one of these words are left out [1];
+      merge_text_p, drop_desc_p, drop_other_p: MusicGen's metadata captions, see augment_description [2]."""
 
-    def __init__(self, root, sample_rate, channels=1, duration=None, seed=0, pad=False, verbose=True):
+    def __init__(self, root, sample_rate, channels=1, duration=None, seed=0, pad=False, verbose=True,
+                 sample_on_weight=False, sample_on_duration=False, balance_tags=False, exclude_tags=(),
+                 merge_text_p=0.0, drop_desc_p=0.5, drop_other_p=0.5):
         self.sample_rate, self.channels, self.duration, self.seed, self.pad = sample_rate, channels, duration, seed, pad
-        self.epoch, self.bad = 0, set()
-        self._check(self._paths(root))
+        self.sample_on_weight, self.sample_on_duration, self.balance_tags = sample_on_weight, sample_on_duration, \
+            balance_tags
+        self.sampling = sample_on_weight or sample_on_duration or balance_tags
+        self.exclude_tags = parse_tags(exclude_tags) if isinstance(exclude_tags, str) else tuple(exclude_tags)
+        for name, p in dict(merge_text_p=merge_text_p, drop_desc_p=drop_desc_p, drop_other_p=drop_other_p).items():
+            if not 0 <= p <= 1:
+                raise ValueError(f"{name}={p} is not a probability: give a number in [0, 1]")
+        self.merge_text_p, self.drop_desc_p, self.drop_other_p = merge_text_p, drop_desc_p, drop_other_p
+        self.epoch, self.bad, self._probabilities = 0, set(), None
+        self._check(self._paths(root, sample_on_weight))
         self.summary = self._summarize(root)
         if verbose:
             print(self.summary, flush=True)
+        if self.excluded and not self.files:
+            raise ValueError(f"every usable file of {root} holds an excluded tag ({', '.join(self.exclude_tags)}): "
+                             "exclude fewer tags")
         if not self.files:
             raise ValueError(f"no usable audio in {root}: add .wav/.flac files (or a data.jsonl manifest), "
                              f"or lower duration={duration}")
+        if self.sampling:
+            self.sampling_probabilities()  # raises if every weight is 0
 
     @staticmethod
-    def _paths(root):
-        """The audio paths: the manifest's (root itself, else data.jsonl(.gz) in it, else its first *.jsonl*), or
-        with no manifest every audio file under root, by extension, sorted (the same order, so the same items)."""
+    def _paths(root, check_weights=False):
+        """[(audio path, weight or None)]: the manifest's (root itself, else data.jsonl(.gz) in it, else its first
+        *.jsonl*), or with no manifest every audio file under root, by extension, sorted (the same order, so the same
+        items). The weights are checked (manifest_weight) only when they are used (check_weights)."""
         if os.path.isfile(root):
             manifests = [root]
         elif not os.path.isdir(root):
@@ -197,21 +320,24 @@ class FolderDataset(torch.utils.data.Dataset):
             manifests = [p for p in (os.path.join(root, "data.jsonl"), os.path.join(root, "data.jsonl.gz"))
                          if os.path.isfile(p)] or sorted(glob.glob(os.path.join(root, "*.jsonl*")))
         if not manifests:
-            return [p for p in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True))
+            return [(p, None) for p in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True))
                     if p.lower().endswith(AUDIO_EXTS)]
         with (gzip.open if manifests[0].endswith(".gz") else open)(manifests[0], "rt") as fp:
             metas = [json.loads(line) for line in fp if line.strip()]
         base = os.path.dirname(os.path.abspath(manifests[0]))  # a relative path is relative to the manifest
-        return [os.path.join(base, m["path"]) for m in metas]
+        weight = lambda n, m: manifest_weight(m.get("weight"), f"{manifests[0]} line {n + 1}")  # noqa: E731
+        return [(os.path.join(base, m["path"]), weight(n, m) if check_weights else None) for n, m in enumerate(metas)]
 
     def _check(self, paths):
         """Sort the files out from their headers (sf.info: no audio is decoded) and sidecars: .files [(path,
-        duration s, sample_rate)] usable, .skipped [(path, why)], .uncaptioned [path] usable ones with no caption."""
-        self.files, self.skipped, self.uncaptioned = [], [], []
-        for path in paths:
+        duration s, sample_rate)] usable, .skipped [(path, why)], .uncaptioned [path] usable ones with no caption,
+        .excluded [(path, its excluded tags)]; .weights {path: manifest weight}, .tags {path: the words of its
+        captions but FUNCTION_WORDS} of the usable and excluded files."""
+        self.files, self.skipped, self.uncaptioned, self.excluded, self.weights, self.tags = [], [], [], [], {}, {}
+        for path, weight in paths:
             try:
                 info = sf.info(path)
-                captions = self._sidecar(path)[0]
+                captions, fields = self._sidecar(path)
             except Exception as e:  # missing, or libsndfile cannot parse it (format, truncated header), or bad JSON
                 why = ("not found" if not os.path.isfile(path) else "unreadable" if isinstance(e, sf.LibsndfileError)
                        else f"bad sidecar ({type(e).__name__})")
@@ -221,14 +347,59 @@ class FolderDataset(torch.utils.data.Dataset):
             if info.frames == 0 or (self.duration and dur < self.duration and not self.pad):
                 self.skipped.append((path, f"too short, {dur:.2f} s < {self.duration} s" if info.frames else "empty"))
                 continue
+            self.weights[path], self.tags[path] = weight, frozenset(words(captions) - FUNCTION_WORDS)
+            hit = [t for t in self.exclude_tags if t in words(captions) | words(fields)]  # AudioGen's speech removal
+            if hit:
+                self.excluded.append((path, hit))
+                continue
             self.files.append((path, dur, info.samplerate))
             if not any(isinstance(c, str) and c.strip() for c in captions):
                 self.uncaptioned.append(path)
 
+    def sampling_probabilities(self):
+        """The chance of each of .files to be an item [N] (AudioCraft's _get_sampling_probabilities [3]): a score
+            1, x the manifest's weight (sample_on_weight; a file without one: x 1), x its duration in s
+            (sample_on_duration), x mean over its tags t of 1 / n_t (balance_tags; n_t = files whose captions hold
+            t, an uncaptioned file has one tag '': each tag's files then weigh ~1 in all, the inverse frequency)
+        normalised to sum 1; a file that failed to read (.bad) scores 0. Recomputed when .files is reassigned."""
+        if self._probabilities and self._probabilities[0] is self.files and self._probabilities[1] == len(self.bad):
+            return self._probabilities[2]
+        score = np.ones(len(self.files))
+        if self.sample_on_weight:
+            score *= [1.0 if self.weights[p] is None else self.weights[p] for p, _, _ in self.files]
+        if self.sample_on_duration:
+            score *= [dur for _, dur, _ in self.files]
+        if self.balance_tags:
+            tags = [self.tags[p] or {""} for p, _, _ in self.files]
+            n = Counter(t for ts in tags for t in ts)
+            score *= [np.mean([1 / n[t] for t in ts]) for ts in tags]
+        score[sorted(self.bad)] = 0
+        if not score.any():
+            raise ValueError(f"all {len(score)} files have weight 0: give some a weight > 0 in the manifest")
+        p = score / score.sum()
+        self._probabilities = (self.files, len(self.bad), p)
+        return p
+
+    def _tag_shares(self, top=5):
+        """'tags (share of files before -> after exclusion -> of the draws): speech 60% -> 0%, dog 30% -> 75% -> 50%'
+        for the `top` tags held by most files before exclusion."""
+        before = [self.tags[p] for p, _, _ in self.files] + [self.tags[p] for p, _ in self.excluded]
+        after = [self.tags[p] for p, _, _ in self.files]
+        drawn = self.sampling_probabilities() if self.sampling and self.files else None
+        out = []
+        counts = Counter(t for ts in before for t in ts)
+        for t, n in sorted(counts.items(), key=lambda tn: (-tn[1], tn[0]))[:top]:  # ties: alphabetical
+            held = np.array([t in ts for ts in after], dtype=bool)  # [N] the kept files holding t
+            out.append(f"{t} {n / len(before):.0%} -> {held.sum() / max(1, len(after)):.0%}"
+                       + (f" -> {drawn[held].sum():.0%}" if drawn is not None else ""))
+        return (f"tags (share of files before -> after exclusion{' -> of the draws' * (drawn is not None)}): "
+                + ", ".join(out))
+
     def _summarize(self, root):
         """The start-up line, e.g. 'FolderDataset x: 60 audio files, 58 with captions (2 without: a.wav, b.wav train
         as the null condition), 1 skipped (c.wav: unreadable), 12 resampled 44100 -> 16000 Hz, 3 zero-padded to 3.0 s'
-        (a part that would say 0 is left out; at most 3 names each, then 'and N more')."""
+        (a part that would say 0 is left out; at most 3 names each, then 'and N more'), then with exclude_tags or a
+        sampling option ', 12 excluded by tag (speech 12)' and a second line: _tag_shares()."""
         base = os.path.abspath(root if os.path.isdir(root) else os.path.dirname(root))
         name = lambda p: os.path.relpath(p, base) if os.path.abspath(p).startswith(base + os.sep) else p  # noqa: E731
         some = lambda xs: ", ".join(xs[:3]) + (f" and {len(xs) - 3} more" if len(xs) > 3 else "")  # noqa: E731
@@ -243,7 +414,12 @@ class FolderDataset(torch.utils.data.Dataset):
         padded = sum(dur < self.duration for _, dur, _ in self.files) if self.duration and self.pad else 0
         if padded:
             parts.append(f"{padded} zero-padded to {self.duration} s")
-        return f"FolderDataset {root}: " + ", ".join(parts)
+        if self.exclude_tags:
+            hits = Counter(t for _, hit in self.excluded for t in hit)
+            parts.append(f"{len(self.excluded)} excluded by tag ("
+                         + ", ".join(f"{t} {hits[t]}" for t in self.exclude_tags) + ")")
+        line = f"FolderDataset {root}: " + ", ".join(parts)
+        return line + ("\n  " + self._tag_shares() if self.exclude_tags or self.sampling else "")
 
     def __len__(self):
         return len(self.files)
@@ -263,9 +439,9 @@ class FolderDataset(torch.utils.data.Dataset):
                 return [fp.read().strip()], info
         return [], info
 
-    def _load(self, i):
+    def _load(self, i, rng):
+        """Item of file i, its crop, caption (and metadata caption) drawn from rng, a numpy Generator."""
         path, dur, sr = self.files[i]  # dur, sr: the file's own, as sf.info gave them
-        rng = np.random.default_rng([self.seed, i, self.epoch])  # the crop and the caption draw
         if self.duration is None:
             wav = load_audio(path, self.sample_rate, self.channels)
         else:  # read just the crop, in the file's own samples, then resample and cut to exactly n samples
@@ -280,14 +456,31 @@ class FolderDataset(torch.utils.data.Dataset):
             wav = F.pad(wav, (0, n - wav.shape[1]))
         captions, info = self._sidecar(path)
         text = captions[rng.integers(len(captions))] if captions else ""  # AudioGen: one caption drawn per item [1]
+        if self.merge_text_p > 0:  # MusicDataset augments only when merge_text_p is set [2]
+            text = augment_description(text, info, rng, self.merge_text_p, self.drop_desc_p, self.drop_other_p)
         return dict(wav=wav, text=text, labels=dict(info, path=path))
 
+    def _draw(self, i):
+        """Item i with a sampling option: a file drawn by sampling_probabilities() (AudioCraft's sample_file [3]), then
+        its crop and caption, all from (seed, i, epoch); a file that fails to read is skipped (probability -> 0)."""
+        rng = np.random.default_rng([self.seed, i, self.epoch, 0x64726177])  # "draw": apart from the plain items
+        while len(self.bad) < len(self.files):
+            j = int(rng.choice(len(self.files), p=self.sampling_probabilities()))
+            try:
+                return self._load(j, rng)
+            except Exception as e:
+                warnings.warn(f"skipping {self.files[j][0]}: {e}")
+                self.bad.add(j)
+        raise RuntimeError(f"none of the {len(self.files)} files of this FolderDataset could be read: see the warnings")
+
     def __getitem__(self, i):
+        if self.sampling:
+            return self._draw(i)
         for j in [(i + k) % len(self.files) for k in range(len(self.files))]:  # i, or the next readable file
             if j in self.bad:
                 continue
             try:
-                return self._load(j)
+                return self._load(j, np.random.default_rng([self.seed, j, self.epoch]))  # the crop and caption draws
             except Exception as e:
                 warnings.warn(f"skipping {self.files[j][0]}: {e}")
                 self.bad.add(j)  # per DataLoader worker: each reports it once

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 import training
 from checkpoint import load_codec, save_atomic, save_codec
 from codec import PRESETS, Codec, CodecConfig
-from data import BuiltinDataset, FolderDataset
+from data import BuiltinDataset, FolderDataset, arg_type, parse_tags
 from losses import (Balancer, MSSTFTDiscriminator, adversarial_loss, band_edges, band_levels, discriminator_loss,
                     feature_matching_loss, mel_distance, multiscale_mel_loss, si_snr)
 
@@ -45,6 +45,14 @@ parser.add_argument("--resume", action="store_true", help="continue from out_dir
 parser.add_argument("--export", default=None, help="the shippable codec, saved at the end (e.g. checkpoints/codec.pt)")
 parser.add_argument("--data", default=None, help="audio folder or manifest (default: the built-in data)")
 parser.add_argument("--seed", type=int, default=0, help="seed of the data, the init and the training")
+parser.add_argument("--sample-on-weight", action="store_true", help="--data: draw training files in proportion to the "
+                    "manifest's per-file weight (AudioCraft's sample_on_weight; a file without one: 1)")
+parser.add_argument("--sample-on-duration", action="store_true", help="--data: draw training files in proportion to "
+                    "their duration (AudioCraft's sample_on_duration; with --sample-on-weight: duration x weight)")
+parser.add_argument("--balance-tags", action="store_true", help="--data: draw training files by inverse tag frequency "
+                    "(each caption word's files weigh about the same in all)")
+parser.add_argument("--exclude-tags", type=arg_type(parse_tags), default=(), help="--data: comma-separated words, e.g. "
+                    "speech,music: leave out files whose captions or sidecar fields hold one (AudioGen removed speech)")
 # Model
 parser.add_argument("--preset", default="tiny", help=f"codec architecture: {', '.join(PRESETS)}")
 parser.add_argument("--init", default=None, help="start from this codec's weights, with new optimizers (a fine-tuning "
@@ -173,8 +181,17 @@ def build(args, ckpt, device):
 def load_data(args, config, env):
     """-> (the training clips of `segment` s, the held-out clips wav [eval_clips, C, 2 s] on the device)."""
     sr = config.sample_rate
+    options = dict(sample_on_weight=args.sample_on_weight, sample_on_duration=args.sample_on_duration,
+                   balance_tags=args.balance_tags, exclude_tags=args.exclude_tags)  # item i: a drawn file if sampling
+    if not args.data and any(options.values()):
+        flags = ", ".join("--" + k.replace("_", "-") for k, v in options.items() if v)
+        raise SystemExit(f"{flags}: the built-in data has no manifest or captions; pass --data FOLDER")
     if args.data:  # one file in ten held out (as train_lm.py); eval: 2 s crops of them, cycled with new crops
-        data = FolderDataset(args.data, sr, config.channels, duration=args.segment, seed=args.seed, verbose=env.master)
+        try:
+            data = FolderDataset(args.data, sr, config.channels, duration=args.segment, seed=args.seed,
+                                 verbose=env.master, **options)
+        except ValueError as e:  # an unusable manifest or weight: one line, no traceback
+            raise SystemExit(f"--data: {e}") from None
         valid = FolderDataset(args.data, sr, config.channels, duration=2.0, seed=args.seed, pad=True, verbose=False)
         valid.files = data.files[9::10] or data.files[:1]  # a folder of fewer than 10 files: both use file 0
         data.files = [f for i, f in enumerate(data.files) if i % 10 != 9]

@@ -63,7 +63,8 @@ import training
 from checkpoint import codec_hash, half, load_codec, load_t5, save_atomic, save_codec
 from conditioners import (T5_PRESETS, MelodyConditioner, T5Encoder, TextConditioner, Tokenizer, cfg_dropout,
                           normalize_text, word_dropout)
-from data import MIX_LEVEL_DB, MIX_MIN_OVERLAP, MIX_SNR_DB, VALID_SEED_OFFSET, FolderDataset, mix_clips
+from data import (MIX_LEVEL_DB, MIX_MIN_OVERLAP, MIX_SNR_DB, VALID_SEED_OFFSET, FolderDataset, arg_type, mix_clips,
+                  parse_tags, probability)
 from lm import LM, PRESETS, LMConfig
 from model import TextToAudio, from_checkpoint
 from synth import make_clip
@@ -82,6 +83,21 @@ parser.add_argument("--duration", type=float, default=3.0, help="clip length in 
 parser.add_argument("--seed", type=int, default=0, help="seed of the data, the init and the batches")
 parser.add_argument("--aug-p", type=float, default=0.5, help="P(a step's batch is all mixed clips) (AudioGen's aug_p; "
                     "0 = no mixing); as many mixes as --n-clips are cached")
+# --data only: which files and how often (AudioCraft's AudioDataset; off: files cycled), MusicGen's metadata captions
+parser.add_argument("--sample-on-weight", action="store_true", help="draw training files in proportion to the "
+                    "manifest's per-file weight (AudioCraft's sample_on_weight; a file without one: 1)")
+parser.add_argument("--sample-on-duration", action="store_true", help="draw training files in proportion to their "
+                    "duration (AudioCraft's sample_on_duration; with --sample-on-weight: duration x weight)")
+parser.add_argument("--balance-tags", action="store_true", help="draw training files by inverse tag frequency: each "
+                    "caption word's files weigh about the same in all (combines with the two above)")
+parser.add_argument("--exclude-tags", type=arg_type(parse_tags), default=(), help="comma-separated words, e.g. "
+                    "speech,music: leave out files whose captions or sidecar fields hold one (AudioGen removed speech)")
+parser.add_argument("--merge-text-p", type=arg_type(probability), default=0.0, help="P(a training caption gets the "
+                    "sidecar's key, bpm, genre, moods, keywords, instrument as 'name: value') (MusicGen; 0 = off)")
+parser.add_argument("--drop-desc-p", type=arg_type(probability), default=0.5, help="P(the description is dropped from "
+                    "a merged caption, leaving the metadata alone) (AudioCraft's drop_desc_p)")
+parser.add_argument("--drop-other-p", type=arg_type(probability), default=0.5, help="P(each metadata field is KEPT in "
+                    "a merged caption) (AudioCraft's drop_other_p, named so but the chance to keep)")
 # Model: the LM preset resized by the flags, a T5 trained from scratch (or a frozen pretrained one), a tokenizer
 parser.add_argument("--preset", default="tiny", help=f"LM architecture: {', '.join(PRESETS)}")
 parser.add_argument("--dim", type=int, default=0, help="LM width (0 = the preset's)")
@@ -124,11 +140,18 @@ parser.add_argument("--compile", action="store_true", help="torch.compile the mo
 
 # ----------------------------------------------------------------------------- data: the token cache and the batches
 
+DATA_FLAGS = ("sample_on_weight", "sample_on_duration", "balance_tags", "exclude_tags", "merge_text_p", "drop_desc_p",
+              "drop_other_p")  # FolderDataset's options: in the token cache's name when not at their defaults
+
 
 def clips(args, split, n, sample_rate, channels):
     """Yield n (wav [C, T], captions, labels) of a split. Built-in: clip i = synth.make_clip(i, seed), its tags and
     its sentence both kept (AudioGen draws one caption per item); 'valid' uses seed + 2**31 as BuiltinDataset.
-    A folder: crops of `duration` s, one file in ten held out, the files cycled with new crops (FolderDataset)."""
+    A folder: crops of `duration` s, one file in ten held out, the files cycled with new crops (FolderDataset), or
+    with a sampling flag the training files drawn by their probabilities (AudioCraft's AudioDataset, sample_file)."""
+    flags = [f"--{f.replace('_', '-')}" for f in DATA_FLAGS if getattr(args, f) != parser.get_default(f)]
+    if args.data is None and flags:
+        raise SystemExit(f"{', '.join(flags)}: the built-in data has no manifest or sidecars; pass --data FOLDER")
     if args.data is None:
         seed = args.seed + (VALID_SEED_OFFSET if split == "valid" else 0)
         for i in range(n):
@@ -136,12 +159,22 @@ def clips(args, split, n, sample_rate, channels):
             labels = json.loads(json.dumps(c["labels"], default=lambda x: x.item()))  # numpy -> python numbers
             yield torch.from_numpy(c["wav"])[None].repeat(channels, 1), [c["tags"], c["sentence"]], labels
         return
-    ds = FolderDataset(args.data, sample_rate, channels, duration=args.duration, seed=args.seed, pad=True,
-                       verbose=split == "train")  # its start-up line once, not once per split
+    train = split == "train"  # exclusion on both splits; the draws and metadata captions on the training files only
+    options = {f: getattr(args, f) for f in DATA_FLAGS if train or f == "exclude_tags"}
+    try:
+        ds = FolderDataset(args.data, sample_rate, channels, duration=args.duration, seed=args.seed, pad=True,
+                           verbose=train, **options)  # its start-up line once, not once per split
+    except ValueError as e:  # an unusable manifest or weight: one line, no traceback
+        raise SystemExit(f"--data: {e}") from None
     files = [i for i in range(len(ds)) if (i % 10 == 9) == (split == "valid")] or [0]  # one file: both splits
+    if ds.sampling:
+        ds.files = [ds.files[i] for i in files]  # the draws see the training files only
     for j in range(n):
-        ds.epoch = j // len(files)  # the crop is drawn from (seed, file, epoch)
-        item = ds[files[j % len(files)]]
+        if ds.sampling:  # item j: a training file drawn by its probability, then its crop, from (seed, j)
+            item = ds[j]
+        else:
+            ds.epoch = j // len(files)  # the crop is drawn from (seed, file, epoch)
+            item = ds[files[j % len(files)]]
         yield item["wav"], [item["text"]], item["labels"]
 
 
@@ -333,6 +366,7 @@ def prepare_data(args, env, codec, meta, config, melody_meta, t5):
     mix = dict(clips=args.n_clips, snr_db=MIX_SNR_DB, min_overlap=MIX_MIN_OVERLAP, level_db=MIX_LEVEL_DB)
     settings = dict(codec=meta["codec"]["hash"], n_q=config.n_q, data=args.data and os.path.abspath(args.data),
                     n_clips=args.n_clips, eval_clips=args.eval_clips, duration=args.duration, seed=args.seed,
+                    **{f: getattr(args, f) for f in DATA_FLAGS if getattr(args, f) != parser.get_default(f)},
                     **(dict(mix=mix) if args.aug_p > 0 else {}))
     if melody_meta:  # the chroma's settings; how the LM fuses it (fuse) does not change the cache
         settings["melody"] = {k: v for k, v in melody_meta.items() if k != "fuse"}

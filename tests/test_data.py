@@ -2,7 +2,9 @@
 Tests for synth.py and data.py: the clip generator (determinism, format, captions vs labels, coverage, melody pitch
 by FFT), resampling and loading, AudioGen's mixing augmentation (SNR, overlap, level, captions, labels), FolderDataset
 on both folder forms with a corrupt and a too-short file (its start-up line: captions, skipped files, resampling,
-padding), the CLI.
+padding), its sampling options on a manifest with a skewed tag distribution (manifest weights, durations, tag
+balance, tag exclusion: sampled shares and the start-up lines), MusicGen's metadata captions, the one-line errors of
+every new option, the CLI.
 CPU, a few seconds.
 Run: python -m pytest -q tests/test_data.py
 """
@@ -22,7 +24,8 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from data import BuiltinDataset, FolderDataset, collate, load_audio, mix_clips, resample  # noqa: E402
+from data import (BuiltinDataset, FolderDataset, augment_description, collate, load_audio, mix_clips,  # noqa: E402
+                  music_info, parse_tags, probability, resample)
 from synth import INSTRUMENTS, SCENES, SOURCES, make_clip  # noqa: E402
 
 SR = 16000
@@ -315,6 +318,180 @@ def test_folder_dataset_skips_a_file_that_fails_mid_run(folder):
         item = ds[0]
     assert len(record) == 1
     assert item["labels"]["path"].endswith("short.wav") and item["wav"].shape == (1, 16000)
+
+# ----------------------------------------------------------------------------- sampling, tags and metadata captions
+
+# a skewed manifest: (group, caption, sidecar fields, manifest weight, seconds, how many files); "speech" outnumbers the
+# others, and the last file holds it only in a sidecar field (keywords), not in its caption
+SKEWED = [("speech", "speech", {}, 0.5, 0.2, 12), ("dog", "dog bark", {}, 1, 0.4, 6),
+          ("bird", "bird chirp", {}, 3, 0.2, 2), ("room", "a quiet room", {"keywords": "speech"}, None, 0.2, 1)]
+
+
+@pytest.fixture
+def skewed(tmp_path):
+    """21 files in AudioCraft's format: data.jsonl (path, duration, weight) + a .json sidecar each; the first word of
+    file k of a group is named group + k (speech0.wav, ...)."""
+    lines = []
+    for group, caption, fields, weight, seconds, count in SKEWED:
+        for k in range(count):
+            name = f"{group}{k}.wav"
+            sf.write(str(tmp_path / name), np.full(int(seconds * 8000), 0.1), 8000)
+            (tmp_path / name).with_suffix(".json").write_text(json.dumps(dict(description=caption, **fields)))
+            lines.append(json.dumps(dict(path=name, duration=seconds, sample_rate=8000, weight=weight)))
+    (tmp_path / "data.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def group(path):
+    """'dir/speech11.wav' -> 'speech'."""
+    return os.path.basename(path).split(".")[0].rstrip("0123456789")
+
+
+def group_shares(ds, n=3000):
+    """{group: share of n items} of a sampling FolderDataset (items 0..n-1 of epoch 0), and the expected shares."""
+    drawn = [group(ds[i]["labels"]["path"]) for i in range(n)]
+    expected = {}
+    for (path, _, _), p in zip(ds.files, ds.sampling_probabilities()):
+        expected[group(path)] = expected.get(group(path), 0) + p
+    return {g: drawn.count(g) / n for g in expected}, expected
+
+
+@pytest.mark.parametrize("options,shares", [
+    (dict(sample_on_weight=True), dict(speech=6, dog=6, bird=6, room=1)),  # weight x files: 0.5 x 12, 1 x 6, 3 x 2, 1
+    (dict(sample_on_duration=True), dict(speech=2.4, dog=2.4, bird=0.4, room=0.2)),  # seconds x files
+    (dict(sample_on_weight=True, sample_on_duration=True), dict(speech=1.2, dog=2.4, bird=1.2, room=0.2)),
+    (dict(balance_tags=True), dict(speech=1, dog=1, bird=1, room=1)),  # each file: mean over its tags of 1 / n_tag
+])
+def test_sampling_honours_weights_durations_and_tag_balance(skewed, options, shares):
+    """The probabilities are AudioCraft's scores normalised (by hand above: 'dog bark' files hold two tags of 6 files
+    each, mean(1/6, 1/6) x 6 files = 1, as 12 x 1/12 for speech), and 3000 seeded draws follow them within 3 points."""
+    ds = FolderDataset(str(skewed), 8000, duration=0.1, verbose=False, **options)
+    drawn, expected = group_shares(ds)
+    total = sum(shares.values())
+    for g, share in shares.items():
+        assert expected[g] == pytest.approx(share / total)
+        assert abs(drawn[g] - share / total) < 0.03, (g, drawn, expected)
+    again = FolderDataset(str(skewed), 8000, duration=0.1, verbose=False, **options)
+    assert all(torch.equal(ds[i]["wav"], again[i]["wav"]) and ds[i]["labels"] == again[i]["labels"] for i in range(20))
+    ds.epoch = 1  # a new epoch draws other files and crops
+    assert [ds[i]["labels"]["path"] for i in range(20)] != [again[i]["labels"]["path"] for i in range(20)]
+
+
+def test_default_is_file_by_index(skewed):
+    """No option: item i is file i, its crop drawn from (seed, i, epoch), as before the options existed."""
+    ds = FolderDataset(str(skewed), 8000, duration=0.1, verbose=False)
+    assert not ds.sampling and [ds[i]["labels"]["path"] for i in range(21)] == [p for p, _, _ in ds.files]
+
+
+def test_exclude_tags_drops_caption_and_label_matches_and_balance_evens_the_rest(skewed, capsys):
+    """'speech' leaves out the 12 speech files and the one holding it in its keywords: dog 6 of 8 files, bird 2 of 8,
+    then balanced 1/2 each. The start-up lines count the excluded files and the top tags' shares."""
+    ds = FolderDataset(str(skewed), 8000, duration=0.1, exclude_tags="Speech", balance_tags=True)
+    first, second = capsys.readouterr().out.strip().split("\n")
+    assert first == f"FolderDataset {skewed}: 8 audio files, 8 with captions, 13 excluded by tag (speech 13)"
+    assert second == ("  tags (share of files before -> after exclusion -> of the draws): speech 57% -> 0% -> 0%, "
+                      "bark 29% -> 75% -> 50%, dog 29% -> 75% -> 50%, bird 10% -> 25% -> 50%, chirp 10% -> 25% -> 50%")
+    assert all("speech" not in words for words in [ds.tags[p] for p, _, _ in ds.files])
+    drawn, expected = group_shares(ds, 2000)
+    assert set(drawn) == {"dog", "bird"} and expected == pytest.approx(dict(dog=0.5, bird=0.5))
+    assert abs(drawn["dog"] - 0.5) < 0.03
+    plain = FolderDataset(str(skewed), 8000, duration=0.1, exclude_tags=("speech",), verbose=False)
+    assert len(plain) == 8 and not plain.sampling  # exclusion alone keeps item i = file i
+
+
+def test_music_info_reads_fields_as_audiocraft():
+    """MusicInfo.from_dict's preprocessing: lower-cased keywords, bpm as a float, lists split at commas and spaces,
+    in MusicInfo's field order; a key listing several keys, a bpm that is not a number, empty and 'None' dropped."""
+    info = dict(title="X", instrument=" Piano", keywords=["Soft", ""], moods="calm, Relaxed", genre="Jazz", bpm="90",
+                key="C major", artist="a")
+    assert music_info(info) == [("key", "c major"), ("bpm", "90.0"), ("genre", "jazz"), ("moods", "calm, relaxed"),
+                                ("keywords", "soft"), ("instrument", "piano")]
+    assert music_info(dict(key="C, G", bpm="fast", genre="None", moods=[], instrument="")) == []
+
+
+def test_augment_description_writes_audiocraft_text():
+    """augment_music_info_description: 'desc. name: value. name: value' (fields shuffled), metadata alone when the
+    description is dropped, 'desc.' when no field is kept; the rates of merge_text_p, drop_desc_p, drop_other_p."""
+    info = dict(bpm=90, genre="Jazz")
+    rng = np.random.default_rng(0)
+    assert augment_description("calm piano", info, rng, 1, 0, 1) in ("calm piano. bpm: 90.0. genre: jazz",
+                                                                     "calm piano. genre: jazz. bpm: 90.0")
+    assert augment_description("calm piano", info, rng, 1, 1, 1) in ("bpm: 90.0. genre: jazz", "genre: jazz. bpm: 90.0")
+    assert augment_description("calm piano.", info, rng, 1, 0, 0) == "calm piano."  # no field kept: one period
+    assert augment_description("calm piano", info, rng, 0, 1, 1) == "calm piano."  # no merge: the description stays
+    assert augment_description("", {}, rng, 1, 1, 1) == ""  # nothing left: the null condition
+    texts = [augment_description("calm piano", info, np.random.default_rng([1, i]), 0.25, 0.5, 0.5)
+             for i in range(4000)]
+    merged = [t for t in texts if t != "calm piano."]  # merged with a field kept, or the description dropped
+    dropped = [t for t in texts if not t.startswith("calm piano")]
+    # P(changed) = 0.25 (1 - 0.5 x 0.5^2) = 0.21875 (kept description, no field: unchanged); P(dropped) = 0.125
+    assert abs(len(merged) / 4000 - 0.21875) < 0.02 and abs(len(dropped) / 4000 - 0.125) < 0.02
+    assert abs(sum("bpm" in t for t in texts) / 4000 - 0.125) < 0.02  # merged x kept
+
+
+def test_folder_dataset_metadata_captions_are_deterministic(tmp_path):
+    sf.write(str(tmp_path / "a.wav"), np.zeros(800), 8000)
+    (tmp_path / "a.json").write_text(json.dumps(dict(description="calm piano", bpm=90, genre="Jazz")))
+    make = lambda: FolderDataset(str(tmp_path), 8000, verbose=False, merge_text_p=1, drop_desc_p=0.5)  # noqa: E731
+    ds, again = make(), make()
+    texts = []
+    for epoch in range(8):
+        ds.epoch = again.epoch = epoch
+        texts.append(ds[0]["text"])
+        assert again[0]["text"] == texts[-1]  # a function of (seed, file, epoch)
+    assert len(set(texts)) > 2 and all("jazz" in t or "90.0" in t or t in ("calm piano.", "") for t in texts)
+
+
+def test_new_options_fail_with_one_line(skewed):
+    """Bad tags, probabilities, weights, a manifest where every file is excluded: a ValueError naming the value and
+    the fix; the trainers' flags give argparse's one-line usage error."""
+    assert parse_tags(" Speech,music ") == ("speech", "music") and parse_tags("") == ()
+    for bad in ("male speech", "speech,,music", "speech!", "dog-bark"):
+        with pytest.raises(ValueError, match=r"is not one word of letters and digits: separate tags by commas"):
+            parse_tags(bad)
+    assert probability("0.25") == 0.25
+    for bad in ("1.5", "-0.1", "nan", "often"):
+        with pytest.raises(ValueError, match=r"is not a probability: give a number in \[0, 1\]"):
+            probability(bad)
+    with pytest.raises(ValueError, match=r"^drop_other_p=2 is not a probability"):
+        FolderDataset(str(skewed), 8000, drop_other_p=2)
+    with pytest.raises(ValueError, match=r"every usable file of .* holds an excluded tag \(speech, dog, bird, room\)"):
+        FolderDataset(str(skewed), 8000, exclude_tags="speech,dog,bird,room", verbose=False)
+    manifest = skewed / "data.jsonl"
+    lines = manifest.read_text().splitlines()
+    for weight, shown in ((-1, "-1"), ("heavy", "'heavy'"), (float("nan"), "nan")):
+        manifest.write_text("\n".join(lines[:2] + [json.dumps(dict(json.loads(lines[2]), weight=weight))] + lines[3:]))
+        assert len(FolderDataset(str(skewed), 8000, verbose=False)) == 21  # weights unused: not checked
+        with pytest.raises(ValueError, match=rf"data.jsonl line 3: weight {shown} is not a number >= 0: fix it"):
+            FolderDataset(str(skewed), 8000, sample_on_weight=True, verbose=False)
+    manifest.write_text("\n".join(json.dumps(dict(json.loads(line), weight=0)) for line in lines))
+    with pytest.raises(ValueError, match="all 21 files have weight 0: give some a weight > 0"):
+        FolderDataset(str(skewed), 8000, sample_on_weight=True, verbose=False)
+
+
+def test_trainers_draw_by_weight_and_reject_bad_flags(skewed, capsys):
+    """train_lm's clips(): the training files (9 of 10) drawn by weight; the held-out ones still file by file; a bad
+    flag value is argparse's one-line error; a data flag without --data says so."""
+    import train_codec
+    import train_lm
+    args = train_lm.parser.parse_args(["--data", str(skewed), "--duration", "0.1", "--sample-on-weight",
+                                       "--exclude-tags", "room"])
+    names = [os.path.basename(lab["path"]) for _, _, lab in train_lm.clips(args, "train", 1000, 8000, 1)]
+    capsys.readouterr()
+    assert "speech9.wav" not in names and "bird1.wav" not in names and "room0.wav" not in names  # held out, excluded
+    assert abs(sum(n.startswith("bird") for n in names) / 1000 - 3 / 15.5) < 0.04  # 3 of 0.5 x 11 + 6 + 3 + 1
+    valid = [os.path.basename(lab["path"]) for _, _, lab in train_lm.clips(args, "valid", 3, 8000, 1)]
+    assert valid == ["speech9.wav", "bird1.wav", "speech9.wav"]
+    for parser, flag in ((train_lm.parser, "--merge-text-p"), (train_codec.parser, "--exclude-tags")):
+        with pytest.raises(SystemExit):
+            parser.parse_args([flag, "2" if "p" in flag[-2:] else "male speech"])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.endswith(("argument --merge-text-p: '2' is not a probability: give a number in [0, 1]",
+                             "separate tags by commas, e.g. 'speech,music' (a caption 'male speech' holds the word "
+                             "'speech')"))
+    with pytest.raises(SystemExit, match="^--balance-tags: the built-in data has no manifest"):
+        next(train_lm.clips(train_lm.parser.parse_args(["--balance-tags"]), "train", 1, 8000, 1))
+
 
 # ----------------------------------------------------------------------------- the CLI
 
