@@ -1,16 +1,17 @@
 # %% [markdown]
-# # 06 Train your own model, end to end
+# # 07 Train your own model, end to end
 #
-# Tutorials 01-05 took the pieces apart. Here we put them back together with the repo's own scripts,
+# Tutorials 01-06 took the pieces apart. Here we put them back together with the repo's own scripts,
 # called from Python so every result can be checked: a codec (EnCodec, arXiv 2210.13438), then a
 # text-to-audio language model on its codes (AudioGen's recipe, arXiv 2209.15352, with MusicGen's
 # delay pattern and optimizer, arXiv 2306.05284), then sampling with classifier-free guidance:
 #
-# 1. the built-in data: a clip, its captions and labels, spectrograms of a few clips, a mix of two clips
+# 1. the built-in data: a clip, its captions and labels, a few clips seen and heard, a mix of two clips
 # 2. training a codec with `train_codec.main`, reading its log and `eval.tsv`
 # 3. training the LM on that codec with `train_lm.main`, exporting the shippable model
-# 4. sampling from the export with `model.load_model` + `TextToAudio.generate`, writing WAVs
-# 5. your own folder of audio (`data.FolderDataset`) and the README's full recipe
+# 4. sampling from the export with `model.load_model` + `TextToAudio.generate`, listening to it
+# 5. the Frechet audio distance (FAD), computed by you, checked against the evaluation script
+# 6. your own folder of audio (`data.FolderDataset`) and the README's full recipe
 #
 # Everything goes to `OUT/run/` (codec, LM, export); nothing is written to `runs/` or `checkpoints/`.
 # Both scripts run in this process, as one process: DDP starts only under `torchrun` (it sets
@@ -18,55 +19,40 @@
 # minute on a CPU; the models learn almost nothing, the plumbing is what is checked); the full mode
 # is a short real run sized for a few minutes on one GPU (on a CPU it trains smaller models).
 #
-# Run: `python tutorials/06_train_your_own_model.py`, or open it as a notebook (VS Code, Jupyter +
+# Run: `python tutorials/07_train_your_own_model.py`, or open it as a notebook (VS Code, Jupyter +
 # jupytext); `TUTORIAL_OUT=dir` moves the output folder (default `tutorials/out/`). The captions in
-# step 1 are exact (the data is a pure function of the seed); loss values pasted under the prints
-# come from fast mode on a CPU and will differ in the last digits. The assertions hold everywhere.
+# step 1 are exact (the data is deterministic, step 1); loss values pasted under the prints come
+# from fast mode on a CPU and will differ in the last digits. The assertions hold everywhere.
 
 # %%
 import contextlib
 import io
 import math
-import os
 import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import matplotlib
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")  # no display needed: pictures go to files
-import matplotlib.pyplot as plt
-import numpy as np
-import soundfile as sf
-import torch
-
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-ROOT = HERE if (HERE / "train_lm.py").exists() else HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE if (HERE / "common.py").exists() else HERE / "tutorials"))
+from common import FAST, OUT, ROOT, device, listen, save  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+
 import train_codec  # noqa: E402
 import train_lm  # noqa: E402
 from checkpoint import load_codec  # noqa: E402
 from data import FolderDataset  # noqa: E402
+from evaluation import eval_audio  # noqa: E402
 from losses import mel_spectrogram  # noqa: E402
 from model import load_model  # noqa: E402
 from synth import make_clip  # noqa: E402
 
-FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
-OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
-OUT.mkdir(parents=True, exist_ok=True)
 RUN = OUT / "run"  # this tutorial's runs: codec/, lm/, model/ (the export)
-device = "cuda" if torch.cuda.is_available() else "cpu"
-print(f"device {device}, fast mode {FAST}")
-
-
-def save(fig, name):
-    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
-    print("wrote", name)
 
 
 def log_mel(wav, sample_rate):
@@ -110,8 +96,12 @@ shutil.rmtree(RUN, ignore_errors=True)  # a fresh run: train_codec/train_lm appe
 # in 4 scenes, or a melody on piano, organ, plucked string, bass, with or without drums) and
 # returns the waveform [T] at 16 kHz, two captions (AudioGen-style tags and a sentence) and the
 # labels it was made from (for music: key, tempo and the notes; for sounds: source, scene, onsets).
-# It is a pure function of (seed, i): the training scripts, this tutorial and you see the same clips.
-# Target: the captions below (exact), the determinism check, `06_data.png`.
+# It is a pure function of its arguments, (i, seed, duration, sample_rate, kind): the training
+# scripts, this tutorial and you see the same clips. All of them count, the caption included: the
+# random draws that make the waveform depend on its length in samples, and the caption is drawn
+# after them, so clip 2 reads "in the street, a siren wails" at 0.5 s and "on a busy street, a
+# siren wails" at 2 s (the same source and scene: the labels are drawn first).
+# Target: the captions below (exact), the determinism check, `07_data.png` and the four sounds.
 
 # %%
 sr, dur = 16000, 2.0
@@ -128,7 +118,9 @@ print({k: v for k, v in labels.items() if v is not None and k != "notes"}, "note
 # {'kind': 'music', 'instrument': 'plucked string', 'mood': 'happy', 'tempo': 'slow', 'bpm': 61, 'key': 'C major',
 #  'drums': False} notes (onset s, length s, MIDI): [(0.0, 0.49, 48), (0.49, 1.51, 50)]
 assert clips[0]["wav"].shape == (int(dur * sr),) and np.abs(clips[0]["wav"]).max() <= 1.0
-assert np.array_equal(make_clip(2, seed=0, duration=dur)["wav"], clips[2]["wav"])  # same (seed, i), same clip
+assert np.array_equal(make_clip(2, seed=0, duration=dur)["wav"], clips[2]["wav"])  # same arguments, same clip
+print(repr(make_clip(2, seed=0, duration=0.5)["sentence"]))  # another duration: another caption
+# 'in the street, a siren wails'
 
 fig, axes = plt.subplots(1, 4, figsize=(15, 3), sharey=True, layout="constrained")
 for ax, c in zip(axes, clips):
@@ -137,7 +129,9 @@ for ax, c in zip(axes, clips):
     ax.set(title=c["tags"], xlabel="time (s)")
 axes[0].set_ylabel("mel band")
 fig.suptitle("four built-in clips (log mel spectrograms)")
-save(fig, "06_data.png")
+save(fig, "07_data.png")
+for i, c in enumerate(clips):
+    listen(c["wav"], sr, f"07_clip{i}_{c['tags'].replace(' ', '_')}.wav")
 
 # %% [markdown]
 # Every built-in clip holds one sound source, but prompts can name two ("siren street car horn
@@ -148,7 +142,8 @@ save(fig, "06_data.png")
 # first, the mix set to -35..-15 dBFS; the captions are joined with a space (every caption of `a`
 # with every caption of `b`), the labels are the union of both. `train_lm.py` caches as many mixes
 # as clips and, one step in two (`--aug-p 0.5`), trains on a whole batch of mixes.
-# Target: the joined captions and labels below (exact), the overlap and level checks, `06_mix.png`.
+# Target: the joined captions and labels below (exact), the overlap and level checks, `07_mix.png`
+# and the three sounds.
 
 # %%
 from data import mix_clips  # noqa: E402
@@ -175,7 +170,10 @@ for ax, w, title in zip(axes, [a["wav"], b["wav"], mix[0].numpy()],
               extent=(0, dur, 0, 64))
     ax.set(title=title, xlabel="time (s)")
 axes[0].set_ylabel("mel band")
-save(fig, "06_mix.png")
+save(fig, "07_mix.png")
+listen(a["wav"], sr, "07_mix_a_siren.wav")
+listen(b["wav"], sr, "07_mix_b_car_horn.wav")
+listen(mix, sr, "07_mix.wav")
 
 # %% [markdown]
 # ## Step 2. Train the codec
@@ -190,7 +188,7 @@ save(fig, "06_mix.png")
 # held-out clips for 1, 2, 4 and 8 codebooks, appends them to `eval.tsv` (columns: step, seconds,
 # then `n_q:si_snr:mel:` and the energy kept per octave band in dB, per number of codebooks), writes
 # `samples/` and the checkpoint `ckpt.pt`.
-# Target: the mel loss falls, `ckpt.pt` exists and loads, `06_codec_training.png`.
+# Target: the mel loss falls, `ckpt.pt` exists and loads, `07_codec_training.png`.
 
 # %%
 log = run_script(train_codec, [
@@ -229,7 +227,7 @@ for q in evals[0][1]:
 axes[1].set(xlabel="step", ylabel="dB", title="held-out SI-SNR (eval.tsv), higher is better")
 axes[2].set(xlabel="step", title="held-out mel distance (eval.tsv), lower is better")
 axes[2].legend()
-save(fig, "06_codec_training.png")
+save(fig, "07_codec_training.png")
 
 # %% [markdown]
 # ## Step 3. Train the language model on the codec
@@ -251,7 +249,7 @@ save(fig, "06_codec_training.png")
 # std of 1/sqrt(dim) on a layer-normed input of norm sqrt(dim), so its logits are ~N(0, 1), and
 # for Gaussian logits of variance s^2 the expected cross-entropy is ln(card) + s^2 / 2 = 6.05.
 # Target: the first loss near 6.05, the loss falls, the exported files exist and load,
-# `06_lm_training.png`.
+# `07_lm_training.png`.
 
 # %%
 log = run_script(train_lm, [
@@ -279,7 +277,7 @@ print(f"first loss {lm_loss[0]:.2f} (ln {card} + 1/2 = {math.log(card) + 0.5:.2f
       f"(step {lm_evals[-1, 0]:.0f})")
 # first loss 6.65 (ln 256 + 1/2 = 6.05); train loss 6.00 (first 5) -> 0.81 (last 10); held-out 1.95 (step 20)
 # -> 0.87 (step 60)
-# (fast: the barely trained codec uses few codes, so they are easy to predict; the README's run ends near 2.9)
+# (fast: the barely trained codec uses few codes, so they are easy to predict; a real run's loss is far higher)
 assert abs(lm_loss[0] - (math.log(card) + 0.5)) < 1.0  # a fresh LM: random N(0, 1) logits (one batch: noisy)
 assert np.mean(lm_loss[-10:]) < np.mean(lm_loss[:5]) and lm_evals[-1, 2] < lm_evals[0, 2]
 export = RUN / "model"
@@ -295,21 +293,21 @@ for k, ce in enumerate(np.array(lm_ce).T):
     axes[1].plot(lm_steps, ce, lw=1, label=f"codebook {k + 1}")
 axes[1].set(xlabel="step", title="train cross-entropy per codebook")
 axes[1].legend()
-save(fig, "06_lm_training.png")
+save(fig, "07_lm_training.png")
 
 # %% [markdown]
 # ## Step 4. Sample from the exported model
 #
 # `model.load_model(folder, device)` reads an export (or an LM checkpoint, or official AudioCraft
-# files, tutorial 07) and returns the frozen model, a `TextToAudio` with `.lm`, `.conditioner`,
+# files, tutorial 08) and returns the frozen model, a `TextToAudio` with `.lm`, `.conditioner`,
 # `.melody` (None unless trained with `--melody`) and `.codec`. Its `generate(prompts,
 # duration=..., seed=...)` is what `python sample.py --model folder --prompt ...` does after
 # loading: the prompts and the null condition go through the LM as one batch of 2B rows,
 # logits = uncond + cfg_coef * (cond - uncond) (cfg_coef 3), top-k 250 sampling, and the codec
 # decodes the codes. It returns wav [B, C, T] in [-1, 1] on the CPU, exactly `duration` seconds
 # long; the same seed gives the same audio.
-# Target: the WAVs `06_sample_*.wav` of the requested length, the same seed -> the same audio,
-# `06_samples.png`.
+# Target: the sounds `07_sample_*.wav` of the requested length, the same seed -> the same audio,
+# `07_samples.png`.
 
 # %%
 model = load_model(str(export), device)  # TextToAudio: .lm, .conditioner, .melody, .codec
@@ -321,11 +319,6 @@ print("wav", tuple(wav.shape), f"at {codec.sample_rate} Hz")
 # wav (2, 1, 16000) at 16000 Hz   (fast; full mode: 3 s on a GPU, 2 s on a CPU)
 assert wav.shape == (len(prompts), 1, round(duration * codec.sample_rate)) and wav.abs().max() <= 1
 assert torch.equal(model.generate(prompts, duration=duration, seed=0), wav)
-for p, w in zip(prompts, wav):
-    name = f"06_sample_{p.replace(' ', '_')}.wav"
-    sf.write(OUT / name, w.T.numpy(), codec.sample_rate, subtype="PCM_16")
-    assert sf.info(OUT / name).frames == round(duration * codec.sample_rate)
-    print("wrote", name)
 
 fig, axes = plt.subplots(1, len(prompts), figsize=(12, 3), sharey=True, layout="constrained")
 for ax, p, w in zip(axes, prompts, wav):
@@ -333,7 +326,11 @@ for ax, p, w in zip(axes, prompts, wav):
               extent=(0, duration, 0, 64))
     ax.set(title=repr(p), xlabel="time (s)")
 fig.suptitle(f"samples of the model trained here ({'fast mode: it knows almost nothing yet' if FAST else 'short run'})")
-save(fig, "06_samples.png")
+save(fig, "07_samples.png")
+for p, w in zip(prompts, wav):
+    name = f"07_sample_{p.replace(' ', '_')}.wav"
+    listen(w, codec.sample_rate, name)
+    assert sf.info(OUT / name).frames == round(duration * codec.sample_rate)
 
 # %% [markdown]
 # ### Two sources in one prompt
@@ -341,13 +338,12 @@ save(fig, "06_samples.png")
 # The model trained above is too small to tell much, so here is the shipped default model
 # (`checkpoints/`, trained with the mixing augmentation of step 1) on the mix's caption,
 # "siren street car horn street", next to each source prompted alone and to the real mix of step 1
-# through the model's codec (the best any LM on this codec can do). The README measures this with a
-# per-source detector on 96 clips per caption style (`python evaluation/eval_audio.py --two-source`):
-# both sources are present in 55% of the shipped model's clips from tags and in 65% of real mixes
-# through its codec; on the codec before its discriminator phase, 41% with mixing, 28% for a model
-# trained without it, and 45% for real mixes.
-# Target: `06_two_sources.png`: the siren's sweeping harmonics and the horn's steady ones in one clip
-# (by eye), the same seed -> the same audio.
+# through the model's codec (the best any LM on this codec can do). By ear and by eye one clip
+# tells little; `python evaluation/eval_audio.py --two-source` counts, with a detector per source
+# over many clips, how often both sources are present (RESULTS.md has its numbers, with and
+# without the mixing augmentation).
+# Target: `07_two_sources.png`: the siren's sweeping harmonics and the horn's steady ones in one clip
+# (by eye, and by ear: the four sounds), the same seed -> the same audio.
 
 # %%
 shipped = load_model(str(ROOT / "checkpoints"), device)
@@ -365,10 +361,108 @@ for ax, w, title in zip(axes, [*two_wav, coded[0]], [*map(repr, two_prompts), "t
     ax.set(title=title, xlabel="time (s)")
 axes[0].set_ylabel("mel band")
 fig.suptitle("the shipped model: each source alone, both in one prompt, and the real mix")
-save(fig, "06_two_sources.png")
+save(fig, "07_two_sources.png")
+for w, name in zip([*two_wav, coded[0]], ["siren", "car_horn", "both", "real_mix_through_codec"]):
+    listen(w, shipped_codec.sample_rate, f"07_two_sources_{name}.wav")
 
 # %% [markdown]
-# ## Step 5. Your own audio, and the full recipe
+# ## Step 5. The Frechet audio distance, by hand
+#
+# How close are generated clips to real ones, as a set? FAD (Kilgour et al. 2019, arXiv
+# 1812.08466; AudioGen and MusicGen report it) embeds every clip with an audio classifier, fits
+# one Gaussian to the embeddings of real clips (mean mu1, covariance S1) and one to those of
+# generated clips (mu2, S2), and measures the Frechet distance between the two Gaussians:
+#
+#     FAD = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))
+#
+# The first term compares where the two sets lie, the second how they spread; both are 0 for
+# identical Gaussians. (S1 S2)^(1/2) is a matrix square root, and S1 S2 is not symmetric. But it
+# is similar to the symmetric positive semi-definite M = S1^(1/2) S2 S1^(1/2) (multiply it by
+# S1^(1/2) on the left and S1^(-1/2) on the right), so the two have the same eigenvalues and
+# Tr (S1 S2)^(1/2) = the sum of the square roots of M's eigenvalues. A symmetric PSD matrix gets
+# its square root from its eigendecomposition: S = V diag(w) V^T gives S^(1/2) = V diag(sqrt w) V^T.
+#
+# The embedding. The standard FAD uses VGGish: a VGG-like image network applied to log-mel
+# patches of 0.96 s, trained to tag YouTube videos with AudioSet's classes; its 128 numbers per
+# patch are the embedding. This repo uses its own, the classifier of
+# `evaluation/eval_audio.py`: a small log-mel CNN trained on the built-in data's labels (source,
+# scene, instrument), whose embedding is its last convolution averaged over time (`Classifier`,
+# `classify`). Two reasons: there is nothing to download (VGGish's weights come from a model hub),
+# and it knows exactly the sounds the model was trained to make, which VGGish never heard. The
+# price: its distances compare with each other, not with published FAD values. We train a clean
+# one here (no codec renderings among its training clips, unlike the script's default) in fast
+# mode on 400 clips of 1 s with 16 channels (the script's default: 3000 clips of 3 s, 64), cached
+# by `get_classifier` under `OUT/eval` (a second run reuses it).
+#
+# Three sets against one reference R of held-out real clips: other real clips A (the floor: two
+# finite samples of one distribution are never at distance 0), the shipped model's clips for A's
+# captions, and the clips of the model trained in steps 2-4 for the same captions. FAD is biased
+# upwards for small sets, so compare sets of one size only.
+# Target: your FAD == `eval_audio.fad` on the same embeddings, your S^(1/2) squared == S, the
+# similarity argument checked on the eigenvalues of S1 S2 themselves (assertions); the real set A
+# closest to R; `07_fad.png` and the first clip of each set, heard.
+
+# %%
+def my_fad(e1, e2):
+    """Embeddings [N1, D], [N2, D] -> the Frechet distance of the Gaussians fitted to them."""
+    mu1, mu2 = e1.mean(0), e2.mean(0)  # [D]
+    S1, S2 = torch.cov(e1.T), torch.cov(e2.T)  # [D, D], unbiased (divided by N - 1), as numpy.cov
+    w, V = torch.linalg.eigh(S1)  # S1 = V diag(w) V^T
+    root1 = V @ torch.diag(w.clamp(min=0).sqrt()) @ V.T  # S1^(1/2); round-off can leave a w just below 0
+    M = root1 @ S2 @ root1  # symmetric PSD, the eigenvalues of S1 S2
+    tr_sqrt = torch.linalg.eigvalsh(M).clamp(min=0).sqrt().sum()  # Tr (S1 S2)^(1/2)
+    assert torch.allclose(root1 @ root1, S1, atol=1e-8)  # it is the square root
+    direct = torch.linalg.eigvals(S1 @ S2).real.clamp(min=0).sqrt().sum()  # the same, from S1 S2 itself
+    assert torch.allclose(direct, tr_sqrt, rtol=1e-4, atol=1e-6), (direct, tr_sqrt)
+    return ((mu1 - mu2).square().sum() + S1.trace() + S2.trace() - 2 * tr_sqrt).item()
+
+
+n_fad, fad_dur = (24, 1.0) if FAST else (64, LM["duration"])
+clf_flags = ["--clean-classifier", "--duration", str(fad_dur)] + (
+    ["--fast", "--train-clips", "400", "--epochs", "8", "--width", "16"] if FAST else [])
+settings = eval_audio.classifier_settings(eval_audio.parse_args(clf_flags))  # sizes, seed, ...: the cache key
+clf, acc = eval_audio.get_classifier(settings, str(OUT / "eval"), device)  # trained once, then reused
+print("classifier held-out accuracy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
+real = [make_clip(i, eval_audio.EVAL_SEED, fad_dur) for i in range(2 * n_fad)]  # held out from all training
+captions_a = [c["tags"] for c in real[:n_fad]]
+sets = {"real clips A": torch.stack([torch.from_numpy(c["wav"]) for c in real[:n_fad]]),  # [n, T]
+        "shipped model": shipped.generate(captions_a, duration=fad_dur, seed=0)[:, 0],
+        "model trained here": model.generate(captions_a, duration=fad_dur, seed=0)[:, 0]}
+assert shipped_codec.sample_rate == codec.sample_rate == eval_audio.SR  # else: data.resample to the classifier's
+emb_r = eval_audio.classify(clf, torch.stack([torch.from_numpy(c["wav"]) for c in real[n_fad:]]))[0]  # [n, D]
+embs = {name: eval_audio.classify(clf, w)[0] for name, w in sets.items()}  # [n, D] float64 each
+print(f"{n_fad} clips of {fad_dur:g} s per set, embeddings of {emb_r.shape[1]}; FAD to the reference R:")
+fads = {}
+for name, e in embs.items():
+    fads[name] = my_fad(e, emb_r)
+    library = eval_audio.fad(e, emb_r)
+    print(f"  {name:20s} yours {fads[name]:8.3f}   eval_audio.fad {library:8.3f}")
+    assert math.isclose(fads[name], library, rel_tol=1e-6, abs_tol=1e-9)
+# 24 clips of 1 s per set, embeddings of 16; FAD to the reference R:       (fast mode, CPU)
+#   real clips A         yours    1.765   eval_audio.fad    1.765
+#   shipped model        yours    4.054   eval_audio.fad    4.054
+#   model trained here   yours   11.968   eval_audio.fad   11.968
+# (the model trained in fast mode makes one kind of noise for every caption: its clips sit in one
+#  corner of `07_fad.png`, far from the spread of the real ones)
+assert fads["real clips A"] < min(fads["shipped model"], fads["model trained here"])
+for name, w in sets.items():
+    listen(w[0], codec.sample_rate, f"07_fad_{name.replace(' ', '_')}_0.wav")
+
+everything = torch.cat([emb_r, *embs.values()])  # [4n, D]
+centre = everything.mean(0)
+axes2d = torch.linalg.svd(everything - centre, full_matrices=False).Vh[:2]  # [2, D]: the first principal axes
+fig, ax = plt.subplots(figsize=(6.5, 5))
+for (name, e), marker in zip({"reference R": emb_r, **embs}.items(), "o^sx"):
+    xy = (e - centre) @ axes2d.T  # [n, 2]
+    ax.scatter(xy[:, 0], xy[:, 1], marker=marker, alpha=0.6,
+               label=name + ("" if name == "reference R" else f" (FAD {fads[name]:.2f})"))
+ax.set(xlabel="principal axis 1", ylabel="principal axis 2",
+       title="classifier embeddings of real and generated clips")
+ax.legend(fontsize=8)
+save(fig, "07_fad.png")
+
+# %% [markdown]
+# ## Step 6. Your own audio, and the full recipe
 #
 # `--data` points both scripts at your audio instead of the built-in clips. `data.FolderDataset`
 # reads two layouts:
@@ -435,13 +529,12 @@ assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (fol
 # EnCodec recipe, with the discriminator from the first step, is
 # `python train_codec.py --w-l1 0.1 --w-adv 4 --w-feat 4 --lr 3e-4 --batch-size 64 --segment 1 --disc-filters 32`
 # (the EnCodec paper weighs the adversarial and feature-matching losses 3, not 4).
-# The README lists the held-out numbers these runs reach (7.9 dB SI-SNR and a mel distance of 0.52
-# with 8 codebooks; a held-out LM loss of 2.74 nats). Writing into `checkpoints/` replaces the
-# shipped model: pick another `--export` folder to keep it.
+# RESULTS.md lists the held-out numbers these runs reach, each with the command that measures it.
+# Writing into `checkpoints/` replaces the shipped model: pick another `--export` folder to keep it.
 #
 # ## Errata and notes
 #
-# - The progress lines are parsed from stdout (step 2, 3): they are the only record of the
+# - The progress lines are parsed from stdout (steps 2, 3): they are the only record of the
 #   training losses. If the scripts' line format changes, the regular expressions above must too;
 #   `eval.tsv` is the stable record.
 # - `eval.tsv` is appended to, also by a fresh run into an existing `--out-dir` (for `--resume`):
@@ -450,6 +543,7 @@ assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (fol
 #   input) and the LM has learnt little more than which codes are frequent: the samples are noise,
 #   and the LM's loss falls far lower than a real run's because that codec uses only a few codes.
 #   In a trained model the first codebook is the easiest to predict and the later (residual) ones
-#   the hardest (README: 1.86 vs 3.99 nats). The full mode's numbers approach the README's tables.
+#   the hardest: tutorial 05 step 6 measures it on the shipped model. RESULTS.md has the numbers
+#   of the full recipe (step 6).
 # - The LM's `max_duration` is its training clip length (`--duration`); `TextToAudio.generate` goes
-#   past it by sliding windows that hop by `extend_stride` (tutorial 05).
+#   past it by sliding windows that hop by `extend_stride` (tutorial 06).
