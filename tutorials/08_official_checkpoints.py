@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 07 Loading the official checkpoints
+# # 08 Loading the official checkpoints
 #
 # The modules of this repo use the official parameter names, so the released weights load with a
 # loop over names and shapes plus a short rename list. MusicGen (arXiv 2306.05284) is three
@@ -29,36 +29,20 @@ import os
 import sys
 from pathlib import Path
 
-import matplotlib
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")  # no display needed: pictures go to files
-import matplotlib.pyplot as plt
-import soundfile as sf
-import torch
-
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-ROOT = HERE if (HERE / "model.py").exists() else HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE if (HERE / "common.py").exists() else HERE / "tutorials"))
+from common import FAST, OUT, ROOT, device, listen, save  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+
 from checkpoint import RENAMES, config_from_audiocraft, load_codec, load_t5, rename_official  # noqa: E402
 from codec import PRESETS as CODEC_PRESETS, Codec  # noqa: E402
 from conditioners import T5_PRESETS, T5Encoder, Tokenizer  # noqa: E402
 from lm import PRESETS as LM_PRESETS, LM  # noqa: E402
 from losses import mel_spectrogram  # noqa: E402
 from model import load_model, subdir  # noqa: E402
-
-FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
-OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
-OUT.mkdir(parents=True, exist_ok=True)
-device = "cuda" if torch.cuda.is_available() else "cpu"
-print(f"device {device}, fast mode {FAST}")
-
-
-def save(fig, name):
-    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
-    print("wrote", name)
 
 
 def n_params(module):
@@ -308,12 +292,13 @@ if hf_t5 is not None:
 # from the LM's file; the LM is `.lm`; the codec (`.codec`) is the transformers folder if there is
 # one, else `compression_state_dict.bin`. Its `generate` then samples as MusicGen does:
 # classifier-free guidance with cfg_coef 3 (the prompt and the null condition as one batch of 2B
-# rows), top-k 250, 50 frames per second over the delay pattern (T + 3 steps for T frames), and
-# decodes with the codec. On a GPU musicgen-small
+# rows), top-k 250, 50 frames per second over the delay pattern (S = T + 4 steps for T frames,
+# counting step 0, the all-special start, which is given: T + 3 steps are sampled, tutorial 05),
+# and decodes with the codec. On a GPU musicgen-small
 # makes 5 s in seconds; on a CPU about a minute. The miniature's weights are random: its audio is
 # noise, its length and format are what we check.
 # Target: the parameter counts (musicgen-small: LM 419.58M, T5 encoder 109.63M, output_proj
-# 0.79M, codec 56.88M), `07_prompt.wav` of the requested length, `07_generated.png`.
+# 0.79M, codec 56.88M), `08_prompt.wav` of the requested length and heard, `08_generated.png`.
 
 # %%
 model = load_model(str(model_dir), device)  # TextToAudio: .lm, .conditioner, .melody (None here), .codec
@@ -332,9 +317,6 @@ wav = model.generate([PROMPT], duration=duration, seed=0)  # [B, C, T] on the CP
 print(f"{PROMPT!r}: wav {tuple(wav.shape)}, {wav.shape[-1] / codec.sample_rate:.2f} s at {codec.sample_rate} Hz")
 # '80s pop track with bassy drums and synth': wav (1, 1, 32000), 1.00 s at 32000 Hz   (fast mode)
 assert wav.shape == (1, 1, round(duration * codec.sample_rate)) and wav.abs().max() <= 1
-sf.write(OUT / "07_prompt.wav", wav[0].T.numpy(), codec.sample_rate, subtype="PCM_16")
-assert sf.info(OUT / "07_prompt.wav").frames == round(duration * codec.sample_rate)
-print("wrote 07_prompt.wav")
 
 T = wav.shape[-1]
 mel = torch.log10(1e-5 + mel_spectrogram(wav.float(), codec.sample_rate, 2048, 512))[0]  # [64, frames]
@@ -345,7 +327,9 @@ axes[1].imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=-5, vmax=1
                extent=(0, T / codec.sample_rate, 0, 64))
 axes[1].set(xlabel="time (s)", ylabel="mel band")
 fig.suptitle(f"{PROMPT!r}: " + ("musicgen-small" if REAL else "the miniature (random weights: noise)"))
-save(fig, "07_generated.png")
+save(fig, "08_generated.png")
+listen(wav[0], codec.sample_rate, "08_prompt.wav")
+assert sf.info(OUT / "08_prompt.wav").frames == round(duration * codec.sample_rate)
 
 # %% [markdown]
 # ## Errata and notes
