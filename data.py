@@ -3,9 +3,8 @@ Data: the datasets the trainers read, and audio I/O. Clips generated on the fly 
 or folders of real audio in AudioCraft's format.
 
     BuiltinDataset(n)       -> items {wav [1, T], text, labels}: synth.make_clip(i, seed), train/valid disjoint
-    FolderDataset(root, sr) -> the same items from data.jsonl(.gz) + x.json sidecars, or from x.wav + x.txt;
-                               optionally files drawn by manifest weight / duration / tag balance, tags excluded,
-                               MusicGen's metadata captions (augment_description)
+    FolderDataset(root, sr) -> the same items from data.jsonl(.gz) + x.json sidecars, or from x.wav + x.txt; options:
+                               files drawn by weight / duration / tag balance, tags excluded, metadata captions
     load_audio(path, sr)    -> float32 [channels, T] at sr, band-limited resampling by resample(wav, sr_in, sr_out)
     mix_clips(a, b, rng)    -> AudioGen's mixing augmentation: two clips at a random SNR, captions joined
     python data.py --out DIR --n 100    writes synthesised clips, sidecars and a manifest to listen to
@@ -157,14 +156,14 @@ def parse_tags(text):
     return tags
 
 
-def probability(text):
-    """'0.25' -> 0.25, a number in [0, 1] (the probability flags)."""
+def probability(text, name=""):
+    """'0.25' -> 0.25, a number in [0, 1] (the probability flags; name prefixes the error)."""
     try:
         if 0 <= float(text) <= 1:  # NaN fails too
             return float(text)
     except ValueError:
         pass
-    raise ValueError(f"{text!r} is not a probability: give a number in [0, 1]")
+    raise ValueError(f"{name}{text!r} is not a probability: give a number in [0, 1]")
 
 
 def arg_type(parse):
@@ -288,24 +287,20 @@ class FolderDataset(torch.utils.data.Dataset):
         self.sample_on_weight, self.sample_on_duration, self.balance_tags = sample_on_weight, sample_on_duration, \
             balance_tags
         self.sampling = sample_on_weight or sample_on_duration or balance_tags
-        self.exclude_tags = parse_tags(exclude_tags) if isinstance(exclude_tags, str) else tuple(exclude_tags)
-        for name, p in dict(merge_text_p=merge_text_p, drop_desc_p=drop_desc_p, drop_other_p=drop_other_p).items():
-            if not 0 <= p <= 1:
-                raise ValueError(f"{name}={p} is not a probability: give a number in [0, 1]")
-        self.merge_text_p, self.drop_desc_p, self.drop_other_p = merge_text_p, drop_desc_p, drop_other_p
+        self.exclude_tags = parse_tags(exclude_tags if isinstance(exclude_tags, str) else ",".join(exclude_tags))
+        self.merge_text_p, self.drop_desc_p, self.drop_other_p = (probability(p, f"{k}=") for k, p in dict(
+            merge_text_p=merge_text_p, drop_desc_p=drop_desc_p, drop_other_p=drop_other_p).items())
         self.epoch, self.bad, self._probabilities = 0, set(), None
         self._check(self._paths(root, sample_on_weight))
         self.summary = self._summarize(root)
         if verbose:
             print(self.summary, flush=True)
-        if self.excluded and not self.files:
+        if not self.files and self.excluded:
             raise ValueError(f"every usable file of {root} holds an excluded tag ({', '.join(self.exclude_tags)}): "
                              "exclude fewer tags")
         if not self.files:
             raise ValueError(f"no usable audio in {root}: add .wav/.flac files (or a data.jsonl manifest), "
                              f"or lower duration={duration}")
-        if self.sampling:
-            self.sampling_probabilities()  # raises if every weight is 0
 
     @staticmethod
     def _paths(root, check_weights=False):
@@ -323,10 +318,10 @@ class FolderDataset(torch.utils.data.Dataset):
             return [(p, None) for p in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True))
                     if p.lower().endswith(AUDIO_EXTS)]
         with (gzip.open if manifests[0].endswith(".gz") else open)(manifests[0], "rt") as fp:
-            metas = [json.loads(line) for line in fp if line.strip()]
+            metas = [(n, json.loads(line)) for n, line in enumerate(fp, 1) if line.strip()]  # n: the line number
         base = os.path.dirname(os.path.abspath(manifests[0]))  # a relative path is relative to the manifest
-        weight = lambda n, m: manifest_weight(m.get("weight"), f"{manifests[0]} line {n + 1}")  # noqa: E731
-        return [(os.path.join(base, m["path"]), weight(n, m) if check_weights else None) for n, m in enumerate(metas)]
+        weight = lambda n, m: manifest_weight(m.get("weight"), f"{manifests[0]} line {n}")  # noqa: E731
+        return [(os.path.join(base, m["path"]), weight(n, m) if check_weights else None) for n, m in metas]
 
     def _check(self, paths):
         """Sort the files out from their headers (sf.info: no audio is decoded) and sidecars: .files [(path,
@@ -382,15 +377,16 @@ class FolderDataset(torch.utils.data.Dataset):
 
     def _tag_shares(self, top=5):
         """'tags (share of files before -> after exclusion -> of the draws): speech 60% -> 0%, dog 30% -> 75% -> 50%'
-        for the `top` tags held by most files before exclusion."""
-        before = [self.tags[p] for p, _, _ in self.files] + [self.tags[p] for p, _ in self.excluded]
+        for the excluded tags, then the `top` others held by most files before exclusion."""
         after = [self.tags[p] for p, _, _ in self.files]
+        before = after + [self.tags[p] for p, _ in self.excluded]
         drawn = self.sampling_probabilities() if self.sampling and self.files else None
-        out = []
-        counts = Counter(t for ts in before for t in ts)
-        for t, n in sorted(counts.items(), key=lambda tn: (-tn[1], tn[0]))[:top]:  # ties: alphabetical
+        out, counts = [], Counter(t for ts in before for t in ts)
+        ranked = [t for t, _ in sorted(counts.items(), key=lambda tn: (-tn[1], tn[0]))  # most held; ties alphabetical
+                  if t not in self.exclude_tags]
+        for t in list(self.exclude_tags) + ranked[:top]:
             held = np.array([t in ts for ts in after], dtype=bool)  # [N] the kept files holding t
-            out.append(f"{t} {n / len(before):.0%} -> {held.sum() / max(1, len(after)):.0%}"
+            out.append(f"{t} {counts[t] / len(before):.0%} -> {held.sum() / max(1, len(after)):.0%}"
                        + (f" -> {drawn[held].sum():.0%}" if drawn is not None else ""))
         return (f"tags (share of files before -> after exclusion{' -> of the draws' * (drawn is not None)}): "
                 + ", ".join(out))
@@ -399,7 +395,8 @@ class FolderDataset(torch.utils.data.Dataset):
         """The start-up line, e.g. 'FolderDataset x: 60 audio files, 58 with captions (2 without: a.wav, b.wav train
         as the null condition), 1 skipped (c.wav: unreadable), 12 resampled 44100 -> 16000 Hz, 3 zero-padded to 3.0 s'
         (a part that would say 0 is left out; at most 3 names each, then 'and N more'), then with exclude_tags or a
-        sampling option ', 12 excluded by tag (speech 12)' and a second line: _tag_shares()."""
+        sampling option ', 12 excluded by tag (speech 12)' and a second line: _tag_shares() (which raises if every
+        weight is 0)."""
         base = os.path.abspath(root if os.path.isdir(root) else os.path.dirname(root))
         name = lambda p: os.path.relpath(p, base) if os.path.abspath(p).startswith(base + os.sep) else p  # noqa: E731
         some = lambda xs: ", ".join(xs[:3]) + (f" and {len(xs) - 3} more" if len(xs) > 3 else "")  # noqa: E731
@@ -439,9 +436,10 @@ class FolderDataset(torch.utils.data.Dataset):
                 return [fp.read().strip()], info
         return [], info
 
-    def _load(self, i, rng):
-        """Item of file i, its crop, caption (and metadata caption) drawn from rng, a numpy Generator."""
+    def _load(self, i, rng=None):
+        """Item of file i, its crop and caption drawn from rng (a numpy Generator; default: from (seed, i, epoch))."""
         path, dur, sr = self.files[i]  # dur, sr: the file's own, as sf.info gave them
+        rng = np.random.default_rng([self.seed, i, self.epoch]) if rng is None else rng
         if self.duration is None:
             wav = load_audio(path, self.sample_rate, self.channels)
         else:  # read just the crop, in the file's own samples, then resample and cut to exactly n samples
@@ -480,7 +478,7 @@ class FolderDataset(torch.utils.data.Dataset):
             if j in self.bad:
                 continue
             try:
-                return self._load(j, np.random.default_rng([self.seed, j, self.epoch]))  # the crop and caption draws
+                return self._load(j)
             except Exception as e:
                 warnings.warn(f"skipping {self.files[j][0]}: {e}")
                 self.bad.add(j)  # per DataLoader worker: each reports it once

@@ -390,7 +390,8 @@ def test_exclude_tags_drops_caption_and_label_matches_and_balance_evens_the_rest
     first, second = capsys.readouterr().out.strip().split("\n")
     assert first == f"FolderDataset {skewed}: 8 audio files, 8 with captions, 13 excluded by tag (speech 13)"
     assert second == ("  tags (share of files before -> after exclusion -> of the draws): speech 57% -> 0% -> 0%, "
-                      "bark 29% -> 75% -> 50%, dog 29% -> 75% -> 50%, bird 10% -> 25% -> 50%, chirp 10% -> 25% -> 50%")
+                      "bark 29% -> 75% -> 50%, dog 29% -> 75% -> 50%, bird 10% -> 25% -> 50%, chirp 10% -> 25% -> 50%, "
+                      "quiet 5% -> 0% -> 0%")  # the excluded tag first, then the 5 others most held
     assert all("speech" not in words for words in [ds.tags[p] for p, _, _ in ds.files])
     drawn, expected = group_shares(ds, 2000)
     assert set(drawn) == {"dog", "bird"} and expected == pytest.approx(dict(dog=0.5, bird=0.5))
