@@ -100,7 +100,7 @@ shutil.rmtree(RUN, ignore_errors=True)  # a fresh run: train_codec/train_lm appe
 # scripts, this tutorial and you see the same clips. All of them count, the caption included: the
 # random draws that make the waveform depend on its length in samples, and the caption is drawn
 # after them, so clip 2 reads "in the street, a siren wails" at 0.5 s and "on a busy street, a
-# siren wails" at 2 s (the same source and scene: the labels are drawn first).
+# siren wails" at 2 s (its source and scene stay: they are drawn before anything length-dependent).
 # Target: the captions below (exact), the determinism check, `07_data.png` and the four sounds.
 
 # %%
@@ -376,15 +376,16 @@ for w, name in zip([*two_wav, coded[0]], ["siren", "car_horn", "both", "real_mix
 #     FAD = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))
 #
 # The first term compares where the two sets lie, the second how they spread; both are 0 for
-# identical Gaussians. (S1 S2)^(1/2) is a matrix square root, and S1 S2 is not symmetric. But it
-# is similar to the symmetric positive semi-definite M = S1^(1/2) S2 S1^(1/2) (multiply it by
-# S1^(1/2) on the left and S1^(-1/2) on the right), so the two have the same eigenvalues and
-# Tr (S1 S2)^(1/2) = the sum of the square roots of M's eigenvalues. A symmetric PSD matrix gets
-# its square root from its eigendecomposition: S = V diag(w) V^T gives S^(1/2) = V diag(sqrt w) V^T.
+# identical Gaussians. (S1 S2)^(1/2) is a matrix square root, and S1 S2 is not symmetric. A
+# symmetric positive semi-definite (PSD) matrix gets its square root from its eigendecomposition:
+# S = V diag(w) V^T gives S^(1/2) = V diag(sqrt w) V^T. With R = S1^(1/2), S1 S2 = R (R S2) and
+# M = R S2 R = (R S2) R; XY and YX have the same eigenvalues, so S1 S2 has those of the symmetric
+# PSD M, and Tr (S1 S2)^(1/2) = the sum of the square roots of M's eigenvalues.
 #
-# The embedding. The standard FAD uses VGGish: a VGG-like image network applied to log-mel
-# patches of 0.96 s, trained to tag YouTube videos with AudioSet's classes; its 128 numbers per
-# patch are the embedding. This repo uses its own, the classifier of
+# The embedding. The standard FAD uses VGGish (Hershey et al. 2017, arXiv 1609.09430): a VGG-like
+# image network on log-mel patches of 0.96 s, trained to tag the soundtracks of millions of
+# YouTube videos (AudioSet was released with its embeddings); the 128 numbers of every patch are
+# a sample. This repo uses its own, one embedding per clip, the classifier of
 # `evaluation/eval_audio.py`: a small log-mel CNN trained on the built-in data's labels (source,
 # scene, instrument), whose embedding is its last convolution averaged over time (`Classifier`,
 # `classify`). Two reasons: there is nothing to download (VGGish's weights come from a model hub),
