@@ -10,55 +10,42 @@
 # 3. exponential moving averages (EMA) keep the codes on the data (VQ-VAE arXiv 1711.00937, App. A.1)
 # 4. dead codes are replaced by data vectors
 # 5. residual stages: codebook k quantizes what codebooks 1..k-1 missed
-# 6. gradients: the straight-through estimator and the commitment loss
-# 7. RVQ on real features: mel-spectrogram frames of the built-in clips (`synth.py`)
-# 8. quantizer dropout: one model, several bitrates
-# 9. bandwidth <-> number of codebooks
-# 10. codebook usage and perplexity
+# 6. build it yourself: RVQ encode and decode in a few lines, checked against `quantizer.py`
+# 7. gradients: the straight-through estimator and the commitment loss
+# 8. RVQ on real features: mel-spectrogram frames of the built-in clips (`synth.py`)
+# 9. quantizer dropout: one model, several bitrates
+# 10. bandwidth <-> number of codebooks
+# 11. codebook usage and perplexity
 #
 # Each step ends in something you can check: a printed number (the expected value is pasted below
-# the print as a comment), an assertion, or a picture in the output folder.
+# the print as a comment), an assertion, or a picture (under the cell in a notebook, and in the
+# output folder). The one sound, the clip of step 8, plays under its cell.
 #
-# Run it as a script, `python tutorials/01_vector_quantization.py`, or open it as a notebook
-# (VS Code, or Jupyter with jupytext). `TUTORIAL_FAST=1` shrinks every step (CI runs that);
-# `TUTORIAL_OUT=dir` changes the output folder (default `tutorials/out/`).
+# Open it as a notebook (Jupyter with jupytext: `jupytext --to notebook 01_vector_quantization.py`,
+# or VS Code, which runs the `# %%` cells as they are), or run it as a script,
+# `python tutorials/01_vector_quantization.py`: pictures and sounds then go to files only.
+# `TUTORIAL_FAST=1` shrinks every step (CI runs that); `TUTORIAL_OUT=dir` changes the output
+# folder (default `tutorials/out/`).
 # Pasted numbers come from full mode on a CPU; fast mode and GPUs give slightly different ones
 # (other random draws), the assertions hold everywhere.
 
 # %%
 import math
-import os
 import sys
 from pathlib import Path
 
-import matplotlib
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")  # no display needed: pictures go to files
-import matplotlib.pyplot as plt
-import torch
-
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-ROOT = HERE if (HERE / "quantizer.py").exists() else HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE if (HERE / "common.py").exists() else HERE / "tutorials"))
+from common import FAST, OUT, device, listen, save  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
 from codec import PRESETS  # noqa: E402
 from data import BuiltinDataset  # noqa: E402
 from losses import mel_spectrogram  # noqa: E402
 from quantizer import (Codebook, ResidualVectorQuantizer, bandwidth_per_codebook,  # noqa: E402
                        codebook_usage, n_q_for_bandwidth)
-
-FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
-OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
-OUT.mkdir(parents=True, exist_ok=True)
-device = "cuda" if torch.cuda.is_available() else "cpu"
-print(f"device {device}, fast mode {FAST}")
-
-
-def save(fig, name):
-    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
-    print("wrote", name)
 
 
 def blobs(n, centers, std, seed):
@@ -248,7 +235,48 @@ fig.suptitle("RVQ: outputs (blue) over the data (grey) with 1, 2, 3 residual sta
 save(fig, "01_rvq_stages.png")
 
 # %% [markdown]
-# ## Step 6. Gradients: straight-through estimator and commitment loss
+# ## Step 6. Build it yourself: RVQ encode and decode
+#
+# Everything RVQ does at inference fits in a few lines. Write them, then check them against
+# `ResidualVectorQuantizer.encode` / `.decode` on the same codebooks (the tables `layer.embed` of
+# the step-5 quantizer):
+#
+#     encode: r = x; for each codebook e: i_k = argmin_j ||r - e_j||^2, r = r - e[i_k]
+#     decode: x_hat = e_1[i_1] + e_2[i_2] + ... + e_K[i_K]
+#
+# Ours works on rows [N, D]; the library takes [B, D, T] (a batch of sequences of frames) and
+# flattens it to rows the same way. (Step 1: the library writes the distance expanded, which
+# rounds differently; only an exact near-tie could make the two pick different codes.)
+# Target: identical codes, decoded vectors equal, for K = 1, 2, 3.
+
+# %%
+def rvq_encode(codebooks, x):
+    """x [N, D] -> codes [K, N]: codebook k quantizes what codebooks 1..k-1 left (the residual)."""
+    residual, codes = x, []
+    for embed in codebooks:  # embed [bins, D]
+        i = (residual[:, None, :] - embed[None]).pow(2).sum(-1).argmin(-1)  # [N]: the nearest code
+        residual = residual - embed[i]  # what this codebook missed
+        codes.append(i)
+    return torch.stack(codes)
+
+
+def rvq_decode(codebooks, codes):
+    """codes [K, N] -> x_hat [N, D]: the sum of the chosen codes, one per codebook."""
+    return sum(embed[i] for embed, i in zip(codebooks, codes))
+
+
+x = blobs(4000, CENTERS, 0.35, seed=123)  # [N, 2]: the points of step 5
+for K in (1, 2, 3):
+    tables = [layer.embed for layer in rvq.layers[:K]]
+    mine = rvq_encode(tables, x)  # [K, N]
+    theirs = rvq.encode(x.T[None], n_q=K)  # [1, D, N] -> [1, K, N]
+    assert torch.equal(mine, theirs[0])
+    assert torch.allclose(rvq_decode(tables, mine), rvq.decode(theirs)[0].T)  # [N, D] both
+print("hand-written RVQ == quantizer.py for K = 1, 2, 3:", tuple(mine.shape), "codes")
+# hand-written RVQ == quantizer.py for K = 1, 2, 3: (3, 4000) codes
+
+# %% [markdown]
+# ## Step 7. Gradients: straight-through estimator and commitment loss
 #
 # `argmin` has no gradient. In training, the quantizer output is written
 # `x + (q - x).detach()`: its value is q, its gradient with respect to x is the identity
@@ -278,7 +306,7 @@ print(f"commitment loss {commit.item():.4f}, by hand {torch.stack(losses).mean()
 assert torch.allclose(commit, torch.stack(losses).mean(), rtol=1e-3)
 
 # %% [markdown]
-# ## Step 7. RVQ on audio features
+# ## Step 8. RVQ on audio features
 #
 # Now something closer to EnCodec: the vectors are frames of a log-mel spectrogram (64 mel bands,
 # D = 64) of the built-in clips (`synth.py` makes them, `data.BuiltinDataset` serves them), 62.5
@@ -287,7 +315,9 @@ assert torch.allclose(commit, torch.stack(losses).mean(), rtol=1e-3)
 # does that.) We learn 8 codebooks by k-means + EMA on training clips and quantize held-out clips
 # with K = 1..8.
 # Target: the relative error falls with K; the picture shows a held-out spectrogram with 1, 2, 8
-# codebooks.
+# codebooks, and the clip plays under the cell. (The quantized spectrograms cannot be played as
+# they are: a mel spectrogram has no phase, and turning one back into a waveform takes a vocoder.
+# EnCodec's decoder is one, learnt together with its quantizer: tutorial 02.)
 
 # %%
 torch.manual_seed(0)
@@ -318,7 +348,7 @@ for K in range(1, n_q + 1):
     vq = mel_rvq.decode(mel_rvq.encode(valid, n_q=K))
     rel.append(((vq - valid).pow(2).sum() / (valid - valid.mean()).pow(2).sum()).item())
 print("relative error, K = 1..8:", [round(e, 3) for e in rel])
-# relative error, K = 1..8: [0.099, 0.052, 0.038, 0.03, 0.025, 0.021, 0.018, 0.016]
+# relative error, K = 1..8: [0.095, 0.05, 0.036, 0.029, 0.024, 0.02, 0.017, 0.015]
 assert rel[-1] < rel[0]
 
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.4), sharey=True, layout="constrained")
@@ -330,6 +360,10 @@ for ax, (m, title) in zip(axes, show):
 axes[0].set_ylabel("mel band")
 fig.suptitle(f"a held-out log-mel spectrogram quantized frame by frame ({bins} codes per codebook)")
 save(fig, "01_rvq_mel.png")
+clip = BuiltinDataset(n_valid, duration=dur, split="valid")[0]  # the clip of the "original" panel
+print("held-out clip 0:", repr(clip["text"]))
+listen(clip["wav"], 16000, "01_valid_clip.wav")
+# held-out clip 0: 'happy organ drums fast'
 fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.plot(range(1, n_q + 1), rel, "o-")
 ax.set_xlabel(f"codebooks K ({math.log2(bins):.0f} bits per frame each)")
@@ -338,7 +372,7 @@ ax.set_title("more codebooks, less error")
 save(fig, "01_rvq_error.png")
 
 # %% [markdown]
-# ## Step 8. Quantizer dropout
+# ## Step 9. Quantizer dropout
 #
 # With `q_dropout=True` each training batch uses only the first K ~ U{1..n_q} codebooks (one draw
 # per batch, as AudioCraft; SoundStream Sec. 3.3). The encoder and decoder then learn to work with
@@ -367,7 +401,7 @@ print("at inference, pick K:", [tuple(rvq_d.encode(x, n_q=K).shape) for K in (1,
 # at inference, pick K: [(1, 1, 500), (1, 4, 500)]
 
 # %% [markdown]
-# ## Step 9. Bandwidth <-> number of codebooks
+# ## Step 10. Bandwidth <-> number of codebooks
 #
 # A code of a codebook with `bins` entries carries log2(bins) bits, and the codec emits
 # `frame_rate` = sample_rate / hop frames per second, so
@@ -395,13 +429,13 @@ print("encodec_24khz at 1.5, 3, 6, 12, 24 kbps ->", ks, "codebooks")
 assert ks == [2, 4, 8, 16, 32] and n_q_for_bandwidth(2.2, 50, 2048) == 4
 
 # %% [markdown]
-# ## Step 10. Codebook usage and perplexity
+# ## Step 11. Codebook usage and perplexity
 #
 # Two numbers tell whether the codebooks are healthy (`codebook_usage`, logged during training):
 # *usage*, the fraction of codes used at least once, and *perplexity*, exp(entropy) of the code
 # histogram: the number of equally likely codes with the same entropy (at most `bins`). Later
 # codebooks quantize smaller, noise-like residuals, so their codes are used more evenly.
-# Target: usage close to 1 for every codebook of the step-7 RVQ; the histograms.
+# Target: usage close to 1 for every codebook of the step-8 RVQ; the histograms.
 
 # %%
 codes = mel_rvq.encode(train)  # [B, K, frames]
@@ -409,7 +443,7 @@ usage, ppl = codebook_usage(codes, bins)
 print("usage     ", [round(u, 2) for u in usage.tolist()])
 print("perplexity", [round(p) for p in ppl.tolist()], f"of {bins}")
 # usage      [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
-# perplexity [152, 205, 197, 194, 201, 201, 198, 209] of 256
+# perplexity [155, 204, 202, 197, 201, 199, 200, 206] of 256
 assert usage.min() > 0.8
 
 fig, axes = plt.subplots(2, 4, figsize=(14, 5), sharex=True, sharey=True, layout="constrained")
@@ -434,6 +468,6 @@ save(fig, "01_codebook_usage.png")
 #   and a threshold of 0.1 instead of EnCodec's 1024-2048 codes and 2.
 # - The commitment loss here is the mean over stages; AudioCraft before 1.2.0 applied it to the
 #   first stage only (its CHANGELOG).
-# - Step 7 quantizes mel frames directly, to see RVQ on audio without a trained encoder; EnCodec
+# - Step 8 quantizes mel frames directly, to see RVQ on audio without a trained encoder; EnCodec
 #   quantizes 128-dim encoder latents, which are learnt to be easy to quantize.
 # - Next: tutorial 02 puts the RVQ inside the EnCodec autoencoder.
