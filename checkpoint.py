@@ -1,19 +1,21 @@
 """
 Checkpoint I/O in one place: this repo's files and the official ones, read from local files only.
 
-    save_atomic(obj, path)            every write: a temporary file, then a rename (never half a checkpoint)
-    load_codec(path)                  this repo's codec or an official one (AudioCraft, EnCodec, transformers)
-    load_lm(path)                     this repo's LM checkpoint or AudioCraft's state_dict.bin
-    load_t5(folder)                   a transformers T5 folder (config.json, weights, spiece.model)
-    load_entropy_lm(path, frame_rate) this repo's entropy LM or the official encodec_lm_24khz-*.th (compress.py)
+    save_atomic(obj, path)             every write: a temporary file, then a rename
+    load_codec(path)                   this repo's codec or an official one (AudioCraft, EnCodec, HF)
+    load_lm(path)                      this repo's LM checkpoint or AudioCraft's state_dict.bin
+    load_t5(folder)                    a transformers T5 folder (config.json, weights, spiece.model)
+    load_entropy_lm(path, frame_rate)  this repo's entropy LM or the official encodec_lm_24khz-*.th
 
-Official names map to ours by short rename lists (codec) or not at all (LM, T5): each loader is a loop with shape
-checks, each failure one line naming the file and the fix. torch.load(weights_only=True): a checkpoint cannot run code.
+Official names map to ours by short rename lists (codec) or not at all (LM, T5): each loader is a
+loop with shape checks, each failure one line naming the file and the fix.
+torch.load(weights_only=True): a checkpoint cannot run code.
 
 References:
-1) EnCodec checkpoints: facebookresearch/encodec encodec/model.py; AudioCraft's audiocraft/models/loaders.py
-   (compression_state_dict.bin, state_dict.bin: {'best_state', 'xp.cfg'}), audiocraft/utils/export.py;
-   the entropy LM: encodec/model.py EncodecModel.get_lm_model (a bare LMModel state dict)
+1) EnCodec checkpoints: facebookresearch/encodec encodec/model.py; AudioCraft's
+   audiocraft/models/loaders.py (compression_state_dict.bin, state_dict.bin: {'best_state',
+   'xp.cfg'}), audiocraft/utils/export.py; the entropy LM: encodec/model.py
+   EncodecModel.get_lm_model (a bare LMModel state dict)
 2) transformers: models/encodec/convert_encodec_checkpoint_to_pytorch.py (its key names), models/t5
 """
 
@@ -60,20 +62,28 @@ def load_state(model, state, source):
         if key in own and value.shape != own[key].shape:
             raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, the architecture "
                              f"expects {tuple(own[key].shape)}; wrong preset?")
-    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    missing = sorted(own.keys() - state.keys())
+    unexpected = sorted(state.keys() - own.keys())
     if missing or unexpected:
         raise ValueError(f"{source}: weights do not fit the architecture (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}); wrong preset or not the right kind of checkpoint?")
+                         f"unexpected {unexpected[:3]}); wrong preset or not the right kind of "
+                         f"checkpoint?")
     model.load_state_dict(state)
 
 
 def half(state):
-    """A state dict in fp16 for shipping: floating tensors whose values fit fp16's range (< 65504), the rest as is."""
-    return {k: v.half() if v.is_floating_point() and v.abs().max() < 6e4 else v for k, v in state.items()}
+    """A state dict in fp16 for shipping: floating tensors whose values fit fp16's range (< 65504),
+    the rest as is."""
+    out = {}
+    for k, v in state.items():
+        fits = v.is_floating_point() and v.abs().max() < 6e4
+        out[k] = v.half() if fits else v
+    return out
 
 
 def read_xp_cfg(text):
-    """AudioCraft's stored training config (`xp.cfg`, OmegaConf's YAML) -> nested dicts. Only it imports PyYAML."""
+    """AudioCraft's stored training config (`xp.cfg`, OmegaConf's YAML) -> nested dicts.
+    Only it imports PyYAML."""
     try:
         import yaml
     except ImportError:
@@ -88,8 +98,11 @@ def cfg_get(cfg, path, default=None):
         if not isinstance(node, dict) or part not in node:
             return default
         node = node[part]
-    ref = re.fullmatch(r"\$\{([\w.]+)\}", node) if isinstance(node, str) else None
-    return cfg_get(cfg, ref.group(1), default) if ref else node
+    if isinstance(node, str):
+        ref = re.fullmatch(r"\$\{([\w.]+)\}", node)  # "${a.b}": the value at a.b
+        if ref:
+            return cfg_get(cfg, ref.group(1), default)
+    return node
 
 # -----------------------------------------------------------------------------
 # the codec: four formats
@@ -128,31 +141,44 @@ def _unsupported(source, found):
 def config_from_xp_cfg(text, source):
     """CodecConfig from the YAML config AudioCraft stores in compression_state_dict.bin."""
     cfg = read_xp_cfg(text)
-    g = lambda path: cfg_get(cfg, path)  # noqa: E731
+
+    def g(path):
+        return cfg_get(cfg, path)
+
     if g("compression_model") != "encodec":
         raise ValueError(f"{source}: compression_model is {g('compression_model')!r}, expected 'encodec'")
-    expected = {"seanet.norm": "weight_norm", "encodec.renormalize": False, "seanet.n_residual_layers": 1,
-                "seanet.kernel_size": 7, "seanet.last_kernel_size": 7, "seanet.residual_kernel_size": 3,
-                "seanet.compress": 2, "seanet.activation": "ELU", "seanet.disable_norm_outer_blocks": 0,
-                "seanet.decoder.trim_right_ratio": 1.0, "seanet.decoder.final_activation": None}
-    # renormalize: absent or empty reads as off
-    _unsupported(source, [(k, g(k) or False if k == "encodec.renormalize" else g(k), v) for k, v in expected.items()])
+    expected = {"seanet.norm": "weight_norm", "encodec.renormalize": False,
+                "seanet.n_residual_layers": 1, "seanet.kernel_size": 7, "seanet.last_kernel_size": 7,
+                "seanet.residual_kernel_size": 3, "seanet.compress": 2, "seanet.activation": "ELU",
+                "seanet.disable_norm_outer_blocks": 0, "seanet.decoder.trim_right_ratio": 1.0,
+                "seanet.decoder.final_activation": None}
+    found = []
+    for name, value in expected.items():
+        setting = g(name)
+        if name == "encodec.renormalize":
+            setting = setting or False  # absent or empty reads as off
+        found.append((name, setting, value))
+    _unsupported(source, found)
     return CodecConfig(
         sample_rate=g("sample_rate"), channels=g("channels"), ratios=tuple(g("seanet.ratios")),
-        n_filters=g("seanet.n_filters"), dimension=g("seanet.dimension"), causal=bool(g("seanet.causal")),
-        pad_mode=g("seanet.pad_mode"), true_skip=g("seanet.true_skip"), lstm=g("seanet.lstm"), n_q=g("rvq.n_q"),
+        n_filters=g("seanet.n_filters"), dimension=g("seanet.dimension"),
+        causal=bool(g("seanet.causal")), pad_mode=g("seanet.pad_mode"),
+        true_skip=g("seanet.true_skip"), lstm=g("seanet.lstm"), n_q=g("rvq.n_q"),
         bins=g("rvq.bins"), q_dropout=bool(g("rvq.q_dropout")), decay=g("rvq.decay"),
-        kmeans_iters=g("rvq.kmeans_iters"), threshold_ema_dead_code=g("rvq.threshold_ema_dead_code"))
+        kmeans_iters=g("rvq.kmeans_iters"),
+        threshold_ema_dead_code=g("rvq.threshold_ema_dead_code"))
 
 
 def config_from_hf(hf, source):
     """CodecConfig from a transformers EncodecConfig (config.json as a dict)."""
-    expected = {"norm_type": "weight_norm", "normalize": False, "num_residual_layers": 1, "kernel_size": 7,
-                "last_kernel_size": 7, "compress": 2, "residual_kernel_size": 3, "trim_right_ratio": 1.0}
+    expected = {"norm_type": "weight_norm", "normalize": False, "num_residual_layers": 1,
+                "kernel_size": 7, "last_kernel_size": 7, "compress": 2, "residual_kernel_size": 3,
+                "trim_right_ratio": 1.0}
     _unsupported(source, [(k, hf.get(k), v) for k, v in expected.items()])
     config = CodecConfig(
-        sample_rate=hf["sampling_rate"], channels=hf["audio_channels"], ratios=tuple(hf["upsampling_ratios"]),
-        n_filters=hf["num_filters"], dimension=hf["hidden_size"], causal=hf["use_causal_conv"], pad_mode=hf["pad_mode"],
+        sample_rate=hf["sampling_rate"], channels=hf["audio_channels"],
+        ratios=tuple(hf["upsampling_ratios"]), n_filters=hf["num_filters"],
+        dimension=hf["hidden_size"], causal=hf["use_causal_conv"], pad_mode=hf["pad_mode"],
         true_skip=not hf["use_conv_shortcut"], lstm=hf["num_lstm_layers"], bins=hf["codebook_size"])
     # HF derives the number of codebooks from the largest target bandwidth
     frame_rate = math.ceil(config.sample_rate / math.prod(config.ratios))
@@ -162,10 +188,11 @@ def config_from_hf(hf, source):
 
 def read_hf_weights(folder, what):
     """The weights of a transformers model folder: pytorch_model.bin or model.safetensors."""
-    bin_path, st_path = os.path.join(folder, "pytorch_model.bin"), os.path.join(folder, "model.safetensors")
+    bin_path = os.path.join(folder, "pytorch_model.bin")
+    st_path = os.path.join(folder, "model.safetensors")
     if not os.path.isfile(bin_path) and not os.path.isfile(st_path):
-        raise FileNotFoundError(f"{folder} has neither pytorch_model.bin nor model.safetensors: download the "
-                                f"whole {what} folder")
+        raise FileNotFoundError(f"{folder} has neither pytorch_model.bin nor model.safetensors: "
+                                f"download the whole {what} folder")
     if not os.path.isfile(bin_path):
         try:
             from safetensors.torch import load_file  # installed with transformers, which wrote the file
@@ -173,16 +200,20 @@ def read_hf_weights(folder, what):
             raise ImportError(f"{st_path} needs the safetensors package: pip install safetensors") from None
     path = bin_path if os.path.isfile(bin_path) else st_path
     try:
-        return torch.load(path, map_location="cpu", weights_only=True) if path == bin_path else load_file(path)
+        if path == bin_path:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        return load_file(path)
     except Exception as e:  # a truncated zip, a pickle error, a bad safetensors header
-        raise ValueError(f"cannot read {path} ({type(e).__name__}); download the {what} folder again") from None
+        raise ValueError(f"cannot read {path} ({type(e).__name__}); "
+                         f"download the {what} folder again") from None
 
 
 def load_codec(path, preset=None):
     """Load a Codec (in eval mode) from any of these files:
     - this repo's checkpoint: {'config': asdict(CodecConfig), 'model': state_dict, ...};
     - AudioCraft's compression_state_dict.bin: {'best_state': state_dict, 'xp.cfg': YAML};
-    - the original EnCodec files (encodec_24khz-*.th, bare state dicts): architecture `preset`, else the file name's;
+    - the original EnCodec files (encodec_24khz-*.th, bare state dicts): architecture `preset`, else
+      the file name's;
     - a transformers EncodecModel directory (config.json + weights), e.g. facebook/encodec_32khz."""
     path = str(path)
     if preset is not None and preset not in CODEC_PRESETS:
@@ -209,31 +240,41 @@ def load_codec(path, preset=None):
             if not set(ckpt["config"]) <= names:
                 raise ValueError(f"{path} is not a codec checkpoint (its config has "
                                  f"{sorted(set(ckpt['config']) - names)[:3]}); is it an LM checkpoint?")
-            config, state = CodecConfig(**{**ckpt["config"], "ratios": tuple(ckpt["config"]["ratios"])}), ckpt["model"]
+            stored = dict(ckpt["config"])
+            stored["ratios"] = tuple(stored["ratios"])
+            config = CodecConfig(**stored)
+            state = ckpt["model"]
         elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):  # a bare state dict
-            name = os.path.basename(path)
-            preset = preset or next((p for p in CODEC_PRESETS if name.startswith(p)), None)
+            if preset is None:  # the preset the file name starts with, e.g. encodec_24khz-d7cc33bc.th
+                name = os.path.basename(path)
+                preset = next((p for p in CODEC_PRESETS if name.startswith(p)), None)
             if preset is None:
-                raise ValueError(f"{path} is a bare state dict: pass preset= one of {', '.join(CODEC_PRESETS)}")
-            config, state = replace(CODEC_PRESETS[preset]), ckpt
+                raise ValueError(f"{path} is a bare state dict: pass preset= one of "
+                                 f"{', '.join(CODEC_PRESETS)}")
+            config = replace(CODEC_PRESETS[preset])
+            state = ckpt
         else:
             raise ValueError(f"{path} is not a codec checkpoint (keys {sorted(ckpt)[:5]})")
     model = Codec(config)
-    state = rename_official({k.removeprefix("_orig_mod."): v for k, v in state.items()})  # torch.compile's prefix off
+    state = {k.removeprefix("_orig_mod."): v for k, v in state.items()}  # torch.compile's prefix off
+    state = rename_official(state)
     load_state(model, state, path)
     return model.eval()
 
 
 @torch.no_grad()
 def save_codec(model, path, codes):
-    """Write the shippable codec: config + weights only (what load_codec needs), in fp16 when that moves the
-    decoding of codes [B, K, T] by less than 1e-3 (else fp32). Returns that difference."""
+    """Write the shippable codec: config + weights only (what load_codec needs), in fp16 when that
+    moves the decoding of codes [B, K, T] by less than 1e-3 (else fp32). Returns that difference."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    halved, exact, rounded = half(state), Codec(model.config).eval(), Codec(model.config).eval()
+    halved = half(state)
+    exact = Codec(model.config).eval()
+    rounded = Codec(model.config).eval()
     exact.load_state_dict(state)
     rounded.load_state_dict(halved)  # fp16 values, copied into fp32 parameters
     diff = (rounded.decode(codes.cpu()) - exact.decode(codes.cpu())).abs().max().item()
-    save_atomic({"config": asdict(model.config), "model": halved if diff < 1e-3 else state}, path)
+    shipped = halved if diff < 1e-3 else state
+    save_atomic({"config": asdict(model.config), "model": shipped}, path)
     return diff
 
 
@@ -251,32 +292,44 @@ def codec_hash(codec):
 def config_from_audiocraft(state, xp_cfg):
     """LMConfig of an AudioCraft state dict: sizes from tensor shapes, the rest from xp.cfg."""
     cfg = read_xp_cfg(xp_cfg)
-    get = lambda path, default=None: cfg_get(cfg, path, default)  # noqa: E731
     dim = state['emb.0.weight'].shape[1]  # emb.k: [card + 1, dim]
-    modeling = get('codebooks_pattern.modeling', 'delay')
+    card = state['emb.0.weight'].shape[0] - 1
     n_q = sum(1 for k in state if k.startswith('emb.'))
-    delays = {'delay': get('codebooks_pattern.delay.delays', list(range(n_q))),
-              'parallel': [0] * n_q, 'unroll': get('codebooks_pattern.unroll.flattening', list(range(n_q))),
-              'coarse_first': [0] + get('codebooks_pattern.coarse_first.delays', [0] * (n_q - 1))}
-    if modeling not in delays:
-        raise ValueError(f"codebooks_pattern.modeling={modeling!r} is not supported: use delay/parallel/unroll")
+    num_layers = len({k.split('.')[2] for k in state if k.startswith('transformer.layers.')})
+    hidden_scale = state['transformer.layers.0.linear1.weight'].shape[0] // dim
+    num_heads = int(cfg_get(cfg, 'transformer_lm.num_heads', dim // 64))  # official head size: 64
+    modeling = cfg_get(cfg, 'codebooks_pattern.modeling', 'delay')
+    if modeling == 'delay':
+        delays = cfg_get(cfg, 'codebooks_pattern.delay.delays', list(range(n_q)))
+    elif modeling == 'parallel':
+        delays = [0] * n_q
+    elif modeling == 'unroll':
+        delays = cfg_get(cfg, 'codebooks_pattern.unroll.flattening', list(range(n_q)))
+    elif modeling == 'coarse_first':
+        delays = [0] + cfg_get(cfg, 'codebooks_pattern.coarse_first.delays', [0] * (n_q - 1))
+    else:
+        raise ValueError(f"codebooks_pattern.modeling={modeling!r} is not supported: "
+                         f"use delay/parallel/unroll")
+    pattern = 'flatten' if modeling == 'unroll' else modeling
+    # the window hop past max_duration: AudioGen's 2 s, MusicGen's 18 s
+    extend_stride = 2.0 if cfg_get(cfg, 'solver') == 'audiogen' else 18.0
     return LMConfig(
-        dim=dim, num_heads=int(get('transformer_lm.num_heads', dim // 64)),  # official head size: 64
-        num_layers=len({k.split('.')[2] for k in state if k.startswith('transformer.layers.')}),
-        hidden_scale=state['transformer.layers.0.linear1.weight'].shape[0] // dim, n_q=n_q, cond_dim=dim,
-        card=state['emb.0.weight'].shape[0] - 1, cross_attention=any('cross_attention' in k for k in state),
-        pattern={'unroll': 'flatten'}.get(modeling, modeling), delays=tuple(int(d) for d in delays[modeling]),
-        max_duration=float(get('dataset.segment_duration', 30)),  # the training segment (s)
-        extend_stride=2.0 if get('solver') == 'audiogen' else 18.0)  # AudioGen / MusicGen defaults
+        dim=dim, num_heads=num_heads, num_layers=num_layers, hidden_scale=hidden_scale, n_q=n_q,
+        cond_dim=dim, card=card, cross_attention=any('cross_attention' in k for k in state),
+        pattern=pattern, delays=tuple(int(d) for d in delays),
+        max_duration=float(cfg_get(cfg, 'dataset.segment_duration', 30)),  # the training segment (s)
+        extend_stride=extend_stride)
 
 
 def load_lm(path, device='cpu', ckpt=None):
-    """This repo's checkpoint or AudioCraft's state_dict.bin -> (LM in eval mode, cond_state: the conditioners'
-    `condition_provider.*` tensors, AudioCraft's names). fp16 tensors of official files are cast to fp32 by the copy.
-    ckpt: the file's contents, when the caller has read them already (the file is then not read again)."""
+    """This repo's checkpoint or AudioCraft's state_dict.bin -> (LM in eval mode, cond_state: the
+    conditioners' `condition_provider.*` tensors, AudioCraft's names). fp16 tensors of official
+    files are cast to fp32 by the copy. ckpt: the file's contents, when the caller has read them
+    already (the file is then not read again)."""
     ckpt = torch_load(path, "LM checkpoint") if ckpt is None else ckpt
     if isinstance(ckpt, dict) and 'config' in ckpt and 'model' in ckpt:
-        config, state = LMConfig(**ckpt['config']), ckpt['model']
+        config = LMConfig(**ckpt['config'])
+        state = ckpt['model']
     elif isinstance(ckpt, dict) and isinstance(ckpt.get('best_state'), dict):
         state = ckpt['best_state'].get('model', ckpt['best_state'])  # training checkpoints nest it
         if 'emb.0.weight' not in state:
@@ -287,44 +340,53 @@ def load_lm(path, device='cpu', ckpt=None):
     state = {k.removeprefix('_orig_mod.'): v for k, v in state.items()}
     cond_state = {k: v for k, v in state.items() if k.startswith('condition_provider.')}
     model = LM(config)
-    load_state(model, {k: v for k, v in state.items() if k not in cond_state}, path)  # same names: no rename
+    lm_state = {k: v for k, v in state.items() if k not in cond_state}
+    load_state(model, lm_state, path)  # the official names are ours: no rename
     return model.to(device).eval(), cond_state
 
 
 def load_t5(folder):
-    """A Hugging Face T5 folder (config.json, pytorch_model.bin or model.safetensors, spiece.model) -> (T5Encoder in
-    eval mode, Tokenizer). Decoder and lm_head weights of a full T5ForConditionalGeneration are ignored."""
+    """A Hugging Face T5 folder (config.json, pytorch_model.bin or model.safetensors, spiece.model)
+    -> (T5Encoder in eval mode, Tokenizer). Decoder and lm_head weights of a full
+    T5ForConditionalGeneration are ignored."""
     for name in ("config.json", "spiece.model"):
         if not os.path.isfile(os.path.join(folder, name)):
-            raise FileNotFoundError(f"{os.path.join(folder, name)} missing: download the whole Hugging Face T5 folder")
+            raise FileNotFoundError(f"{os.path.join(folder, name)} missing: download the whole "
+                                    f"Hugging Face T5 folder")
     try:
         with open(os.path.join(folder, "config.json")) as f:
             hf = json.load(f)
         config = T5Config(**{k.name: hf[k.name] for k in fields(T5Config) if k.name in hf})
     except Exception as e:  # JSON errors, a bad feed_forward_proj, ...
-        raise ValueError(f"cannot read {folder}/config.json ({type(e).__name__}: {e}); download it again") from None
+        raise ValueError(f"cannot read {folder}/config.json ({type(e).__name__}: {e}); "
+                         f"download it again") from None
     state = read_hf_weights(folder, "T5")
     if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
-        state["shared.weight"] = state["encoder.embed_tokens.weight"]  # the tied input embedding, under either name
+        # the tied input embedding, stored under either name
+        state["shared.weight"] = state["encoder.embed_tokens.weight"]
     model = T5Encoder(config)
-    load_state(model, {k: state[k] for k in model.state_dict() if k in state}, folder)  # encoder weights only
+    encoder_state = {k: state[k] for k in model.state_dict() if k in state}  # encoder weights only
+    load_state(model, encoder_state, folder)
     return model.eval(), Tokenizer(os.path.join(folder, "spiece.model"))
 
 
 def load_entropy_lm(path, frame_rate):
-    """The entropy LM of compress.py (EntropyLM, eval mode) from this repo's checkpoint {'config', 'model'} or the
-    official bare state dict (encodec_lm_24khz-1608e3c0.th). The official file stores no config: sizes come from the
-    tensor shapes, and the two values that have none are the package's (get_lm_model): 8 heads, and 3.5 s of
-    context, int(3.5 * frame_rate) frames of the codec it goes with."""
+    """The entropy LM of compress.py (EntropyLM, eval mode) from this repo's checkpoint {'config',
+    'model'} or the official bare state dict (encodec_lm_24khz-1608e3c0.th). The official file
+    stores no config: sizes come from the tensor shapes, and the two values that have none are the
+    package's (get_lm_model): 8 heads, and 3.5 s of context, int(3.5 * frame_rate) frames of the
+    codec it goes with."""
     ckpt = torch_load(path, "entropy LM")
     names = {f.name for f in fields(EntropyLMConfig)}
     if isinstance(ckpt, dict) and "config" in ckpt and "model" in ckpt:
         if not set(ckpt["config"]) <= names:
             raise ValueError(f"{path} is not an entropy LM checkpoint (its config has "
                              f"{sorted(set(ckpt['config']) - names)[:3]}); a codec or the text-to-audio LM?")
-        config, state = EntropyLMConfig(**ckpt["config"]), ckpt["model"]
+        config = EntropyLMConfig(**ckpt["config"])
+        state = ckpt["model"]
     elif isinstance(ckpt, dict) and "emb.0.weight" in ckpt and "transformer.norm_in.weight" in ckpt:
-        state, dim = ckpt, ckpt["emb.0.weight"].shape[1]  # emb.k: [card + 1, dim]
+        state = ckpt
+        dim = ckpt["emb.0.weight"].shape[1]  # emb.k: [card + 1, dim]
         config = EntropyLMConfig(
             n_q=sum(1 for k in state if re.fullmatch(r"emb\.\d+\.weight", k)), dim=dim,
             card=state["emb.0.weight"].shape[0] - 1,
@@ -332,8 +394,8 @@ def load_entropy_lm(path, frame_rate):
             hidden_scale=state["transformer.layers.0.linear1.weight"].shape[0] // dim,
             past_context=int(3.5 * frame_rate))
     else:
-        raise ValueError(f"{path} is not an entropy LM (neither this repo's {{'config', 'model'}} nor the official "
-                         f"encodec_lm_*.th state dict)")
+        raise ValueError(f"{path} is not an entropy LM (neither this repo's {{'config', 'model'}} "
+                         f"nor the official encodec_lm_*.th state dict)")
     model = EntropyLM(config)
     load_state(model, state, path)
     return model.eval()
