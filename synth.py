@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-SAMPLE_RATE = 16000  # AudioGen's codec rate (audiocraft-facts.md section 9); MusicGen's is 32000
+SAMPLE_RATE = 16000  # AudioGen's codec rate (facebook/audiogen-medium); MusicGen's is 32000
 
 # ----------------------------------------------------------------------------- synthesis helpers
 # numpy, vectorised: a 5 s clip takes a few milliseconds
@@ -36,8 +36,8 @@ def _fast_len(n):
     """Smallest 2^a 3^b 5^c >= n: a size the FFT handles fast (a prime size can be 10x slower). For each odd part
     m = 3^b 5^c, the smallest m 2^k >= n has 2^k >= ceil(n / m), i.e. k = bit length of (n - 1) // m."""
     bits = n.bit_length()  # the answer is <= 2^bits, so 3^b, 5^c <= 2^bits: b <= 0.63 bits, c <= 0.43 bits
-    return min(p << ((n - 1) // p).bit_length() for p in [3**b * 5**c for b in range(bits * 2 // 3 + 1)
-                                                           for c in range(bits // 2 + 1)])
+    odd = [3**b * 5**c for b in range(bits * 2 // 3 + 1) for c in range(bits // 2 + 1)]
+    return min(m << ((n - 1) // m).bit_length() for m in odd)  # the smallest m 2^k >= n
 
 
 def _noise(rng, n, sr, lo=20.0, hi=None, tilt=0.0):
@@ -190,12 +190,14 @@ def _knock(rng, sr, who):
 
 def _steps(rng, sr, who):
     """4-9 steps 0.45-0.65 s apart, louder as the walker nears, each a heel (low thump) then 50-80 ms on a toe scuff."""
-    step, m, k = int(sr * (0.45 + 0.2 * who[0])), rng.integers(4, 10), int(0.05 * sr)
+    step, k = int(sr * (0.45 + 0.2 * who[0])), int(0.05 * sr)  # samples: between steps, of a sound
+    m = rng.integers(4, 10)  # steps
     y = np.zeros(step * m + sr // 4)
     for j in range(m):
         heel = _noise(rng, k, sr, 60, 1200) * _env(k, sr, 0.001, 0.015) + _modes(sr, [70], [0.03], [1.5], 0.05)
         toe = _noise(rng, k, sr, 1000, 5000) * _env(k, sr, 0.002, 0.02)
-        s, d = j * step + int(rng.uniform(-0.02, 0.02) * sr) + k, int(rng.uniform(0.05, 0.08) * sr)
+        s = j * step + int(rng.uniform(-0.02, 0.02) * sr) + k  # the heel, +-20 ms
+        d = int(rng.uniform(0.05, 0.08) * sr)  # the toe, 50-80 ms later
         y[s:s + k] += heel * (0.4 + 0.6 * j / m)
         y[s + d:s + d + k] += 0.5 * toe * (0.4 + 0.6 * j / m)
     return y
@@ -203,8 +205,10 @@ def _steps(rng, sr, who):
 
 def _clock(rng, sr, who):
     """3-5 s of ticking at 1 or 2 Hz, alternating a tick and a lower tock: each a 3 ms ring of two metal modes."""
-    f, rate = min(2500 + 1500 * who[0], 0.4 * sr), 1 + int(who[1] < 0.5)
-    tick, tock = (_modes(sr, [a * f, b * f], [0.003, 0.002], [1, 0.5], 0.03) for a, b in [(1, 1.4), (0.8, 1.1)])
+    f = min(2500 + 1500 * who[0], 0.4 * sr)
+    rate = 1 + int(who[1] < 0.5)  # ticks per second
+    tick = _modes(sr, [f, 1.4 * f], [0.003, 0.002], [1, 0.5], 0.03)
+    tock = _modes(sr, [0.8 * f, 1.1 * f], [0.003, 0.002], [1, 0.5], 0.03)
     period = sr // rate
     y = np.zeros(int(sr * rng.uniform(3, 5)) + len(tick))
     for j in range(len(y) // period):
@@ -397,30 +401,40 @@ def _drum_track(rng, n, sr, bpm):
 
 def _music_clip(rng, n, sr):
     """An instrument playing a melody in a random key, mode and tempo, with or without a beat; or drums alone."""
-    instrument, mode = INSTRUMENTS[rng.integers(len(INSTRUMENTS))], ("major", "minor")[rng.integers(2)]
+    instrument = INSTRUMENTS[rng.integers(len(INSTRUMENTS))]
+    mode = ("major", "minor")[rng.integers(2)]
     tempo = ("slow", "medium", "fast")[rng.integers(3)]
-    bpm, tonic = int(rng.integers(*_TEMPOS[tempo][0])), int(rng.integers(12))
-    beat, notes, y = 60 / bpm * sr, [], np.zeros(n)
+    bpm = int(rng.integers(*_TEMPOS[tempo][0]))
+    tonic = int(rng.integers(12))  # the key's pitch class, 0 = C
+    beat = 60 / bpm * sr  # samples per beat
+    notes, y = [], np.zeros(n)  # notes: (onset, length) in samples, MIDI pitch
     drums = instrument == "drums" or rng.random() < 0.5
     if instrument != "drums":  # a random walk on the scale, from the tonic, in 8th, quarter and half notes
         s, d, scale = 0, 0, _SCALES[mode]  # s: onset (samples), d: scale degree (0 tonic, 7 the octave above)
         while s < n:
             m = min(int(beat * rng.choice([0.5, 1, 1, 2])), n - s)
             notes.append((s, m, _LOW_C[instrument] + tonic + 12 * (d // 7) + scale[d % 7]))
-            s, d = s + m, int(np.clip(d + rng.choice([-2, -1, -1, 0, 1, 1, 2, 3]), -3, 9))  # mostly steps, some leaps
-        release, cache = int(0.04 * sr), {}  # 40 ms linear fade after each note, so notes do not click
-        for s, m, midi in notes:  # each pitch synthesised once, at the longest length it is held
+            s += m
+            step = rng.choice([-2, -1, -1, 0, 1, 1, 2, 3])  # mostly steps, some leaps
+            d = int(np.clip(d + step, -3, 9))
+        release = int(0.04 * sr)  # 40 ms linear fade after each note, so notes do not click
+        cache = {}  # each pitch synthesised once, at the longest length it is held
+        for s, m, midi in notes:
             if midi not in cache:
-                cache[midi] = _tone(instrument, rng, midi, max(m2 for _, m2, p in notes if p == midi) + release, sr)
-            seg = cache[midi][: m + release] * np.minimum(1, (m + release - np.arange(m + release)) / release)
+                longest = max(m2 for _, m2, p in notes if p == midi)
+                cache[midi] = _tone(instrument, rng, midi, longest + release, sr)
+            fade = np.minimum(1, (m + release - np.arange(m + release)) / release)
+            seg = cache[midi][: m + release] * fade
             y[s:s + len(seg)] += seg[: n - s]
         y = _reverb(y / (np.abs(y).max() + 1e-9), rng, sr, rng.uniform(0.6, 1.2), 0.1)
     if drums:
         d = _drum_track(rng, n, sr, bpm)
-        y = y / (np.abs(y).max() + 1e-9) + (0.5 if instrument != "drums" else 1) * d / np.abs(d).max()
-    labels = dict(kind="music", source=None, scene=None, instrument=instrument,
-                  mood=None if instrument == "drums" else _MOODS[mode][0], tempo=tempo, bpm=bpm,
-                  key=None if instrument == "drums" else f"{NOTE_NAMES[tonic]} {mode}", drums=drums,
+        level = 1 if instrument == "drums" else 0.5  # a beat under a melody is 6 dB down
+        y = y / (np.abs(y).max() + 1e-9) + level * d / np.abs(d).max()
+    mood = None if instrument == "drums" else _MOODS[mode][0]  # drums alone have no mood or key
+    key = None if instrument == "drums" else f"{NOTE_NAMES[tonic]} {mode}"
+    labels = dict(kind="music", source=None, scene=None, instrument=instrument, mood=mood,
+                  tempo=tempo, bpm=bpm, key=key, drums=drums,
                   notes=[(round(s / sr, 4), round(m / sr, 4), int(p)) for s, m, p in notes])
     return y, labels
 
@@ -430,25 +444,35 @@ def _music_clip(rng, n, sr):
 def _caption(rng, labels):
     """(tags, sentence): AudioGen's tag style ('dog bark park': the source and scene names, or mood instrument
     [drums] tempo for music) and a sentence from a random template with random synonyms, lower case."""
-    pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
-    an = lambda phrase: ("an " if phrase[0] in "aeiou" else "a ") + phrase  # noqa: E731  'an upbeat', 'a sad'
+    def pick(options):
+        return options[rng.integers(len(options))]
+
+    def an(phrase):  # 'an upbeat', 'a sad'
+        return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
     if labels["kind"] == "sfx":
         prog, pres, noun = _SFX[labels["source"]][3:]
-        where, amb = pick(_SCENES[labels["scene"]][2]), _SCENES[labels["scene"]][3]
+        where = pick(_SCENES[labels["scene"]][2])
+        amb = _SCENES[labels["scene"]][3]
         times = {1: "", 2: " twice"}.get(labels["count"])
-        times = pick((" repeatedly", " several times")) if times is None else times
+        if times is None:  # three times or more
+            times = pick((" repeatedly", " several times"))
         sentence = pick(_SFX_TEMPLATES).format(prog=prog, pres=pres, noun=noun, where=where, amb=amb, times=times)
         return f"{labels['source']} {labels['scene']}", sentence
-    instr, tempo = labels["instrument"], pick(_TEMPOS[labels["tempo"]][1])
+    instr = labels["instrument"]
+    tempo = pick(_TEMPOS[labels["tempo"]][1])
     if instr == "drums":
         s = pick(_DRUM_TEMPLATES).format(a_tempo=an(tempo), tempo=tempo, bpm=labels["bpm"])
         return f"drums {labels['tempo']}", s
     mood = pick(_MOODS[labels["key"].split()[1]][1])
-    drums = pick((" with drums", " over a drum beat", " and drums")) if labels["drums"] else ""
-    s = pick(_MUSIC_TEMPLATES).format(a_tempo=an(tempo), tempo=tempo, mood=mood, a_mood=an(mood), instr=instr,
-                                      a_instr=an(instr), the_instr="the " + instr, key=labels["key"], bpm=labels["bpm"],
-                                      drums=drums)
-    return f"{labels['mood']} {instr}{' drums' if labels['drums'] else ''} {labels['tempo']}", s
+    drums = ""
+    if labels["drums"]:
+        drums = pick((" with drums", " over a drum beat", " and drums"))
+    s = pick(_MUSIC_TEMPLATES).format(a_tempo=an(tempo), tempo=tempo, mood=mood, a_mood=an(mood),
+                                      instr=instr, a_instr=an(instr), the_instr="the " + instr,
+                                      key=labels["key"], bpm=labels["bpm"], drums=drums)
+    tags = f"{labels['mood']} {instr} drums" if labels["drums"] else f"{labels['mood']} {instr}"
+    return f"{tags} {labels['tempo']}", s
 
 
 def make_clip(index, seed=0, duration=5.0, sample_rate=SAMPLE_RATE, kind=None):
@@ -459,13 +483,19 @@ def make_clip(index, seed=0, duration=5.0, sample_rate=SAMPLE_RATE, kind=None):
         raise ValueError(f"kind={kind!r} is not a clip kind: use 'sfx', 'music' or None")
     if duration * sample_rate < 1:
         raise ValueError(f"duration={duration} s is less than one sample at {sample_rate} Hz: use a longer one")
-    if not (0 <= seed < 2**32 and 0 <= index < 2**32):  # one 32-bit word each: numpy's SeedSequence pads the
-        raise ValueError(f"seed={seed}, index={index}: both must be in [0, 2**32)")  # words with zeros, so larger
-    rng = np.random.default_rng([seed, index])  # ints could collide ([2**32, 0] seeds as [0, 1])
+    # one 32-bit word each: numpy's SeedSequence pads the words with zeros, so larger ints could
+    # collide ([2**32, 0] seeds as [0, 1])
+    if not (0 <= seed < 2**32 and 0 <= index < 2**32):
+        raise ValueError(f"seed={seed}, index={index}: both must be in [0, 2**32)")
+    rng = np.random.default_rng([seed, index])
     n = int(round(duration * sample_rate))
     coin = rng.random()  # drawn even when kind is given, so a forced kind does not shift the rest
-    kind = kind or ("sfx" if coin < 0.5 else "music")
-    y, labels = (_sfx_clip if kind == "sfx" else _music_clip)(rng, n, sample_rate)
+    if kind is None:
+        kind = "sfx" if coin < 0.5 else "music"
+    if kind == "sfx":
+        y, labels = _sfx_clip(rng, n, sample_rate)
+    else:
+        y, labels = _music_clip(rng, n, sample_rate)
     y = y * rng.uniform(0.5, 0.95) / (np.abs(y).max() + 1e-9)  # peak level varies from clip to clip
     tags, sentence = _caption(rng, labels)
     return dict(wav=y.astype(np.float32), tags=tags, sentence=sentence, labels=labels)
