@@ -22,7 +22,8 @@
 # 9. the official checkpoints
 # 10. EnCodec as a compressor: an `.ecdc` file, the bits per codebook, arithmetic coding by hand
 #
-# Run: `python tutorials/02_encodec.py`, or open it as a notebook (VS Code, Jupyter + jupytext).
+# Open it as a notebook (Jupyter + jupytext, or VS Code): every sound plays under its cell, beside
+# its spectrogram. Or run it, `python tutorials/02_encodec.py`: pictures and sounds go to files.
 # `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output folder (default
 # `tutorials/out/`). Pasted numbers come from full mode on a CPU; yours will differ in the last
 # digits (and a lot in steps 5-8, which depend on how long your codec was trained). The
@@ -36,43 +37,20 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import matplotlib
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")  # no display needed: pictures go to files
-import matplotlib.pyplot as plt
-import soundfile as sf
-import torch
-
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-ROOT = HERE if (HERE / "codec.py").exists() else HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE if (HERE / "common.py").exists() else HERE / "tutorials"))
+from common import FAST, OUT, ROOT, device, listen, save  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
 from checkpoint import load_codec  # noqa: E402
 from codec import PRESETS, Codec, Conv1d, extra_padding  # noqa: E402
 from data import BuiltinDataset  # noqa: E402
-from losses import (Balancer, MSSTFTDiscriminator, band_edges, band_levels, mel_distance, mel_spectrogram,  # noqa: E402
-                    si_snr)
+from losses import (Balancer, MSSTFTDiscriminator, band_edges, band_levels, mel_distance,  # noqa: E402
+                    mel_spectrogram, si_snr)
 from quantizer import codebook_usage, n_q_for_bandwidth  # noqa: E402
 from train_codec import get_batch, train_step  # noqa: E402
-
-FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
-OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
-OUT.mkdir(parents=True, exist_ok=True)
-device = "cuda" if torch.cuda.is_available() else "cpu"
-print(f"device {device}, fast mode {FAST}")
-
-
-def save(fig, name):
-    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
-    print("wrote", name)
-
-
-def save_wav(wav, sample_rate, name):
-    """Write a waveform [C, T] to OUT/name as 16-bit PCM."""
-    sf.write(OUT / name, wav.T.float().cpu().numpy(), sample_rate, subtype="PCM_16")
-    print("wrote", name)
 
 # %% [markdown]
 # ## Step 1. Presets: frame rate, bitrate, parameters
@@ -178,9 +156,16 @@ print("forward() trims to the input:", recon.shape[-1])
 # on the waveform, a multi-scale mel loss, a hinge adversarial loss and feature matching, mixed by
 # the loss *balancer* (EnCodec Sec. 3.4: each loss gets a fixed share of the gradient, whatever its
 # scale), plus the commitment loss with weight 1. The losses, the discriminator and the balancer
-# live in `losses.py`. Clips come from `synth.py` (generated, nothing to download). The full recipe
-# is `python train_codec.py` (about an hour on 2 CPU cores); here we train the model of step 3
-# for a few steps (600 on a GPU, 40 on a CPU) and watch the losses move.
+# live in `losses.py`; tutorial 03 writes each of them out and checks it. Clips come from
+# `synth.py` (generated, nothing to download). The recipe of the shipped codec has two phases:
+#
+#     python train_codec.py       # 1: L1 + mel only, 8000 steps (about half an hour on 2 CPU cores)
+#     python train_codec.py --init runs/codec/ckpt.pt --out-dir runs/codec_gan --w-l1 0.1 \
+#         --w-adv 4 --w-feat 4 --lr 3e-4 --steps 3000 --eval-every 500   # 2: + the discriminator
+#
+# (the second phase's steps cost about five of the first's: the discriminator runs three times per
+# step). Here we train the model of step 3 with all four losses, AudioCraft's weights, for a few
+# steps (40 of 4 clips on a CPU; on a GPU 600 of 8, in bf16) and watch the losses move.
 # A commitment loss of exactly 0 would mean that the latents sit on codes: no bottleneck at all.
 # Target: the loss curve `02_train_losses.png`; every loss is finite, the commitment loss > 0.
 
@@ -200,8 +185,10 @@ for step in range(1, steps + 1):
 model.eval()
 print(f"{steps} steps of {batch} x {clips.duration} s in {time.time() - t0:.0f} s; last:",
       {k: round(v, 3) for k, v in history[-1].items()})
-# 40 steps of 4 x 0.5 s in 24 s; last: {'l1': 0.072, 'msspec': 1.174, 'adv': 0.016, 'feat': 0.003, 'd': 2.0, 'commit': 0.031}
-# (2 CPU cores; the losses are the same on any machine with this torch, the time is not)
+# 40 steps of 4 x 0.5 s in 235 s; last: {'l1': 0.077, 'msspec': 1.276, 'adv': 0.01, 'feat': 0.003, 'd': 2.0, 'commit': 0.015}
+# (one thread on 2 CPU cores shared with a training job: alone, about 25 s. The losses move in
+# the last digits with the number of threads; a GPU trains another size, 600 steps of 8 clips in
+# bf16, so other numbers.)
 assert all(math.isfinite(v) for h in history for v in h.values()) and all(h["commit"] > 0 for h in history)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.2), layout="constrained")
@@ -263,8 +250,8 @@ assert codes.shape == (n_valid, codec.config.n_q, math.ceil(wav.shape[-1] / code
 # Look and listen: a held-out clip, decoded from 1 codebook and from all of them. The mel
 # spectrogram (n_fft 1024, hop 256, 64 mel bands) is the one of the training losses
 # (`losses.mel_spectrogram`).
-# Target: `02_spectrograms.png` and the WAVs `02_original.wav`, `02_codec_1cb.wav`,
-# `02_codec_{K}cb.wav`.
+# Target: `02_spectrograms.png` and, under the cell, the three sounds in the order of the panels
+# (also written as `02_original.wav`, `02_codec_1cb.wav`, `02_codec_{K}cb.wav`).
 
 # %%
 T, K = wav.shape[-1], codec.config.n_q
@@ -282,11 +269,11 @@ axes[0].set_ylabel("mel band")
 fig.suptitle(f"{valid[0]['text']!r} through the codec ({source})")
 save(fig, "02_spectrograms.png")
 for name, w in zip(("original", "codec_1cb", f"codec_{K}cb"), versions.values()):
-    save_wav(w[0], codec.sample_rate, f"02_{name}.wav")
+    listen(w[0], codec.sample_rate, f"02_{name}.wav")
 # (CPU, the shipped codec, the clip 'happy organ drums fast': the organ's harmonics, the horizontal
 # lines, come through at 1 codebook and at 8; the drums' noise, the broad vertical bands between
 # them, does not, and the silences fill with a faint hiss. Noise under a sustained tone is what
-# this tiny codec still loses, at any bitrate: the README's codec section measures it.)
+# this tiny codec still loses, at any bitrate: RESULTS.md measures it per class and band.)
 
 # %% [markdown]
 # ## Step 7. Quality vs bitrate
@@ -317,8 +304,7 @@ for k in range(1, K + 1):
 # ...
 # 8 codebook(s) 3.2 kbps: SI-SNR   7.85 dB, mel distance 0.523, latent error 0.019
 # (CPU, the shipped codec, checkpoints/codec.pt: SI-SNR rises and the mel distance falls with every
-# codebook. Before its discriminator phase the same codec had a higher SI-SNR (8.41 dB at 8
-# codebooks) and a worse mel distance (0.655): see the errata below on SI-SNR. The 40-step model of step 4, used when no checkpoint is found, is not yet correlated
+# codebook. The 40-step model of step 4, used when no checkpoint is found, is not yet correlated
 # with its input: about -51 dB whatever the bitrate.)
 assert rows[-1][4] < rows[0][4]
 
@@ -341,11 +327,11 @@ save(fig, "02_bitrate_quality.png")
 # measures, per octave band (0-0.5, 0.5-1, 1-2, 2-4, 4-8 kHz at 16 kHz), the energy that comes
 # out over the energy that went in: 0 dB is kept, -10 dB a tenth, -30 dB gone. Grouped by the
 # class of each held-out clip (its source or instrument), this is what a listener notices first.
-# A codec trained with the reconstruction losses alone (`python train_codec.py`) keeps tonal low
-# sounds (bass, piano) and loses bird chirps, clock ticks and the hiss of drums and rain, 10 to 30
-# dB; the shipped codec had a discriminator phase after that, which brings most of them back (the
-# README's codec section has both tables, and why). `python evaluation/eval_codec.py` prints the full
-# table on 300 clips.
+# Which losses a codec was trained with shows here: trained on the reconstruction losses alone
+# (the first phase of step 4's recipe), it keeps tonal low sounds and loses the top octaves of
+# chirps, ticks and noise; the discriminator phase brings most of them back. Tutorial 03 shows
+# why, and hears it; `python evaluation/eval_codec.py` prints the full table on 300 clips
+# (RESULTS.md has it for both phases).
 # Target: the printed table and `02_band_levels.png`.
 
 # %%
@@ -372,10 +358,9 @@ for c in shown + ["all clips"]:
 # bird chirp (3)               +7.5     +4.8    +10.1     -1.1     +0.0
 # all clips (96)               +0.6     +0.5     -0.4     -1.0     -0.8
 # (CPU, the shipped codec. The bass has next to nothing above 1 kHz: +17 to +45 dB there is the
-# decoder's faint noise over an empty band, not a gain. Before the discriminator phase the bird
-# chirp, whose energy is mostly at 2-4 kHz, came back at -27 dB there, a five-hundredth, and the
-# drums and rain lost 8 to 12 dB above 1 kHz; now they are within about 3 dB. Still lost: clock
-# ticks at 2-4 kHz, and the chirp's low bands, which hold little, come back too loud.)
+# decoder's faint noise over an empty band, not a gain. Above 1 kHz the bird chirp (its energy is
+# mostly at 2-4 kHz), the drums and the rain come back within 4 dB. Still lost: clock ticks at 2-4
+# kHz. Too loud: the chirp's low bands, which hold little, and the drums at 0.5-1 kHz.)
 assert all(v.shape == (n_band, len(names)) for v in levels.values())
 
 fig, ax = plt.subplots(figsize=(8, 3.5), layout="constrained")
@@ -476,4 +461,5 @@ codec.to(device)
 # - `train_codec.evaluate` switches the model back to training mode when it returns (it is written
 #   for the training loop); here we measure by hand so that the loaded codec stays in eval mode.
 # - The 48 kHz stereo EnCodec is not implemented (see the README).
-# - Next: tutorial 03 turns text (and a melody) into the conditions the language model reads.
+# - Next: tutorial 03, the losses the codec was trained with, and what the discriminator adds.
+#   Then tutorial 04 turns text (and a melody) into the conditions the language model reads.
