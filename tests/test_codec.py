@@ -3,15 +3,14 @@ Tests for codec.py, quantizer.py and checkpoint.py's codec loaders. Run: python 
 
 The reference implementations (the `encodec` package and transformers' EncodecModel) run with
 random weights: no download is possible or needed. Their codebooks are all zeros until k-means
-runs, so we fill them with real latent vectors first, or every code would be 0 and the
-comparisons would prove nothing.
+runs, so we fill them with real latent vectors first (conftest.py's fill_codebooks), or every
+code would be 0 and the comparisons would prove nothing. The encodec package's 24 kHz model:
+conftest.py's encodec_24khz.
 """
 
-import importlib.machinery
 import math
 import re
 import sys
-import types
 from dataclasses import asdict
 
 import pytest
@@ -24,64 +23,6 @@ from quantizer import (Codebook, ResidualVectorQuantizer, codebook_usage,  # noq
                        n_q_for_bandwidth)
 
 torch.set_num_threads(2)
-
-
-ENCODEC_MISSING = ("the official `encodec` package is not installed: `pip install --no-deps encodec==0.1.1` "
-                   "(with its dependencies it would pull torchaudio and another torch)")
-
-
-def import_encodec():
-    """The encodec package imports torchaudio for its file helpers only; torchaudio has no build
-    for this torch on CPU, so a stand-in module is registered while encodec is imported.
-    ImportError (ENCODEC_MISSING) when the package is absent: it is installed apart, see .ci/run."""
-    import transformers  # noqa: F401  (imported first: it probes torchaudio's spec at import)
-    stub = "torchaudio" not in sys.modules
-    if stub:
-        sys.modules["torchaudio"] = types.ModuleType("torchaudio")
-        sys.modules["torchaudio"].__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
-    try:
-        import encodec
-    except ImportError:
-        raise ImportError(ENCODEC_MISSING) from None
-    finally:
-        if stub:
-            del sys.modules["torchaudio"]
-    return encodec
-
-
-def fill_codebooks(latent, codebooks, quantize, decode, seed=0):
-    """Fill each codebook with random vectors shaped like its input, stage by stage.
-
-    Codes are drawn from a Gaussian with the per-dimension mean and std of the residual they
-    quantize: all distinct (no near ties that float noise could flip) and all in use.
-    """
-    g = torch.Generator().manual_seed(seed)
-    residual = latent.transpose(1, 2).reshape(-1, latent.shape[1])  # [N, D]
-    for cb in codebooks:
-        mean, std = residual.mean(0), residual.std(0)
-        cb.embed.copy_(mean + std * torch.randn(cb.embed.shape, generator=g))
-        cb.embed_avg.copy_(cb.embed)
-        cb.inited.fill_(1)
-        residual = residual - decode(cb, quantize(cb, residual))
-
-
-@pytest.fixture(scope="module")
-def encodec_24khz(tmp_path_factory):
-    """The encodec package's 24 kHz model with random weights and filled codebooks, saved as the
-    official bare state-dict file `encodec_24khz-<sha>.th`. Skipped, saying why, without the package."""
-    try:
-        encodec = import_encodec()
-    except ImportError as e:
-        pytest.skip(str(e))
-    torch.manual_seed(0)
-    ref = encodec.EncodecModel.encodec_model_24khz(pretrained=False).eval()
-    with torch.no_grad():
-        latent = ref.encoder(0.1 * torch.randn(4, 1, 24000))
-        fill_codebooks(latent, [l._codebook for l in ref.quantizer.vq.layers],
-                       lambda cb, x: cb.quantize(x), lambda cb, i: cb.dequantize(i))
-    path = tmp_path_factory.mktemp("enc") / "encodec_24khz-d7cc33bc.th"
-    torch.save(ref.state_dict(), path)
-    return ref, path
 
 
 @pytest.mark.parametrize("length", [24000, 24000 + 137, 1001])
@@ -104,7 +45,7 @@ def test_matches_encodec_package(encodec_24khz, length):
         assert torch.allclose(ours.decode(codes), ref_wav, atol=1e-4)
 
 
-def hf_32khz(pad_mode):
+def hf_32khz(pad_mode, fill_codebooks):
     from transformers import EncodecConfig, EncodecModel
     torch.manual_seed(1)
     ref = EncodecModel(EncodecConfig(
@@ -193,8 +134,8 @@ dora:
 
 
 @pytest.fixture(scope="module")
-def hf_reflect():
-    return hf_32khz("reflect")
+def hf_reflect(fill_codebooks):
+    return hf_32khz("reflect", fill_codebooks)
 
 
 @pytest.mark.parametrize("fmt", ["safetensors", "bin", "audiocraft"])

@@ -1,11 +1,11 @@
 """
 Tests for compress.py and entropy.py. Run: python -m pytest -q tests/test_compress.py (CPU, about 15 s).
 
-The official `encodec` package runs with random weights (the 24 kHz codec of tests/test_codec.py, its codebooks
-filled; an LMModel seeded as the package seeds it): the same weights and bandwidth give the same `.ecdc` bytes, with
-and without the entropy LM, and each side decodes the other's file to the same codes. Those tests skip, saying why,
-without the package. The arithmetic coder is checked alone (round trip, length close to the information content),
-the CLI on the shipped tiny codec, and every bad input gives a one-line error and writes nothing.
+The official `encodec` package runs with random weights (conftest.py's encodec_24khz: the 24 kHz codec, its
+codebooks filled; an LMModel seeded as the package seeds it): the same weights and bandwidth give the same `.ecdc`
+bytes, with and without the entropy LM, and each side decodes the other's file to the same codes. Those tests skip,
+saying why, without the package. The arithmetic coder is checked alone (round trip, length close to the information
+content), the CLI on the shipped tiny codec, and every bad input gives a one-line error and writes nothing.
 """
 
 import importlib
@@ -32,8 +32,6 @@ from data import BuiltinDataset  # noqa: E402
 from entropy import (ArithmeticDecoder, ArithmeticEncoder, EntropyLM, EntropyLMConfig,  # noqa: E402
                      lm_bits, lm_decode, lm_encode, pack_bits, quantized_cdf, unpack_bits)
 from quantizer import n_q_for_bandwidth  # noqa: E402
-from test_codec import encodec_24khz, import_encodec  # noqa: E402, F401  (the fixture, used by name)
-from conftest import tiny_codec  # noqa: E402
 
 SHIPPED = ROOT / "checkpoints" / "codec.pt"
 SHIPPED_LM = ROOT / "checkpoints" / "entropy_lm.pt"
@@ -41,14 +39,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
-def official(encodec_24khz, tmp_path_factory):
+def official(encodec_package, encodec_24khz, tmp_path_factory):
     """The package's codec and LMModel (ref, ref_lm) and ours (codec, lm), the same random weights on both sides,
     ours read from the official files (codec_path, lm_path) by checkpoint.load_codec and load_entropy_lm. The LM is
     built as the package's get_lm_model builds it: seed 1234, 5 layers of 200, 3.5 s at 75 Hz."""
-    encodec = import_encodec()
     ref, path = encodec_24khz
     torch.manual_seed(1234)
-    ref_lm = encodec.model.LMModel(32, 1024, num_layers=5, dim=200, past_context=int(3.5 * 75)).eval()
+    ref_lm = encodec_package.model.LMModel(32, 1024, num_layers=5, dim=200, past_context=int(3.5 * 75)).eval()
     lm_path = tmp_path_factory.mktemp("lm") / "encodec_lm_24khz-1608e3c0.th"
     torch.save(ref_lm.state_dict(), lm_path)
     lm = load_entropy_lm(lm_path, frame_rate=75)
@@ -57,11 +54,10 @@ def official(encodec_24khz, tmp_path_factory):
 
 
 @pytest.fixture
-def package(official, monkeypatch):
+def package(official, encodec_package, monkeypatch):
     """The package's encodec.compress module (the package exports a function of that name too), pointed at the
     random-weight models: the pretrained model's name, its LM, and decompress() building this model instead of
     downloading one; ref.decode records the codes it is given."""
-    import_encodec()
     package_compress = importlib.import_module("encodec.compress")
     ref, ref_lm = official.ref, official.ref_lm
     decoded = []
@@ -144,12 +140,9 @@ def test_lm_state_dict_loads_strict_encodec_package(official):
             assert torch.equal(probs, ref_probs)
 
 
-def test_arithmetic_coder_equals_encodec_package():
+def test_arithmetic_coder_equals_encodec_package(encodec_package):
     """A new random distribution at every step, as the package's own test: the same bytes, and back."""
-    try:
-        encodec = import_encodec()
-    except ImportError as e:
-        pytest.skip(str(e))
+    encodec = encodec_package
     g = torch.Generator().manual_seed(0)
     fo, ours = io.BytesIO(), ArithmeticEncoder()
     ref = encodec.quantization.ac.ArithmeticCoder(fo)
@@ -341,7 +334,7 @@ def header(metadata):
     return b"ECDC\x00" + len(meta).to_bytes(4, "big") + meta
 
 
-def bad_cases(tmp_path):
+def bad_cases(tmp_path, tiny_codec):
     """name -> (argv, words the error must hold). Files are made on the fly; the output must not appear."""
     wav, plain, coded = tmp_path / "in.wav", tmp_path / "plain.ecdc", tmp_path / "coded.ecdc"
     write_clip(wav)
@@ -383,9 +376,9 @@ def bad_cases(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def bad(shipped, tmp_path_factory):
+def bad(shipped, tiny_codec, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad")
-    return tmp, bad_cases(tmp)
+    return tmp, bad_cases(tmp, tiny_codec)
 
 
 @pytest.mark.parametrize("case", ["not ecdc", "truncated", "truncated header", "truncated lm", "another codec",

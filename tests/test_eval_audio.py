@@ -1,13 +1,14 @@
 """
-Tests for tests/eval_audio.py (the objective evaluation). Run: python -m pytest -q tests/test_eval_audio.py (CPU,
-one thread, about 60 s).
+Tests for evaluation/eval_audio.py (the objective evaluation) and its modes' files eval_two_source.py,
+eval_unknown_words.py and eval_melody.py. Run: python -m pytest -q tests/test_eval_audio.py (CPU, one thread, about
+60 s).
 
 The Frechet distance against cases computed by hand (identical Gaussians, a mean shift, 1-D, commuting
 covariances) and scipy's matrix square root; the classifier, trained with --fast sizes on clean clips and their
 rendering by a tiny random codec, recognises held-out clips far above chance, is deterministic and is cached under
 its settings and the codec's hash; the prompt sets carry the prompted labels; generation batches never pad a
-prompt; the whole script runs with --fast against a tiny random model exported by train_lm.py (as
-tests/test_sample.py builds one) and prints the table. --two-source: the prompts pair two sources of a common
+prompt; the whole script runs with --fast against a tiny random model exported by train_lm.py (conftest.py's
+train_tiny_lm) and prints the table. --two-source: the prompts pair two sources of a common
 scene, the detector (trained on mixes) hears both sources of held-out mixes far above chance, and the mode prints
 its table. --unknown-words: no invented word is a word of synth.py (which writes every caption), the prompts with
 them are seeded, keep every known word in order and put one invented word beside the prompted source, and the mode
@@ -19,7 +20,6 @@ import math
 import re
 import sys
 import types
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +28,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "evaluation"))
 import eval_audio as ea  # noqa: E402
 import eval_two_source as ets  # noqa: E402
 import eval_unknown_words as euw  # noqa: E402
 import synth  # noqa: E402
-import train_lm  # noqa: E402
 from checkpoint import codec_hash  # noqa: E402
-from codec import PRESETS, Codec  # noqa: E402
 from conditioners import normalize_text  # noqa: E402
 from model import load_model  # noqa: E402
 
@@ -96,18 +94,9 @@ def test_frechet_matches_scipy_sqrtm():
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """train_lm.py's export of a tiny LM trained for 2 steps on a random tiny codec (tests/test_sample.py's)."""
-    tmp = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    codec = Codec(PRESETS["tiny"]).train()
-    codec(torch.stack([torch.from_numpy(synth.make_clip(i, 0, 0.5)["wav"])[None] for i in range(4)]))  # k-means init
-    torch.save({"config": asdict(codec.config), "model": codec.eval().state_dict()}, tmp / "codec.pt")
-    train_lm.main(train_lm.parser.parse_args([
-        "--codec", str(tmp / "codec.pt"), "--out-dir", str(tmp / "run"), "--export", str(tmp / "export"),
-        "--n-clips", "8", "--eval-clips", "2", "--duration", "1", "--dim", "32", "--layers", "1", "--heads", "2",
-        "--batch-size", "4", "--steps", "2", "--eval-every", "2", "--n-samples", "1"]))
-    return str(tmp / "export")
+def model(train_tiny_lm, tmp_path_factory):
+    """train_lm.py's export of a tiny LM trained for 2 steps on a random tiny codec (conftest.py's train_tiny_lm)."""
+    return train_tiny_lm(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
@@ -361,15 +350,12 @@ def test_end_to_end_fast(model, classifier, out_dir, capsys):
         math.isfinite(r[k]) and r[k] >= 0 for r in results["rows"] for k in ("fd_tags", "fd_paraphrases"))
 
 
-def test_melody_mode(model, tmp_path, capsys):
+def test_melody_mode(model, train_tiny_lm, tmp_path, capsys):
     """--melody: a melody model's chroma agreement with the reference melody, with and without it, and between two
     unrelated real clips; a model without a melody conditioner is refused."""
-    train_lm.main(train_lm.parser.parse_args([
-        "--codec", str(Path(model).parent / "codec.pt"), "--out-dir", str(tmp_path / "run"), "--melody",
-        "--export", str(tmp_path / "export"), "--n-clips", "8", "--eval-clips", "2", "--duration", "1", "--dim", "32",
-        "--layers", "1", "--heads", "2", "--batch-size", "4", "--steps", "2", "--eval-every", "2", "--n-samples", "1"]))
+    melody_model = train_tiny_lm(tmp_path, "--melody", codec=Path(model).parent / "codec.pt")
     capsys.readouterr()
-    res = ea.main(["--fast", "--melody", "--model", str(tmp_path / "export"), "--out-dir", str(tmp_path / "e")])
+    res = ea.main(["--fast", "--melody", "--model", melody_model, "--out-dir", str(tmp_path / "e")])
     out = capsys.readouterr().out
     assert set(res) == {"melody", "null_melody", "real_through_codec", "other_clip"} and all(
         0 <= v <= 1 for v in res.values())

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -27,11 +26,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import sample  # noqa: E402
-import train_lm  # noqa: E402
 from conditioners import Tokenizer  # noqa: E402
 from lm import LM, LMConfig  # noqa: E402
 from model import COND, MELODY, TextToAudio, load_model  # noqa: E402
-from conftest import tiny_codec  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the subprocesses compute as the in-process runs (one thread)
 
@@ -40,16 +37,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """train_lm.py's export of a tiny LM trained for 2 steps: lm.pt, codec.pt, tokenizer.model."""
-    tmp = tmp_path_factory.mktemp("model")
-    codec = tiny_codec()
-    torch.save({"config": asdict(codec.config), "model": codec.state_dict()}, tmp / "codec.pt")
-    train_lm.main(train_lm.parser.parse_args([
-        "--codec", str(tmp / "codec.pt"), "--out-dir", str(tmp / "run"), "--export", str(tmp / "export"),
-        "--n-clips", "8", "--eval-clips", "2", "--duration", "1", "--dim", "32", "--layers", "1", "--heads", "2",
-        "--batch-size", "4", "--steps", "2", "--eval-every", "2", "--n-samples", "1"]))
-    return str(tmp / "export")
+def model(train_tiny_lm, tmp_path_factory):
+    """train_lm.py's export of a tiny LM trained for 2 steps: lm.pt, codec.pt, tokenizer.model (see conftest.py)."""
+    return train_tiny_lm(tmp_path_factory.mktemp("model"))
 
 
 def wavs(folder):
@@ -282,7 +272,7 @@ codebooks_pattern:
 """
 
 
-def official_dir(root, codec_format, melody=False):
+def official_dir(root, codec, codec_format, melody=False):
     """Random weights in AudioCraft's files: state_dict.bin (+ the conditioners' output_proj), a T5 folder saved by
     transformers, and the codec as compression_state_dict.bin or (MusicGen) a transformers folder + a pointer."""
     tf = pytest.importorskip("transformers")
@@ -293,7 +283,6 @@ def official_dir(root, codec_format, melody=False):
     t5.save_pretrained(root / "t5-base")
     torch.save(t5.state_dict(), root / "t5-base" / "pytorch_model.bin")
     shutil.move(tok.path, root / "t5-base" / "spiece.model")
-    codec = tiny_codec()
     lm = LM(LMConfig(dim=32, num_heads=2, num_layers=1, card=codec.config.bins, cond_dim=32,
                      cross_attention=not melody))
     state = {**lm.state_dict(), COND + "output_proj.weight": torch.randn(32, 16),
@@ -318,8 +307,8 @@ def official_dir(root, codec_format, melody=False):
 
 
 @pytest.mark.parametrize("codec_format", ["audiocraft", "transformers"])
-def test_official_files(tmp_path, codec_format):
-    root = official_dir(tmp_path / "audiogen", codec_format)
+def test_official_files(tiny_codec, tmp_path, codec_format):
+    root = official_dir(tmp_path / "audiogen", tiny_codec(), codec_format)
     out = str(tmp_path / "x.wav")
     sample.main(["--model", root, "--prompt", "dog bark park", "--prompt", "rain", "--duration", "1", "--out", out])
     assert sf.info(out.replace(".wav", "_1.wav")).frames == 16000
@@ -327,8 +316,8 @@ def test_official_files(tmp_path, codec_format):
         sample.main(["--model", root, "--prompt", "rain", "--melody", "x_0.wav", "--out", out])
 
 
-def test_official_melody_model(tmp_path):
-    root = official_dir(tmp_path / "melody", "audiocraft", melody=True)
+def test_official_melody_model(tiny_codec, tmp_path):
+    root = official_dir(tmp_path / "melody", tiny_codec(), "audiocraft", melody=True)
     tune = tmp_path / "tune.wav"
     sf.write(tune, 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000), 16000)
     a, b = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")

@@ -139,31 +139,7 @@ def test_resume_is_exact(tmp_path):
     assert [r.split("\t")[0] for r in (tmp_path / "b" / "eval.tsv").read_text().splitlines()] == ["2"]
 
 
-def interrupted_run(module, patched, at_call, args):
-    """Run module.main(args) with a real Ctrl-C (SIGINT to this process) sent during call number at_call of
-    module.<patched> (called once per training step); return what ended it: the SystemExit, or the
-    KeyboardInterrupt a script without the Ctrl-C handling would raise (caught here, not by pytest)."""
-    original, calls = getattr(module, patched), []
-
-    def hooked(*a, **k):
-        calls.append(1)
-        if len(calls) == at_call:
-            signal.raise_signal(signal.SIGINT)
-        return original(*a, **k)
-
-    previous = signal.getsignal(signal.SIGINT)
-    setattr(module, patched, hooked)
-    try:
-        module.main(module.parser.parse_args(args))
-    except (SystemExit, KeyboardInterrupt) as e:
-        return e
-    finally:
-        setattr(module, patched, original)
-        assert signal.getsignal(signal.SIGINT) is previous  # the script's handler is gone again
-    raise AssertionError("the run was not interrupted")
-
-
-def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, capsys):
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(interrupted_run, tmp_path, capsys):
     """Issue 14: Ctrl-C at step 3 (between the checkpoints of --eval-every 4) lets step 3 finish (the SIGINT comes
     in mid-step: a KeyboardInterrupt there would leave the discriminator updated and the codec not), saves
     ckpt.pt in the periodic format (RNG states and balancer included) and exits with one line; --resume says where
@@ -235,17 +211,6 @@ def test_init_fine_tunes_a_trained_codec_and_eval_reports_bands(tmp_path, capsys
     init = ["--init", str(ROOT / "checkpoints" / "codec.pt")]  # --resume wins: the weights come from the run
     run(["--out-dir", str(tmp_path), *init, "--resume", "--lr", "1e-6"] + COMMON[:1] + ["6"] + COMMON[2:])
     assert f"codec resumed from {tmp_path}: " in capsys.readouterr().out
-
-
-def test_eval_codec_script_prints_a_row_per_class(capsys):
-    sys.path.insert(0, str(ROOT / "tests"))
-    import eval_codec
-    results, share, classes = eval_codec.main(["--n-clips", "6"])
-    out = capsys.readouterr().out
-    assert set(results) == {1, 2, 4, 8} and results[4][0].shape == (6, 5) and share.shape == (6, 5)
-    assert all(f"| {c} (" in out for c in set(classes)) and "| all clips (6) |" in out
-    # share: each band's part of the clip's energy, which adds up to the whole clip
-    assert torch.allclose((10 ** (share / 10)).sum(1), torch.ones(6), atol=1e-4)
 
 
 def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):

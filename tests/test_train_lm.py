@@ -18,35 +18,30 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import sample  # noqa: E402
 import synth  # noqa: E402
 import train_lm as tl  # noqa: E402
 from checkpoint import load_codec, load_lm, load_t5  # noqa: E402
 from conditioners import UNK, Tokenizer  # noqa: E402
-from model import COND, from_checkpoint  # noqa: E402
-from conftest import tiny_codec  # noqa: E402
-from test_train_codec import interrupted_run  # noqa: E402
+from model import COND, from_checkpoint, load_model  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
-def make_codec(path, seed=0):
-    """A tiny codec with random weights whose codebooks were initialised by one k-means batch, saved with its config."""
-    codec = tiny_codec(seed)
-    torch.save({"config": asdict(codec.config), "model": codec.state_dict()}, path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
-def codecs(tmp_path_factory):
+def codecs(tiny_codec, tmp_path_factory):
+    """Two tiny codecs with random weights (conftest.py's tiny_codec, seeds 0 and 1), saved with their configs."""
     tmp = tmp_path_factory.mktemp("codecs")
-    return make_codec(tmp / "codec.pt"), make_codec(tmp / "other.pt", seed=1)
+    paths = []
+    for seed, name in enumerate(("codec.pt", "other.pt")):
+        codec = tiny_codec(seed)
+        torch.save({"config": asdict(codec.config), "model": codec.state_dict()}, tmp / name)
+        paths.append(str(tmp / name))
+    return paths
 
 
 def common(codec, out, cache, *extra):
@@ -99,7 +94,7 @@ def test_resume_is_exact_and_cache_is_reused(codecs, tmp_path, capsys):
     assert len((tmp_path / "b" / "eval.tsv").read_text().splitlines()) == 2
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(codecs, tmp_path, capsys):
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(codecs, interrupted_run, tmp_path, capsys):
     """Issue 14: Ctrl-C (a real SIGINT) while step 3 is under way, between the checkpoints of --eval-every 4: the
     step finishes, ckpt.pt is saved in the periodic format (optimizer, RNG states: T5 dropout draws from them) and
     the run exits with one line, no export; --resume says where it starts, ends on the uninterrupted run's weights."""
@@ -155,7 +150,7 @@ def test_batches_and_schedule():
 
 def test_melody_conditioning(codecs, tmp_path, capsys):
     """--melody: each music clip caches its own chroma (sound clips: the null melody, 0), the LM reads it as a
-    prefix (its logits depend on it), the loss falls, and the export samples with sample.py --melody. Without
+    prefix (its logits depend on it), the loss falls, and the export follows a melody when it samples. Without
     mixing, as MusicGen-melody's recipe (AudioGen's mixing lives in its SoundDataset, not in MusicDataset)."""
     model = run(common(codecs[0], tmp_path / "run", tmp_path / "cache", "--melody", "--aug-p", "0", "--steps", "30",
                        "--lr", "3e-3", "--eval-every", "30", "--export", str(tmp_path / "export")))
@@ -173,14 +168,12 @@ def test_melody_conditioning(codecs, tmp_path, capsys):
     with torch.no_grad():
         assert not torch.allclose(model.eval()(codes, ["piano"], chroma)[0], model(codes, ["piano"], 0 * chroma)[0],
                                   equal_nan=True)
-    # the export keeps the melody conditioner; sample.py follows a melody file with it, or the null melody without
-    tune = tmp_path / "tune.wav"
-    sf.write(tune, synth.make_clip(i, 0, 1.0, 16000)["wav"], 16000)
-    a, b = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
-    args = ["--model", str(tmp_path / "export"), "--prompt", "piano", "--duration", "0.5", "--temperature", "0"]
-    sample.main([*args, "--melody", str(tune), "--out", a])
-    sample.main([*args, "--out", b])
-    assert sf.info(a).frames == 8000 and Path(a).read_bytes() != Path(b).read_bytes()
+    # the export keeps the melody conditioner: loaded as sample.py loads it, it follows a melody waveform, or the
+    # null melody without one
+    export = load_model(str(tmp_path / "export"))
+    tune = torch.from_numpy(synth.make_clip(i, 0, 1.0, 16000)["wav"])[None]  # [C, T] at the codec's rate
+    a, b = (export.generate(["piano"], 0.5, temperature=0, melody_wav=wav) for wav in (tune, None))
+    assert a.shape == (1, 1, 8000) and not torch.equal(a, b)
 
 
 def test_mixing_cache_and_batches(codecs, tmp_path):
@@ -261,7 +254,7 @@ def t5_dir(tmp_path_factory):
 def test_frozen_pretrained_t5_folder(codecs, t5_dir, tmp_path):
     """--t5 DIR, as AudioCraft's T5Conditioner (finetune: false): the folder's T5 and spiece.model; the T5 stays
     frozen (its weights unchanged, not in the optimizer: only output_proj and the LM train), also after --resume.
-    The export holds its weights (fp16) and its spiece.model as tokenizer.model: sample.py runs without the folder."""
+    The export holds its weights (fp16) and its spiece.model as tokenizer.model: it samples without the folder."""
     folder = tmp_path / "t5"
     shutil.copytree(t5_dir, folder)
     ref = load_t5(str(folder))[0].state_dict()
@@ -282,8 +275,7 @@ def test_frozen_pretrained_t5_folder(codecs, t5_dir, tmp_path):
     back = from_checkpoint(str(export / "lm.pt"))[0].conditioner
     assert not back.finetune and all(torch.allclose(v, ref[k], rtol=1e-3, atol=1e-7)  # fp16: 11 significant bits
                                      for k, v in back.t5.state_dict().items())
-    out = str(tmp_path / "a.wav")
-    assert sample.main(["--model", str(export), "--prompt", "dog bark", "--duration", "0.5", "--out", out]) == [out]
+    assert load_model(str(export)).generate(["dog bark"], 0.5).shape == (1, 1, 8000)  # as sample.py loads it
 
 
 def test_bad_arguments(codecs, tmp_path):

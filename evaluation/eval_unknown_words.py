@@ -4,7 +4,7 @@ built-in caption holds ("dog bark park" -> "scruffy dog bark furiously park yest
 still hold the prompted source or instrument and scene. Run through eval_audio.py, whose classifier, prompts and
 generation it reuses:
 
-    python tests/eval_audio.py --unknown-words [--n-per-prompt 8 --duration 3 --model checkpoints]
+    python evaluation/eval_audio.py --unknown-words [--n-per-prompt 8 --duration 3 --model checkpoints]
 
 1. The invented words (UNKNOWN_WORDS): 40 adjectives, adverbs and nouns, checked at every run (check_unknown_words):
    none is a word of synth.py, which writes every built-in caption (its tag names, templates, synonyms and

@@ -3,7 +3,7 @@ Two-source prompts (AudioGen's mixing augmentation, evaluated): prompts that nam
 thunder park"), and whether the generated clip holds both, heard by a detector with one sigmoid per sound source.
 Run through eval_audio.py, which holds the model loading, the classifier design and the generation it reuses:
 
-    python tests/eval_audio.py --two-source [--pairs 12 --n-per-prompt 8 --model checkpoints]
+    python evaluation/eval_audio.py --two-source [--pairs 12 --n-per-prompt 8 --model checkpoints]
 
 1. The detector: a Classifier with one sigmoid per sound source (train_detector), trained with binary
    cross-entropy on built-in clips and, one clip in two, on mixes of two sound clips of different sources made by

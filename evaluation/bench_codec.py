@@ -1,25 +1,57 @@
 """
 Benchmark: encode + decode real-time factor (RTF = seconds of audio / seconds of compute; > 1 is
 faster than real time) of our codec vs the official `encodec` package, on the same weights, in
-the same process. Not a test (pytest does not collect it); it prints a table.
+the same process. It prints a table.
 
-    python tests/bench_codec.py [--seconds 10] [--repeats 3] [--threads N]
+    python evaluation/bench_codec.py [--seconds 10] [--repeats 3] [--threads N]
 
 Needs the test extras (tests/requirements.txt and `pip install --no-deps encodec==0.1.1`).
 """
 
 import argparse
+import importlib.machinery
 import os
 import sys
 import time
+import types
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checkpoint import load_codec  # noqa: E402
 from codec import PRESETS  # noqa: E402
-from test_codec import fill_codebooks, import_encodec  # noqa: E402
+
+
+def import_encodec():
+    """The encodec package imports torchaudio for its file helpers only; torchaudio has no build for this torch on
+    CPU, so a stand-in module is registered while encodec is imported (as tests/conftest.py does)."""
+    import transformers  # noqa: F401  (imported first: it probes torchaudio's spec at import)
+    stub = "torchaudio" not in sys.modules
+    if stub:
+        sys.modules["torchaudio"] = types.ModuleType("torchaudio")
+        sys.modules["torchaudio"].__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
+    try:
+        import encodec
+    except ImportError:
+        raise ImportError("the official `encodec` package is not installed: "
+                          "`pip install --no-deps encodec==0.1.1`") from None
+    finally:
+        if stub:
+            del sys.modules["torchaudio"]
+    return encodec
+
+
+def fill_codebooks(latent, codebooks, quantize, decode, seed=0):
+    """Fill each codebook with random vectors shaped like its input, stage by stage: drawn from a Gaussian with the
+    per-dimension mean and std of the residual they quantize, so all codes are distinct and in use."""
+    g = torch.Generator().manual_seed(seed)
+    residual = latent.transpose(1, 2).reshape(-1, latent.shape[1])  # [N, D]
+    for cb in codebooks:
+        mean, std = residual.mean(0), residual.std(0)
+        cb.embed.copy_(mean + std * torch.randn(cb.embed.shape, generator=g))
+        cb.embed_avg.copy_(cb.embed)
+        cb.inited.fill_(1)
+        residual = residual - decode(cb, quantize(cb, residual))  # the next stage quantizes what is left
 
 
 def official_model(encodec, preset):

@@ -2,16 +2,17 @@
 Objective evaluation of a text-to-audio model: prompt adherence and Frechet distance, measured by a small audio
 classifier trained on the built-in data's labels. Not a test: a script that prints a markdown table (as bench_codec.py).
 
-    python tests/eval_audio.py                  # the default model (checkpoints/): 36 prompts x 8 clips x 2 styles
-    python tests/eval_audio.py --model runs/lm/export --seed 1 --n-per-prompt 16
-    python tests/eval_audio.py --clean-classifier   # a classifier that never heard the codec (see 1.)
-    python tests/eval_audio.py --fast --model DIR --out-dir /tmp/e      # tiny sizes, ~30 s (the tests)
-    python tests/eval_audio.py --melody --model runs/lm_melody/export     # how well a melody model follows chroma
-                                                # (see eval_melody.py)
-    python tests/eval_audio.py --two-source     # prompts naming two sources: does the clip hold both? (see
-                                                # eval_two_source.py)
-    python tests/eval_audio.py --unknown-words  # prompts with words no caption holds: same sound? (see
-                                                # eval_unknown_words.py)
+    python evaluation/eval_audio.py                    # the default model (checkpoints/): 36 prompts x 8 clips
+                                                       # x 2 styles
+    python evaluation/eval_audio.py --model runs/lm/export --seed 1 --n-per-prompt 16
+    python evaluation/eval_audio.py --clean-classifier # a classifier that never heard the codec (see 1.)
+    python evaluation/eval_audio.py --fast --model DIR --out-dir /tmp/e    # tiny sizes, ~30 s (the tests)
+    python evaluation/eval_audio.py --melody --model runs/lm_melody/export # how well a melody model follows
+                                                       # chroma (see eval_melody.py)
+    python evaluation/eval_audio.py --two-source       # prompts naming two sources: does the clip hold both?
+                                                       # (see eval_two_source.py)
+    python evaluation/eval_audio.py --unknown-words    # prompts with words no caption holds: same sound?
+                                                       # (see eval_unknown_words.py)
 
 On 2 CPU cores the first run takes about 5 minutes: ~2.5 min for the classifier (cached: later runs with the same
 settings and codec skip it), ~2 min for the 576 generated clips of 3 s with the tiny LM, the rest seconds.

@@ -3,8 +3,8 @@ What a codec keeps of each kind of sound: per class of the built-in data and per
 out over the energy that went in, and SI-SNR and mel distance per class, for 1, 2, 4 and 8 codebooks. Not a test: a
 script that prints markdown tables (as eval_audio.py and bench_codec.py).
 
-    python tests/eval_codec.py                              # the shipped codec, checkpoints/codec.pt, 300 clips
-    python tests/eval_codec.py --codec runs/codec/ckpt.pt --n-clips 100
+    python evaluation/eval_codec.py                         # the shipped codec, checkpoints/codec.pt, 300 clips
+    python evaluation/eval_codec.py --codec runs/codec/ckpt.pt --n-clips 100
 
 The clips are held out (BuiltinDataset's valid split, 2 s each); a clip's class is its source (sound effects) or its
 instrument (music). Each number is the median over the clips of a class: band_levels (losses.py) in dB, 0 = the band

@@ -3,8 +3,8 @@ Benchmark (not a test): generation steps/s with CFG at batch 1, ours vs transfor
 on the same random weights, KV-cached and uncached, with fp32 weights and with bf16 weights (both models
 converted with .to(torch.bfloat16); `sample.py --bf16` does this to ours).
 
-    python tests/bench_lm.py                 # tiny and musicgen-small, CPU, fp32 and bf16
-    python tests/bench_lm.py --configs tiny --frames 100 --dtypes float32
+    python evaluation/bench_lm.py                 # tiny and musicgen-small, CPU, fp32 and bf16
+    python evaluation/bench_lm.py --configs tiny --frames 100 --dtypes float32
 
 One step = one sequence step of the delay pattern (all K codebooks); T frames take T + 3 steps.
 transformers runs its own generate (guidance_scale, top_k) on MusicgenForCausalLM with an explicit

@@ -2,11 +2,10 @@
 Benchmark: what the entropy LM saves and what it costs. For held-out built-in clips (split "valid", never trained
 on) and each bandwidth of the codec: the mean .ecdc file size without and with --lm, and the real-time factor (RTF =
 seconds of audio / seconds of compute; > 1 is faster than real time) of compressing (compress.compress: encode +
-payload) and decompressing (compress.decompress + codec.decode), models loaded beforehand. Not a test (pytest does
-not collect it); it prints a table, the README's.
+payload) and decompressing (compress.decompress + codec.decode), models loaded beforehand. It prints a table.
 
-    python tests/bench_compress.py [--clips 20] [--threads 1] [--model checkpoints/codec.pt]
-                                   [--lm checkpoints/entropy_lm.pt]
+    python evaluation/bench_compress.py [--clips 20] [--threads 1] [--model checkpoints/codec.pt]
+                                        [--lm checkpoints/entropy_lm.pt]
 """
 
 import argparse

@@ -2,7 +2,7 @@
 Melody following of a melody model (train_lm.py --melody, as MusicGen-melody): does a generated clip keep the
 reference melody's pitch classes? Run through eval_audio.py, which holds the model loading and the flags:
 
-    python tests/eval_audio.py --melody --model runs/lm_melody/export [--n-per-prompt 8 --duration 3]
+    python evaluation/eval_audio.py --melody --model runs/lm_melody/export [--n-per-prompt 8 --duration 3]
 
 For 8 x n-per-prompt held-out music clips (make_clip(i, EVAL_SEED + seed, kind='music')), each clip's tags are the
 prompt and its own waveform the melody, as sample.py --melody conditions; melody_agreement compares the chroma of
