@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 03 Text and melody conditioning
+# # 04 Text and melody conditioning
 #
 # MusicGen (arXiv 2306.05284) and AudioGen (arXiv 2209.15352) generate codes (tutorial 02) from a
 # prompt. The prompt becomes tensors the language model (LM) attends to: text goes through a
@@ -16,47 +16,30 @@
 # 6. `MelodyConditioner` and what "no melody" means
 # 7. condition dropout for CFG
 #
-# Run: `python tutorials/03_text_and_melody_conditioning.py`, or open it as a notebook (VS Code,
-# Jupyter + jupytext). `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output
-# folder (default `tutorials/out/`). Pasted numbers come from full mode on a CPU; the assertions
+# Open it as a notebook (Jupyter + jupytext, or VS Code): the melody of step 5 plays under its
+# cell. Or run it, `python tutorials/04_text_and_melody_conditioning.py`: pictures and sounds go to
+# files. `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output folder (default
+# `tutorials/out/`). Pasted numbers come from full mode on a CPU; the assertions
 # hold everywhere.
 
 # %%
 import math
-import os
 import sys
 from pathlib import Path
 
-import matplotlib
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")  # no display needed: pictures go to files
-import matplotlib.pyplot as plt
-import soundfile as sf
-import torch
-import torch.nn.functional as F
-
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-ROOT = HERE if (HERE / "conditioners.py").exists() else HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE if (HERE / "common.py").exists() else HERE / "tutorials"))
+from common import FAST, OUT, ROOT, device, listen, save  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from checkpoint import load_t5  # noqa: E402
 from conditioners import (T5_PRESETS, MelodyConditioner, T5Encoder, TextConditioner,  # noqa: E402
                           Tokenizer, cfg_dropout, chromagram, normalize_text, null_conditions,
                           relative_position_bucket)
-from checkpoint import load_t5  # noqa: E402
 from synth import NOTE_NAMES, make_clip  # noqa: E402
-
-FAST = os.environ.get("TUTORIAL_FAST", "0") not in ("", "0")
-OUT = Path(os.environ.get("TUTORIAL_OUT", ROOT / "tutorials" / "out"))
-OUT.mkdir(parents=True, exist_ok=True)
-device = "cuda" if torch.cuda.is_available() else "cpu"
-print(f"device {device}, fast mode {FAST}")
-
-
-def save(fig, name):
-    """Write a figure to OUT/name (a notebook also shows it under the cell)."""
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
-    print("wrote", name)
 
 # %% [markdown]
 # ## Step 1. Normalising prompts
@@ -93,7 +76,7 @@ captions = []
 for i in range(n_clips):
     clip = make_clip(i, seed=0, duration=0.1)  # short: the audio is not needed here
     captions += [normalize_text(clip["tags"]), normalize_text(clip["sentence"])]
-tok = Tokenizer.train(captions, vocab_size=1000, path=str(OUT / "03_tokenizer.model"))
+tok = Tokenizer.train(captions, vocab_size=1000, path=str(OUT / "04_tokenizer.model"))
 print(f"{len(captions)} captions -> {tok.vocab_size} pieces")
 # 4000 captions -> 145 pieces
 prompts = ["dog bark park", "calm piano melody slow drum"]
@@ -116,7 +99,7 @@ assert (ids[~mask] == tok.pad_id).all() and tok.decode(ids) == prompts
 # query, half for keys after): offsets 0..7 get one bucket each, 8..127 share 8 log-spaced
 # buckets, and everything farther shares the last one. One table [32 buckets, heads], owned by
 # the first block, is added in every layer.
-# Target: the hand-derived buckets; `03_relative_position.png` (bucket map and bias per head).
+# Target: the hand-derived buckets; `04_relative_position.png` (bucket map and bias per head).
 
 # %%
 offsets = torch.tensor([-200, -128, -9, -8, -7, -1, 0, 1, 7, 8, 127, 128])
@@ -145,15 +128,17 @@ for h in range(min(4, bias.shape[0])):
     axes[1].plot(pos - L // 2, bias[h, L // 2].detach(), drawstyle="steps-mid", label=f"head {h}")  # query mid-way
 axes[1].set(title=f"bias added to the logits ({source})", xlabel="key - query")
 axes[1].legend()
-save(fig, "03_relative_position.png")
+save(fig, "04_relative_position.png")
 
 # %% [markdown]
 # ## Step 4. TextConditioner: embeddings, padding and the null row
 #
 # `TextConditioner` = tokenizer -> T5 encoder -> `output_proj` (a Linear to the LM width) ->
 # times the mask. MusicGen freezes a pretrained t5-base (768 wide); here a tiny random T5 shows
-# the shapes. `None` is the null condition of CFG: encoded as "" with its mask all False, so its
-# embeddings are all zeros. Padded keys are masked inside T5, so a prompt's embeddings do not
+# the shapes. `None` is the null condition of CFG. It is not the encoding of an empty prompt
+# (an empty string is refused, and would encode to T5's embedding of eos): it is zero embeddings
+# with an all-False mask. `TextConditioner` sends the row through T5 as padding only, and the final
+# `embeds * mask` zeroes it. Padded keys are masked inside T5, so a prompt's embeddings do not
 # depend on what else is in the batch.
 # Target: shapes [B, L, dim]; padded and null rows exactly 0; the first prompt alone == batched.
 
@@ -172,7 +157,7 @@ fig, ax = plt.subplots(figsize=(6, 2.5))
 ax.imshow(embeds.norm(dim=-1).cpu(), cmap="magma")
 ax.set(yticks=range(3), yticklabels=["dog bark park", "calm piano ...", "None (null)"],
        xlabel="token position", title="|embedding| per position: padding and null row are 0")
-save(fig, "03_text_embeds.png")
+save(fig, "04_text_embeds.png")
 
 # %% [markdown]
 # ## Step 5. The chromagram of a melody
@@ -181,7 +166,7 @@ save(fig, "03_text_embeds.png")
 # (C, C#, ..., B) per frame, from a 16384-point STFT (hop 4096: 7.8 frames per second at 32 kHz),
 # then reduced to the loudest class per frame (a one-hot). Built-in music clips come with their
 # notes, so we can check it: the argmax class should be the class of a note that sounds.
-# Target: the agreement (printed), `03_chroma.png` and `03_melody.wav`.
+# Target: the agreement (printed), `04_chroma.png`, and the melody playing under the cell.
 
 # %%
 sr = 32000
@@ -192,7 +177,6 @@ while True:  # the first melodic music clip (not drums alone)
         break
     i += 1
 wav = torch.from_numpy(clip["wav"])[None].to(device)  # [1, T]
-sf.write(OUT / "03_melody.wav", clip["wav"], sr, subtype="PCM_16")
 notes = clip["labels"]["notes"]  # [(onset s, length s, MIDI pitch)]
 print(f"clip {i}: {clip['sentence']!r}, key {clip['labels']['key']}, {len(notes)} notes:",
       " ".join(NOTE_NAMES[p % 12] for _, _, p in notes))
@@ -217,7 +201,8 @@ for s, m, p in notes:
     ax.plot([s, s + m], [p % 12, p % 12], color="C3", lw=2)
 ax.set(yticks=range(12), yticklabels=NOTE_NAMES, xlabel="time (s)",
        title="chroma (grey) and the labelled notes (red)")
-save(fig, "03_chroma.png")
+save(fig, "04_chroma.png")
+listen(wav, sr, "04_melody.wav")
 tone = torch.sin(2 * math.pi * 440.0 * torch.arange(sr) / sr)[None]  # 1 s of A4
 print("A4 (440 Hz) ->", NOTE_NAMES[chromagram(tone, sr)[0].argmax(-1)[0].item()])
 # A4 (440 Hz) -> A
@@ -250,7 +235,7 @@ print("chroma of silence: argmax bin", chromagram(torch.zeros(1, 1), sr)[0, 0].a
 # ## Step 7. Condition dropout for classifier-free guidance
 #
 # To sample with CFG the LM needs two predictions per step, with the condition and without it,
-# mixed as `uncond + cfg_coef * (cond - uncond)` (MusicGen's cfg_coef = 3; tutorial 05). It learns
+# mixed as `uncond + cfg_coef * (cond - uncond)` (MusicGen's cfg_coef = 3; tutorial 06). It learns
 # the unconditional one because training drops the conditions now and then. AudioCraft's
 # semantics, which `cfg_dropout` follows: ONE Bernoulli(p) draw per batch (not per sample); when it
 # fires, every text and every melody of the batch becomes None (p = 0.3 for MusicGen, 0.1 for
@@ -288,6 +273,8 @@ assert not null_embeds.any() and not null_mask.any()
 # - The T5 here is random: its embeddings carry no meaning until trained. MusicGen uses a frozen,
 #   pretrained t5-base; put a Hugging Face t5-base directory in `checkpoints/t5-base` to see its
 #   learnt position bias in step 3 (`checkpoint.load_t5` reads it from local files).
-# - AudioCraft's LM does not use the text mask in cross-attention: padded positions are zeros and
-#   are attended with logit 0. Step 4's zeros are what it sees.
-# - Next: tutorial 04, the codebook patterns and the LM that reads these conditions.
+# - Padding in the LM's cross-attention: AudioCraft's LMs do not use the text mask there, so they
+#   attend to the zeroed padded positions (logit 0). This repo's tiny preset does mask them
+#   (`LMConfig.cross_attention_mask=True`): a prompt reads the same alone or padded in a batch.
+#   A null row, whose mask is all False, attends to all its zeros, as in AudioCraft: output 0.
+# - Next: tutorial 05, the codebook patterns and the LM that reads these conditions.
