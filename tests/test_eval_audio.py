@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "evaluation"))
 import eval_audio as ea  # noqa: E402
+import eval_melody as em  # noqa: E402
 import eval_two_source as ets  # noqa: E402
 import eval_unknown_words as euw  # noqa: E402
 import synth  # noqa: E402
@@ -352,18 +353,41 @@ def test_end_to_end_fast(model, classifier, out_dir, capsys):
 
 def test_melody_mode(model, train_tiny_lm, tmp_path, capsys):
     """--melody: a melody model's chroma agreement with the reference melody, with and without it, and between two
-    unrelated real clips; a model without a melody conditioner is refused."""
-    melody_model = train_tiny_lm(tmp_path, "--melody", codec=Path(model).parent / "codec.pt")
+    unrelated real clips; the new tunes (every timbre, with and without rests, at both levels) and the instrument
+    recognised with them; a model without a melody conditioner is refused."""
+    melody_model = train_tiny_lm(tmp_path, "--melody", "--melody-fuse", "sum", codec=Path(model).parent / "codec.pt")
     capsys.readouterr()
     res = ea.main(["--fast", "--melody", "--model", melody_model, "--out-dir", str(tmp_path / "e")])
     out = capsys.readouterr().out
-    assert set(res) == {"melody", "null_melody", "real_through_codec", "other_clip"} and all(
-        0 <= v <= 1 for v in res.values())
-    assert 0 < res["other_clip"] < 1  # 16 unrelated tunes share some pitch classes, not all
-    assert "16 held-out music clips" in out and "| null melody |" in out
+    builtin = res["builtin"]
+    assert set(builtin) == {"melody", "null_melody", "real_through_codec", "other_clip", "ce_melody",
+                            "ce_null_melody"} and all(0 <= builtin[k] <= 1 for k in ("melody", "other_clip"))
+    assert 0 < builtin["other_clip"] < 1  # 16 unrelated tunes share some pitch classes, not all
+    assert len(res["new_tunes"]) == len(em.TIMBRES) * 2 * len(em.LEVELS_DB)
+    assert all(0 <= r[k] <= 1 for r in res["new_tunes"] for k in ("melody", "null_melody"))
+    assert set(res["instruments"]) == set(em.PROMPTS)
+    assert "16 held-out music clips" in out and "| null melody |" in out and "| sung vowel | yes | -40 dBFS |" in out
     assert json.loads((tmp_path / "e" / "melody.json").read_text())["n"] == 16
     with pytest.raises(SystemExit, match="no melody conditioner"):
         ea.main(["--fast", "--melody", "--model", model, "--out-dir", str(tmp_path / "e2")])
+
+
+def test_reference_tunes():
+    """The new tunes: a function of (i, seed, timbre, rests), the level only scales them; with rests they start
+    silent, and the voiced frames are where they sound; each timbre's chroma follows its notes' pitch classes more
+    often than chance where the chroma reads the fundamental (the whistle: a sine)."""
+    from conditioners import MelodyConditioner
+    melody = MelodyConditioner(8, sample_rate=16000, radix2_exp=13, duration=3.0)
+    loud = em.reference_tune(0, 0, 3.0, 16000, "sung vowel", rests=True, peak_db=-3.0)
+    quiet = em.reference_tune(0, 0, 3.0, 16000, "sung vowel", rests=True, peak_db=-40.0)
+    assert np.allclose(loud * 10 ** (-37 / 20), quiet, atol=1e-6) and abs(np.abs(loud).max() - 10 ** (-3 / 20)) < 1e-5
+    assert np.abs(loud[:int(0.3 * 16000)]).max() == 0  # rests: it starts silent
+    assert torch.equal(melody.chroma([torch.from_numpy(loud)]), melody.chroma([torch.from_numpy(quiet)]))
+    voiced = em.voiced_frames(melody, loud, melody.chroma_len)
+    assert not voiced[0] and voiced.float().mean() > 0.5
+    for timbre in em.TIMBRES:
+        assert not np.array_equal(em.reference_tune(0, 0, 1.0, 16000, timbre), em.reference_tune(1, 0, 1.0, 16000,
+                                                                                                   timbre))
 
 
 def test_bad_arguments(tmp_path):
