@@ -148,12 +148,16 @@ def test_batches_and_schedule():
     assert tl.get_lr(55, args) == pytest.approx(0.55) and tl.get_lr(100, args) == 0.1  # cosine midpoint, end
 
 
-def test_melody_conditioning(codecs, tmp_path, capsys):
+@pytest.mark.parametrize("fuse", ["prepend", "sum"])
+def test_melody_conditioning(codecs, tmp_path, capsys, fuse):
     """--melody: each music clip caches its own chroma (sound clips: the null melody, 0), the LM reads it as a
-    prefix (its logits depend on it), the loss falls, and the export follows a melody when it samples. Without
-    mixing, as MusicGen-melody's recipe (AudioGen's mixing lives in its SoundDataset, not in MusicDataset)."""
+    prefix or added to each frame (--melody-fuse; its logits depend on it), the loss falls, and the export follows a
+    melody when it samples, past the LM's window too. Without mixing, as MusicGen-melody's recipe (AudioGen's mixing
+    lives in its SoundDataset, not in MusicDataset)."""
     model = run(common(codecs[0], tmp_path / "run", tmp_path / "cache", "--melody", "--aug-p", "0", "--steps", "30",
-                       "--lr", "3e-3", "--eval-every", "30", "--export", str(tmp_path / "export")))
+                       "--lr", "3e-3", "--eval-every", "30", "--export", str(tmp_path / "export"),
+                       "--melody-fuse", fuse))
+    assert model.melody.fuse == fuse
     losses = [float(x) for x in re.findall(r"^step \d+/30 \| loss ([\d.]+)", capsys.readouterr().out, re.M)]
     assert sum(losses[-5:]) < 0.7 * sum(losses[:5]), losses
     train = torch.load(next((tmp_path / "cache").iterdir()), weights_only=True)["train"]
@@ -171,9 +175,11 @@ def test_melody_conditioning(codecs, tmp_path, capsys):
     # the export keeps the melody conditioner: loaded as sample.py loads it, it follows a melody waveform, or the
     # null melody without one
     export = load_model(str(tmp_path / "export"))
+    assert export.melody.fuse == fuse
     tune = torch.from_numpy(synth.make_clip(i, 0, 1.0, 16000)["wav"])[None]  # [C, T] at the codec's rate
     a, b = (export.generate(["piano"], 0.5, temperature=0, melody_wav=wav) for wav in (tune, None))
     assert a.shape == (1, 1, 8000) and not torch.equal(a, b)
+    assert export.generate(["piano"], 1.5, melody_wav=tune).shape == (1, 1, 24000)  # two windows of the 1 s LM
 
 
 def test_mixing_cache_and_batches(codecs, tmp_path):
