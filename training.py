@@ -1,8 +1,10 @@
 """
-What train_codec.py and train_lm.py share: DDP under torchrun, an exact resume, a Ctrl-C that ends the step first.
+What train_codec.py and train_lm.py share: DDP under torchrun, an exact resume, a Ctrl-C that
+ends the step first.
 
 References:
-1) PyTorch DDP: https://pytorch.org/docs/stable/notes/ddp.html; nanoGPT train.py (DDP, bf16 autocast), karpathy/nanoGPT
+1) PyTorch DDP: https://pytorch.org/docs/stable/notes/ddp.html
+2) nanoGPT train.py (DDP, bf16 autocast), github.com/karpathy/nanoGPT
 """
 
 import inspect
@@ -17,9 +19,11 @@ import torch.nn as nn
 
 
 def setup(device):
-    """-> env (ddp, rank, world, master, device, ctx). Under torchrun (WORLD_SIZE > 1) one process per GPU (nccl,
-    device cuda:LOCAL_RANK) or per CPU process (gloo). ctx: bf16 autocast on CUDA, else nothing."""
-    ddp, rank, world = int(os.environ.get("WORLD_SIZE", "1")) > 1, 0, 1
+    """-> env (ddp, rank, world, master, device, ctx). Under torchrun (WORLD_SIZE > 1) one process
+    per GPU (nccl, device cuda:LOCAL_RANK) or per CPU process (gloo). ctx: bf16 autocast on CUDA,
+    else nothing."""
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank, world = 0, 1
     if ddp:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
@@ -31,30 +35,38 @@ def setup(device):
 
 
 def teardown(env):
-    """The ranks leave together: one that exits while rank 0 still exports can die in gloo's threads (SIGABRT,
-    'terminate called without an active exception'), and torchrun then fails the whole run."""
+    """The ranks leave together: one that exits while rank 0 still exports can die in gloo's threads
+    (SIGABRT, 'terminate called without an active exception'), and torchrun then fails the run."""
     if env.ddp:
         dist.barrier()
         dist.destroy_process_group()
 
 
 def wrap(model, env, compile=False, sync_buffers=True):
-    """The module the loop calls: DDP (it averages the gradients over the ranks inside backward), compiled.
-    sync_buffers=False: rank 0's buffers are not sent at every forward (equal anyway: a frozen codec's)."""
+    """The module the loop calls: DDP (it averages the gradients over the ranks inside backward),
+    compiled. sync_buffers=False: rank 0's buffers are not sent at every forward (equal anyway: a
+    frozen codec's)."""
     if env.ddp:
-        ddp = nn.parallel.DistributedDataParallel  # torch 2.13 renamed broadcast_buffers to forward_sync_buffers
-        new = "forward_sync_buffers" in inspect.signature(ddp).parameters
-        model = ddp(model, **{"forward_sync_buffers" if new else "broadcast_buffers": sync_buffers})
-    return torch.compile(model) if compile else model
+        ddp = nn.parallel.DistributedDataParallel
+        # torch 2.13 renamed broadcast_buffers to forward_sync_buffers
+        if "forward_sync_buffers" in inspect.signature(ddp).parameters:
+            model = ddp(model, forward_sync_buffers=sync_buffers)
+        else:
+            model = ddp(model, broadcast_buffers=sync_buffers)
+    if compile:
+        model = torch.compile(model)
+    return model
 
 
 def check_and_gather(model, step, env):
-    """On every rank, between two steps -> (every rank's CPU RNG state in rank order, for an exact resume of each;
-    a note for the eval line). DDP replicas must hold the same weights: a checksum is compared across the ranks."""
+    """On every rank, between two steps -> (every rank's CPU RNG state in rank order, for an exact
+    resume of each; a note for the eval line). DDP replicas must hold the same weights: a checksum
+    is compared across the ranks."""
     if not env.ddp:
         return [torch.get_rng_state()], ""
     s = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
-    sums, rngs = [torch.zeros_like(s) for _ in range(env.world)], [None] * env.world
+    sums = [torch.zeros_like(s) for _ in range(env.world)]
+    rngs = [None] * env.world
     dist.all_gather(sums, s)
     dist.all_gather_object(rngs, torch.get_rng_state())
     if not all(torch.equal(x, sums[0]) for x in sums):
@@ -71,12 +83,17 @@ def load_resume(out_dir):
 
 
 def resume(ckpt, out_dir, steps, env):
-    """Where the run starts -> (step, elapsed): 0, or ckpt's step with its RNG states (one, or one per rank) restored.
-    eval.tsv keeps its rows up to that step: a fresh run starts it over, a resumed one drops later ones (a crash's)."""
-    step, elapsed = (ckpt["step"], ckpt["elapsed"]) if ckpt else (0, 0.0)
+    """Where the run starts -> (step, elapsed): 0, or ckpt's step with its RNG states (one, or one
+    per rank) restored. eval.tsv keeps its rows up to that step: a fresh run starts it over, a
+    resumed one drops later ones (a crash's)."""
+    step, elapsed = 0, 0.0
     if ckpt:
-        rng = ckpt["rng"]
-        torch.set_rng_state(rng if torch.is_tensor(rng) else rng[env.rank if len(rng) == env.world else 0])
+        step, elapsed = ckpt["step"], ckpt["elapsed"]
+        rng = ckpt["rng"]  # one state, or a list of one per rank
+        if not torch.is_tensor(rng):
+            # this rank's, when the world size is the one it was saved with; else rank 0's
+            rng = rng[env.rank] if len(rng) == env.world else rng[0]
+        torch.set_rng_state(rng)
         if env.device.startswith("cuda"):
             torch.cuda.set_rng_state(ckpt["cuda_rng"])
         if env.master:
@@ -97,17 +114,20 @@ def log_eval(out_dir, step, elapsed, values):
 
 @contextmanager
 def ctrl_c_ends_the_step(enabled=True):
-    """Within it, Ctrl-C (SIGINT) sets a flag (a list, non-empty once pressed) instead of raising: the step under way
-    completes, then the loop saves an exact-resume checkpoint (a KeyboardInterrupt mid-step could leave the
-    discriminator updated and the codec not, the RNG advanced halfway). A second Ctrl-C raises at once. enabled=False:
-    as usual (torchrun: SIGINT reaches each rank at a different point; --resume starts at the last periodic save)."""
-    pressed, previous = [], signal.getsignal(signal.SIGINT)
+    """Within it, Ctrl-C (SIGINT) sets a flag (a list, non-empty once pressed) instead of raising:
+    the step under way completes, then the loop saves an exact-resume checkpoint (a
+    KeyboardInterrupt mid-step could leave the discriminator updated and the codec not, the RNG
+    advanced halfway). A second Ctrl-C raises at once. enabled=False: as usual (torchrun: SIGINT
+    reaches each rank at a different point; --resume starts at the last periodic save)."""
+    pressed = []
+    previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
         if pressed:
             raise KeyboardInterrupt
         pressed.append(signum)
-        # os.write, not print: the handler may run while the loop is inside a print (a reentrant call would fail)
+        # os.write, not print: the handler may run while the loop is inside a print (a reentrant
+        # call would fail)
         os.write(2, b"\nCtrl-C: saving a checkpoint after this step (Ctrl-C again: quit at once)\n")
     if enabled:
         signal.signal(signal.SIGINT, handler)
@@ -115,4 +135,6 @@ def ctrl_c_ends_the_step(enabled=True):
         yield pressed
     finally:
         if enabled:
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+            if previous is None:  # a handler not installed from Python
+                previous = signal.default_int_handler
+            signal.signal(signal.SIGINT, previous)
