@@ -1,8 +1,9 @@
 """
 The MusicGen / AudioGen language model: one causal transformer over K parallel EnCodec codebook
 streams, interleaved by a codebook pattern (delay by default), conditioned on text by cross-attention
-(or, for melody, by prepending the condition or adding it frame by frame), sampled with classifier-free guidance and a KV cache.
-Parameter names are AudioCraft's state_dict keys: its `state_dict.bin` loads with a loop (checkpoint.load_lm).
+(or, for melody, by prepending the condition or adding it frame by frame), sampled with classifier-free
+guidance and a KV cache. Parameter names are AudioCraft's state_dict keys: its `state_dict.bin` loads
+with a loop (checkpoint.load_lm).
 
 References:
 1) MusicGen, Copet et al. 2023, arXiv:2306.05284. Official code: audiocraft/models/lm.py (LMModel),
@@ -59,9 +60,10 @@ PRESETS = {
     'musicgen-melody': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536, cross_attention=False),
     'audiogen-medium': LMConfig(dim=1536, num_heads=24, num_layers=48, cond_dim=1536, max_duration=10.0,
                                 extend_stride=2.0),
-    # the shipped checkpoints/lm.pt: train_lm.py --duration 3 (max_duration = the clip, extend_stride = a third)
-    'tiny': LMConfig(dim=256, num_heads=8, num_layers=6, card=256, cond_dim=256, max_duration=3.0, extend_stride=1.0,
-                     cross_attention_mask=True),
+    # the default model (checkpoints/lm.pt), trained by train_lm.py --duration 3:
+    # max_duration = the training clip, extend_stride = a third of it
+    'tiny': LMConfig(dim=256, num_heads=8, num_layers=6, card=256, cond_dim=256, max_duration=3.0,
+                     extend_stride=1.0, cross_attention_mask=True),
 }
 
 # ----------------------------------------------------------------------------- codebook patterns
@@ -77,17 +79,25 @@ def pattern_steps(T, K, pattern='delay', delays=(0, 1, 2, 3)):
     d = torch.zeros(K, dtype=torch.long) if pattern == 'parallel' else torch.tensor(delays, dtype=torch.long)
     if len(d) != K or (d < 0).any() or (d.diff() < 0).any():
         raise ValueError(f"delays={tuple(d.tolist())} must be {K} sorted non-negative ints, one per codebook")
-    t, tail = torch.arange(T), int(d.max())            # tail: steps after the last complete frame
+    t = torch.arange(T)
+    tail = int(d.max())                                # steps after the last complete frame
     if pattern in ('delay', 'parallel'):
-        steps, S = 1 + t + d[:, None], T + tail + 1
-    elif pattern == 'flatten':                         # frames are complete: no tail
-        inner, tail = tail + 1, 0
+        steps = 1 + t + d[:, None]                     # [K, T]
+        S = T + tail + 1
+    elif pattern == 'flatten':
+        inner = tail + 1                               # steps per frame
+        tail = 0                                       # frames are complete: no tail
         if sorted(set(d.tolist())) != list(range(inner)):
             raise ValueError(f"flatten delays={tuple(d.tolist())} must use inner steps 0..n without gaps")
-        steps, S = 1 + t * inner + d[:, None], 1 + T * inner
+        steps = 1 + t * inner + d[:, None]             # [K, T]
+        S = 1 + T * inner
     elif pattern == 'coarse_first':                    # delays[0] is unused
         tail = int(d[1:].max()) if K > 1 else 0
-        steps, S = torch.where(torch.arange(K)[:, None] == 0, 1 + t, 1 + T + t + d[:, None]), 1 + 2 * T + tail
+        coarse = 1 + t                                 # [T]: codebook 0 takes steps 1..T
+        fine = 1 + T + t + d[:, None]                  # [K, T]: the others follow, with their delays
+        is_coarse = torch.arange(K)[:, None] == 0      # [K, 1]
+        steps = torch.where(is_coarse, coarse, fine)   # [K, T]
+        S = 1 + 2 * T + tail
     else:
         raise ValueError(f"pattern={pattern!r} is unknown; use 'delay', 'parallel', 'flatten' or 'coarse_first'")
     return steps.expand(K, T), S, S - tail
@@ -105,7 +115,9 @@ def build_pattern(codes, special, pattern='delay', delays=(0, 1, 2, 3), valid_on
     steps = steps.to(codes.device)
     seq = codes.new_full((B, K, S), special).scatter_(2, steps.expand(B, K, T), codes)  # [B, K, S]
     mask = torch.zeros(K, S, dtype=torch.bool, device=codes.device).scatter_(1, steps, True)
-    return (seq[..., :S_valid], mask[:, :S_valid]) if valid_only else (seq, mask)
+    if valid_only:                                      # the training input: S_valid steps
+        return seq[..., :S_valid], mask[:, :S_valid]
+    return seq, mask
 
 
 def revert_pattern(seq, T, special, pattern='delay', delays=(0, 1, 2, 3), logits=False):
@@ -118,8 +130,9 @@ def revert_pattern(seq, T, special, pattern='delay', delays=(0, 1, 2, 3), logits
     valid = steps < S                                              # [K, T]
     src = torch.where(valid, steps - int(logits), 0)               # [K, T]
     extra = seq.shape[3:]                                          # () or (card,)
-    out = seq.gather(2, src.view(1, K, T, *[1] * len(extra)).expand(B, K, T, *extra))  # [B, K, T, ...]
-    return torch.where(valid.view(1, K, T, *[1] * len(extra)), out, special), valid
+    ones = [1] * len(extra)                                        # broadcast over the extra dims
+    out = seq.gather(2, src.view(1, K, T, *ones).expand(B, K, T, *extra))  # [B, K, T, ...]
+    return torch.where(valid.view(1, K, T, *ones), out, special), valid
 
 
 @functools.lru_cache(maxsize=None)  # a long generation repeats two or three window shapes thousands of times
@@ -135,8 +148,9 @@ def step_frames(S, T, pattern='delay', delays=(0, 1, 2, 3)):
     s predicts step s + 1 (see revert_pattern). A condition given per frame (frames=, the melody's 'sum' fuse) is added
     to the input of these steps, so each step reads the melody of the frame it writes. Delay: frame s (the last
     steps, past frame T - 1, read frame T - 1)."""
-    first_step = pattern_steps(T, len(delays), pattern, delays)[0][0]  # [T]: the step of each codebook-0 code
-    return (torch.searchsorted(first_step, torch.arange(S) + 1, right=True) - 1).clamp(0, T - 1)
+    first_step = pattern_steps(T, len(delays), pattern, delays)[0][0]  # [T]: codebook 0's steps
+    frame = torch.searchsorted(first_step, torch.arange(S) + 1, right=True) - 1  # [S]: code at or before s + 1
+    return frame.clamp(0, T - 1)
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -197,7 +211,9 @@ class Attention(nn.Module):
 
     def forward(self, x, source=None, cache=None, offset=0, source_mask=None):
         B, T, D = x.shape
-        heads = lambda z: z.view(B, -1, self.num_heads, D // self.num_heads).transpose(1, 2)  # [B, H, *, hd]
+        hd = D // self.num_heads
+        def heads(z):  # [B, *, D] -> [B, H, *, hd]
+            return z.view(B, -1, self.num_heads, hd).transpose(1, 2)
         if source is None:
             q, k, v = map(heads, F.linear(x, self.in_proj_weight).split(D, dim=-1))
         else:
@@ -210,15 +226,21 @@ class Attention(nn.Module):
                     cache['k'], cache['v'] = k, v
         if source is None and cache is not None:     # append to the preallocated [B, H, size, hd] cache
             if 'k' not in cache:
-                cache['k'] = k.new_empty(B, self.num_heads, cache['size'], D // self.num_heads)
+                cache['k'] = k.new_empty(B, self.num_heads, cache['size'], hd)
                 cache['v'] = torch.empty_like(cache['k'])
-            cache['k'][:, :, offset:offset + T], cache['v'][:, :, offset:offset + T] = k, v
-            k, v = cache['k'][:, :, :offset + T], cache['v'][:, :, :offset + T]
-        # masks: none for cross-attention or one new step (it sees every key); is_causal without a past;
-        # else T new steps after L - T cached ones: query i sees keys j <= i + L - T
-        L, causal = k.shape[2], source is None and T > 1
-        mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(L - T) if causal and L > T else None
-        mask = source_mask if source is not None else mask
+            cache['k'][:, :, offset:offset + T] = k
+            cache['v'][:, :, offset:offset + T] = v
+            k = cache['k'][:, :, :offset + T]                            # [B, H, L, hd]
+            v = cache['v'][:, :, :offset + T]
+        # masks: cross-attention takes source_mask; one new step sees every key (no mask); T steps without
+        # a past use is_causal; T new steps after L - T cached ones: query i sees keys j <= i + L - T
+        L = k.shape[2]
+        causal = source is None and T > 1
+        mask = None
+        if source is not None:
+            mask = source_mask
+        elif causal and L > T:
+            mask = torch.ones(T, L, dtype=torch.bool, device=x.device).tril(L - T)   # [T, L]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and L == T)  # [B, H, T, hd]
         return self.out_proj(y.transpose(1, 2).reshape(B, T, D))               # [B, T, D]
 
@@ -236,9 +258,11 @@ class Layer(nn.Module):
         self.linear1, self.linear2 = nn.Linear(D, H, bias=False), nn.Linear(H, D, bias=False)
 
     def forward(self, x, condition=None, cache=None, offset=0, condition_mask=None):
-        x = x + self.self_attn(self.norm1(x), cache=cache and cache['self'], offset=offset)
+        self_cache = cache['self'] if cache is not None else None    # cache: this layer's {'self', 'cross'}
+        cross_cache = cache['cross'] if cache is not None else None
+        x = x + self.self_attn(self.norm1(x), cache=self_cache, offset=offset)
         if condition is not None:
-            x = x + self.cross_attention(self.norm_cross(x), condition, cache and cache['cross'], 0, condition_mask)
+            x = x + self.cross_attention(self.norm_cross(x), condition, cross_cache, 0, condition_mask)
         return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
 
 # ----------------------------------------------------------------------------- model
@@ -251,12 +275,14 @@ class LM(nn.Module):
         super().__init__()
         self.config = c = config
         self.emb = nn.ModuleList([nn.Embedding(c.card + 1, c.dim) for _ in range(c.n_q)])  # +1: special
-        self.transformer = nn.ModuleDict(dict(layers=nn.ModuleList([Layer(c) for _ in range(c.num_layers)])))
+        layers = nn.ModuleList([Layer(c) for _ in range(c.num_layers)])
+        self.transformer = nn.ModuleDict(dict(layers=layers))   # AudioCraft's keys: transformer.layers.{i}
         self.out_norm = nn.LayerNorm(c.dim)
         self.linears = nn.ModuleList([nn.Linear(c.dim, c.card, bias=False) for _ in range(c.n_q)])
         # AudioCraft init ('gaussian', depthwise 'current'): truncated normal, std 1/sqrt(fan_in), divided by
         # sqrt(2 * depth) in layer `depth`; the fused in_proj escapes that loop: nn.Linear's U(-1/sqrt(D), 1/sqrt(D)).
-        init = lambda w, std: nn.init.trunc_normal_(w, std=std, a=-3 * std, b=3 * std)
+        def init(w, std):
+            nn.init.trunc_normal_(w, std=std, a=-3 * std, b=3 * std)
         for m in [*self.emb, *self.linears]:
             init(m.weight, 1 / math.sqrt(c.dim))
         for depth, layer in enumerate(self.transformer.layers, start=1):
@@ -292,7 +318,7 @@ class LM(nn.Module):
         before the sequence (positions count it, its outputs are trimmed); frames [B, S, D], a condition per step, is
         added to the step's input (AudioCraft's ConditionFuser 'sum'). With a cache (new_cache) only the new steps are
         given; positions continue. condition_mask [B, S_cond] (True = token): only with cross_attention_mask."""
-        offset = cache['offset'] if cache is not None else 0
+        offset = cache['offset'] if cache is not None else 0     # position of the first given step
         source_mask = None
         if self.config.cross_attention_mask and condition is not None and condition_mask is not None:
             m = condition_mask.bool()
@@ -301,12 +327,15 @@ class LM(nn.Module):
         x = sum(emb(seq[:, k]) for k, emb in enumerate(self.emb))                   # [B, S, D]
         if frames is not None:
             x = x + frames.to(x.dtype)                                               # [B, S, D]
-        condition = condition.to(x.dtype) if condition is not None else None         # a bf16 LM: bf16 condition
+        if condition is not None:
+            condition = condition.to(x.dtype)                                        # bf16 LM: bf16 condition
         if prepend is not None:
             x = torch.cat([prepend.to(x.dtype), x], dim=1)                           # [B, P + S, D]
-        x = x + sin_embedding(torch.arange(offset, offset + x.shape[1], device=x.device), x.shape[-1]).to(x.dtype)
+        positions = torch.arange(offset, offset + x.shape[1], device=x.device)       # [P + S]
+        x = x + sin_embedding(positions, x.shape[-1]).to(x.dtype)
         for i, layer in enumerate(self.transformer.layers):
-            x = layer(x, condition, cache and cache['layers'][i], offset, source_mask)
+            layer_cache = cache['layers'][i] if cache is not None else None
+            x = layer(x, condition, layer_cache, offset, source_mask)
         if cache is not None:
             cache['offset'] += x.shape[1]
         x = self.out_norm(x[:, -seq.shape[2]:])                                      # [B, S, D]
@@ -314,7 +343,8 @@ class LM(nn.Module):
 
     def new_cache(self, size):
         """Empty KV cache for up to `size` positions (prepend included)."""
-        return dict(offset=0, layers=[dict(self=dict(size=size), cross={}) for _ in self.transformer.layers])
+        layers = [dict(self=dict(size=size), cross={}) for _ in self.transformer.layers]
+        return dict(offset=0, layers=layers)
 
     def forward(self, codes, condition=None, condition_mask=None, targets=None, prepend=None, frames=None):
         """codes [B, K, T], condition [B, S, D] -> (logits [B, K, T, card], loss or None); logits[:, q, t] predicts
@@ -326,10 +356,11 @@ class LM(nn.Module):
         if condition is not None and condition_mask is not None:
             condition = condition * condition_mask[..., None].to(condition.dtype)
         seq, _ = build_pattern(codes, c.card, c.pattern, c.delays, valid_only=True)  # [B, K, S_valid]
-        if frames is not None:                                                       # [B, T, D] -> [B, S_valid, D]
-            frames = frames[:, step_frames(seq.shape[2], codes.shape[2], c.pattern, c.delays).to(frames.device)]
+        T = codes.shape[2]
+        if frames is not None:                          # [B, T, D] -> [B, S_valid, D]
+            frames = frames[:, step_frames(seq.shape[2], T, c.pattern, c.delays).to(frames.device)]
         logits = self.step_logits(seq, condition, prepend, None, condition_mask, frames)  # [B, K, S_valid, card]
-        logits, _ = revert_pattern(logits, codes.shape[2], float('nan'), c.pattern, c.delays, logits=True)
+        logits, _ = revert_pattern(logits, T, float('nan'), c.pattern, c.delays, logits=True)  # [B, K, T, card]
         loss = None if targets is None else codebook_cross_entropy(logits, targets).mean()
         return logits, loss
 
@@ -341,10 +372,12 @@ class LM(nn.Module):
         with the last W - S frames of the one before; a prompt of P >= W frames starts the first at P - (W - S) (see
         generate). Example, delays (0, 1, 2, 3), W = 50, S = 30, P = 0, T = 75: [(0, 50, 0, 53), (30, 45, 20, 28)]."""
         c, fr = self.config, self.config.frame_rate
-        T, W, S = int(duration * fr), int(min(duration, c.max_duration) * fr), int(c.extend_stride * fr)
+        T = int(duration * fr)                                         # output frames
+        W = int(min(duration, c.max_duration) * fr)                    # window
+        S = int(c.extend_stride * fr)                                  # stride
         if T < 1 or prompt_frames >= T:
-            raise ValueError(f"duration={duration} s gives {T} frames at {fr} Hz, not more than the {prompt_frames}-"
-                             f"frame prompt: ask for a duration longer than the prompt")
+            raise ValueError(f"duration={duration} s gives {T} frames at {fr} Hz, not more than the "
+                             f"{prompt_frames}-frame prompt: ask for a duration longer than the prompt")
         if T > W and not 0 < S < W:
             raise ValueError(f"extend_stride={c.extend_stride} s must lie in (0, max_duration={c.max_duration}) s")
         start = prompt_frames - (W - S) if prompt_frames >= W else 0   # first output frame the LM sees
@@ -353,7 +386,8 @@ class LM(nn.Module):
             n = min(T - start, W)                                      # this window's frames, prompt included
             first, steps = window_steps(n, end - start, c.n_q, c.pattern, c.delays)
             plan.append((start, n, end - start, steps - first))
-            start, end = start + S, start + n
+            end = start + n
+            start = start + S
         return plan
 
     @torch.no_grad()
@@ -375,15 +409,19 @@ class LM(nn.Module):
             prompt = torch.zeros(B, c.n_q, 0, dtype=torch.long)
         self.check(prompt, condition, prepend, frames)
         prompt = prompt.to(self.out_norm.weight.device)
-        plan = self.windows(duration if duration is not None else c.max_duration, prompt.shape[2])
+        if duration is None:
+            duration = c.max_duration
+        plan = self.windows(duration, prompt.shape[2])
         if (prepend is not None and null_prepend is None) or (frames is not None and null_frames is None):
             raise ValueError("a melody (prepend or frames) needs its null (null_prepend, null_frames) for CFG")
-        if frames is not None and frames.shape[1] < plan[-1][0] + plan[-1][1]:
-            raise ValueError(f"frames covers {frames.shape[1]} frames; this duration needs {plan[-1][0] + plan[-1][1]}")
+        needed = plan[-1][0] + plan[-1][1]              # the end of the last window
+        if frames is not None and frames.shape[1] < needed:
+            raise ValueError(f"frames covers {frames.shape[1]} frames; this duration needs {needed}")
         # [2B, ...]: conditional rows, then null rows; one conditioning for all windows (AudioCraft re-windows melody)
         if condition is not None:  # null rows: no token, all zeros
-            mask = torch.ones(condition.shape[:2]) if condition_mask is None else condition_mask
-            condition_mask = torch.cat([mask.bool(), torch.zeros_like(mask, dtype=torch.bool)]).to(condition.device)
+            mask = torch.ones(condition.shape[:2]) if condition_mask is None else condition_mask  # [B, S]
+            null_mask = torch.zeros_like(mask, dtype=torch.bool)
+            condition_mask = torch.cat([mask.bool(), null_mask]).to(condition.device)   # [2B, S]
             condition = torch.cat([condition, torch.zeros_like(condition)])                # [2B, S, D]
             condition = condition * condition_mask[..., None].to(condition.dtype)
         if prepend is not None:
@@ -393,14 +431,17 @@ class LM(nn.Module):
         guided = condition is not None or prepend is not None or frames is not None  # CFG needs something to drop
 
         def draw(logits):  # [2B or B, K, card] -> tokens [B, K]
-            logits = cfg_logits(*logits.chunk(2), cfg_coef) if guided else logits
+            if guided:
+                cond, uncond = logits.chunk(2)
+                logits = cfg_logits(cond, uncond, cfg_coef)
             return sample_next_token(logits, temperature, top_k, top_p, generator)
 
         chunks, last = [prompt], prompt                 # last: the latest frames, [B, K, *]
         for start, n, given, _ in plan:
             window = frames[:, start:start + n] if frames is not None else None      # [2B, n, D]
-            last = self.sample_window(last[..., last.shape[2] - given:], n, (condition, condition_mask, prepend, window),
-                                      draw, use_cache, callback)  # [B, K, n]: `given` frames, then new ones
+            context = last[..., last.shape[2] - given:]  # [B, K, given]
+            cond = (condition, condition_mask, prepend, window)
+            last = self.sample_window(context, n, cond, draw, use_cache, callback)  # [B, K, n]
             chunks.append(last[..., given:])            # only the new frames
         return torch.cat(chunks, dim=-1)
 
@@ -416,17 +457,21 @@ class LM(nn.Module):
         seq, mask = build_pattern(codes, c.card, c.pattern, c.delays)               # [B, K, S], [K, S]
         start = window_steps(num_frames, P, K, c.pattern, c.delays)[0]  # the first step of frame P
         guided = condition is not None or prepend is not None or frames is not None
-        if frames is not None:                                       # [*, num_frames, D] -> [*, S, D], one per step
-            frames = frames[:, step_frames(seq.shape[2], num_frames, c.pattern, c.delays).to(frames.device)]
-        cache = self.new_cache((prepend.shape[1] if prepend is not None else 0) + seq.shape[2]) if use_cache else None
+        if frames is not None:                                       # [*, num_frames, D] -> [*, S, D]
+            frame_of_step = step_frames(seq.shape[2], num_frames, c.pattern, c.delays)
+            frames = frames[:, frame_of_step.to(frames.device)]     # one per step
+        cache = None
+        if use_cache:                                                # room for the prepend and S steps
+            cache = self.new_cache((prepend.shape[1] if prepend is not None else 0) + seq.shape[2])
         prev = 0                                                     # steps [0, prev) are in the cache
         for s in range(start, seq.shape[2]):                         # step s is sampled from steps < s
             x = seq[..., prev:s] if use_cache else seq[..., :s]      # cached: only the new steps
             x = torch.cat([x, x]) if guided else x                   # [2B, K, *]
             first = not use_cache or prev == 0                       # prepend enters on the first call
+            given_prepend = prepend if first else None
             steps = frames[:, s - x.shape[2]:s] if frames is not None else None  # the melody of the given steps
-            logits = self.step_logits(x, condition, prepend if first else None, cache,
-                                      condition_mask, steps)[:, :, -1].float()  # [2B, K, card]; CFG in fp32
+            logits = self.step_logits(x, condition, given_prepend, cache, condition_mask, steps)
+            logits = logits[:, :, -1].float()                        # [2B, K, card]; CFG in fp32
             token = torch.where(mask[:, s], draw(logits), c.card)    # [B, K]; pattern holes stay special
             seq[..., s] = torch.where(seq[..., s] == -1, token, seq[..., s])  # never overwrite the prompt
             prev = s
@@ -438,9 +483,11 @@ class LM(nn.Module):
 if __name__ == '__main__':
     import time
     torch.manual_seed(0)
-    lm, c = LM(PRESETS['tiny']).eval(), PRESETS['tiny']
+    c = PRESETS['tiny']
+    lm = LM(c).eval()
     print(f"tiny LM: {sum(p.numel() for p in lm.parameters()) / 1e6:.2f}M parameters, {c}")
-    codes, condition = torch.randint(0, c.card, (2, c.n_q, 50)), torch.randn(2, 12, c.cond_dim)  # 1 s; 12 tokens
+    codes = torch.randint(0, c.card, (2, c.n_q, 50))       # 1 s of codes
+    condition = torch.randn(2, 12, c.cond_dim)               # 12 text tokens
     logits, loss = lm(codes, condition, targets=codes)
     print(f"codes {tuple(codes.shape)} -> logits {tuple(logits.shape)}, "
           f"loss {loss:.3f} (uniform guess: ln card = {math.log(c.card):.3f})")
