@@ -391,9 +391,10 @@ for w, name in zip([*two_wav, coded[0]], ["siren", "car_horn", "both", "real_mix
 # `classify`). Two reasons: there is nothing to download (VGGish's weights come from a model hub),
 # and it knows exactly the sounds the model was trained to make, which VGGish never heard. The
 # price: its distances compare with each other, not with published FAD values. We train a clean
-# one here (no codec renderings among its training clips, unlike the script's default) in fast
-# mode on 400 clips of 1 s with 16 channels (the script's default: 3000 clips of 3 s, 64), cached
-# by `get_classifier` under `OUT/eval` (a second run reuses it).
+# one here (no codec renderings among its training clips, unlike the script's default) on 400
+# clips of 1 s with 16 channels in fast mode, 1000 clips with 64 in full mode (the script's
+# default: 3000 clips of 3 s, 64), cached by `get_classifier` under `OUT/eval` (a second run
+# reuses it).
 #
 # Three sets against one reference R of held-out real clips: other real clips A (the floor: two
 # finite samples of one distribution are never at distance 0), the shipped model's clips for A's
@@ -420,7 +421,7 @@ def my_fad(e1, e2):
 
 n_fad, fad_dur = (24, 1.0) if FAST else (64, LM["duration"])
 clf_flags = ["--clean-classifier", "--duration", str(fad_dur)] + (
-    ["--fast", "--train-clips", "400", "--epochs", "8", "--width", "16"] if FAST else [])
+    ["--fast", "--train-clips", "400", "--epochs", "8", "--width", "16"] if FAST else ["--train-clips", "1000"])
 settings = eval_audio.classifier_settings(eval_audio.parse_args(clf_flags))  # sizes, seed, ...: the cache key
 clf, acc = eval_audio.get_classifier(settings, str(OUT / "eval"), device)  # trained once, then reused
 print("classifier held-out accuracy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
