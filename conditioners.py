@@ -24,9 +24,8 @@ Deviations from the official code (also listed in the README):
 - Tokenizer(known=...): a T5 trained here (train_lm.py) reads a word with a piece it never saw in training as one <unk>.
 - Melodies of different lengths are each tiled to chroma_len on their own (AudioCraft first zero-pads the batch).
 - Chroma keeps its own 7.8125 Hz frame rate (235 frames for 30 s): the official 'prepend' fuser never resamples it.
-  fuse='sum' (this repo's melody models, not MusicGen-melody) instead maps each codec frame to the chroma frame at
-  its time and adds that embedding to the frame's input, as AudioCraft's ConditionFuser 'sum' does for a condition
-  of the sequence's length: the LM no longer has to learn where in the prefix each frame's melody lies.
+  fuse='sum' (not MusicGen-melody) adds to each codec frame's input the chroma frame at its time, as AudioCraft's
+  ConditionFuser 'sum' does: the LM need not learn where in the prefix each frame's melody lies.
 """
 import io
 import math
@@ -118,9 +117,8 @@ def normalize_text(text):
 
 
 class Tokenizer:
-    """Sentencepiece tokenizer with T5's conventions: pad 0, eos 1 (appended to every prompt), unk 2, no bos.
-    Loads any sentencepiece model, including T5's official spiece.model. known: the piece ids a T5 trained here has
-    seen in training (train_lm.py), or None (a pretrained T5 has seen them all): see encode."""
+    """Sentencepiece tokenizer with T5's conventions: pad 0, eos 1 (appended to every prompt), unk 2, no bos. Loads
+    any sentencepiece model, T5's official spiece.model included. known: see encode (None: a pretrained T5)."""
 
     def __init__(self, path, max_length=512, known=None):
         if not os.path.isfile(path):
@@ -150,22 +148,23 @@ class Tokenizer:
         return cls(path)
 
     def encode(self, texts):
-        """list of B strings -> ids [B, L] long, mask [B, L] bool (True = real token), padded to the longest.
-        Each row is the sentencepiece ids of its words + eos, truncated to max_length (keeping eos) as HF's T5
-        tokenizer does. The word <unk> is the unknown piece. With `known`, a word with a piece outside it is read as
-        one <unk>: the T5 never trained those pieces' embeddings (a new word is spelt in letters, 5-11 random
-        vectors that drew 74% of the shipped LM's cross-attention from the words it knows)."""
+        """list of B strings -> ids [B, L] long, mask [B, L] bool (True = real token), padded to the longest. Each row
+        is the sentencepiece ids of its words + eos, truncated to max_length (keeping eos) as HF's T5 tokenizer does.
+        The word <unk> is the unknown piece. known (the piece ids a T5 trained here has seen): a word with another piece
+        is one <unk>, not untrained embeddings that pull cross-attention off the known words (measured: RESULTS.md)."""
         if not texts or isinstance(texts, str):
             raise ValueError(f"encode() takes a non-empty list of strings, got {texts!r}")
         rows = []
         for text in texts:
             words, ids, unknown = text.split(), [], []
-            for word, pieces in zip(words, self.sp.encode(words) if words else []):  # = encoding the whole text
+            pieces_per_word = self.sp.encode(words) if words else []  # = encoding the whole text
+            for word, pieces in zip(words, pieces_per_word):
                 if word == UNK:
                     pieces = [self.unk_id]
                 elif self.unk_id in pieces or (self.known is not None and not self.known.issuperset(pieces)):
                     unknown.append(word)  # never drop a word silently
-                    pieces = [self.unk_id] if self.known is not None else pieces  # unseen characters: <unk> anyway
+                    if self.known is not None:  # one <unk> for the word (else: <unk> for unseen characters)
+                        pieces = [self.unk_id]
                 ids += pieces
             if unknown:
                 warnings.warn(f"unknown words {unknown} in {text!r} map to <unk>: the model was not trained on them")
@@ -241,15 +240,18 @@ def load_melody(path, sample_rate=32000):
 def null_conditions(texts, melodies=None):
     """CFG's unconditional input: no text and no melody (None) for every sample. At sampling the LM runs
     [conditions; null conditions] as one 2B batch and mixes the logits (2207.12598)."""
-    return [None] * len(texts), (None if melodies is None else [None] * len(melodies))
+    null_melodies = None if melodies is None else [None] * len(melodies)
+    return [None] * len(texts), null_melodies
 
 
 def cfg_dropout(texts, melodies=None, p=0.3, generator=None):
     """Condition dropout for classifier-free guidance, as AudioCraft: ONE Bernoulli(p) draw for the whole batch, not
-    one per sample; if it fires, every text and melody of the batch is nulled (null_conditions: zero text embeddings,
-    the chroma of silence). Training only. p: 0.3 MusicGen, 0.2 melody, 0.1 AudioGen. (The melody model also drops
-    the melody alone with p 0.5, one draw per batch: AudioCraft's AttributeDropout.)"""
-    return null_conditions(texts, melodies) if torch.rand(1, generator=generator).item() < p else (texts, melodies)
+    one per sample; if it fires, every text and melody of the batch is nulled (zero text embeddings, the chroma of
+    silence). Training only. p: 0.3 MusicGen, 0.2 melody, 0.1 AudioGen (AudioCraft's AttributeDropout also drops
+    the melody alone, p 0.5, one draw per batch)."""
+    if torch.rand(1, generator=generator).item() < p:
+        return null_conditions(texts, melodies)
+    return texts, melodies
 
 
 def word_dropout(text, p=0.0, p_unk=0.0, generator=None):
@@ -262,7 +264,8 @@ def word_dropout(text, p=0.0, p_unk=0.0, generator=None):
         return text
     words = text.split()
     u = torch.rand(len(words), generator=generator).tolist()
-    return " ".join(UNK if x < p + p_unk else w for w, x in zip(words, u) if x >= p)
+    kept = [(w, x) for w, x in zip(words, u) if x >= p]  # u < p: dropped
+    return " ".join(UNK if x < p + p_unk else w for w, x in kept)  # p <= u < p + p_unk: <unk>
 
 
 # -----------------------------------------------------------------------------
@@ -330,9 +333,10 @@ class T5FF(nn.Module):
             nn.init.normal_(lin.weight, std=lin.in_features**-0.5)
         self.dropout = nn.Dropout(config.dropout_rate)
 
-    def forward(self, x):
-        h = F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x) if self.gated else F.relu(self.wi(x))
-        return self.wo(self.dropout(h))  # [B, L, d_model]
+    def forward(self, x):  # [B, L, d_model] -> [B, L, d_ff] -> [B, L, d_model]
+        if self.gated:
+            return self.wo(self.dropout(F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x)))
+        return self.wo(self.dropout(F.relu(self.wi(x))))
 
 
 class T5Block(nn.Module):
@@ -384,10 +388,9 @@ class T5Encoder(nn.Module):
 
 
 class TextConditioner(nn.Module):
-    """Text prompts -> (embeds [B, L, dim], mask [B, L] bool), as AudioCraft's T5Conditioner: tokenize (eos, pad
-    to longest), T5 last hidden state, output_proj (Linear with bias), then embeds * mask. None is the null
-    condition: "" with an all-False mask, so all-zero embeddings. The official LMs' cross-attention ignores the
-    mask (attends to the zeroed positions, logit 0); LMConfig.cross_attention_mask (this repo's tiny LM) hides them."""
+    """Text prompts -> (embeds [B, L, dim], mask [B, L] bool), as AudioCraft's T5Conditioner: tokenize (eos, pad to
+    longest), T5 last hidden state, output_proj (Linear with bias), then embeds * mask. None is the null condition:
+    "" with an all-False mask, so all-zero embeddings (how the LM attends to padding: lm.Attention)."""
 
     def __init__(self, t5, tokenizer, dim, finetune=False, normalize=False):
         super().__init__()
@@ -411,7 +414,8 @@ class TextConditioner(nn.Module):
             if text is not None:
                 if not isinstance(text, str) or not text.strip():
                     raise ValueError(f"empty prompt {text!r}: write a description, or pass None for no text (CFG null)")
-                text, prompt = normalize_text(text) if self.normalize else text, text
+                prompt = text
+                text = normalize_text(text) if self.normalize else text
                 if not text and not _WORD.search(prompt):  # punctuation, symbols, emoji
                     raise ValueError(f"prompt {prompt!r} has no words: describe the sound in words, e.g. \"dog bark\"")
                 if not text:
@@ -431,9 +435,8 @@ class TextConditioner(nn.Module):
 class MelodyConditioner(nn.Module):
     """Melodies -> (embeds [B, chroma_len, dim], mask [B, chroma_len] all True), as AudioCraft's ChromaStemConditioner
     at inference (no demucs: see the file docstring). A melody: waveform [T] or [C, T] at sample_rate, or None.
-    fuse: how the LM takes it, 'prepend' (MusicGen-melody: chroma_len positions before the sequence) or 'sum' (one
-    embedding added to each codec frame's input, the chroma frame at that frame's time: per_frame).
-    State dict: output_proj.* (load drops chroma.spec.window)."""
+    fuse: 'prepend' (MusicGen-melody: chroma_len positions before the sequence) or 'sum' (added to each codec frame's
+    input, the chroma frame at its time: per_frame). State dict: output_proj.* (chroma.spec.window is not loaded)."""
 
     def __init__(self, dim, sample_rate=32000, n_chroma=12, radix2_exp=14, duration=30.0, fuse="prepend"):
         super().__init__()
@@ -460,18 +463,18 @@ class MelodyConditioner(nn.Module):
                 wav = torch.zeros(1, 1, device=device)
             elif wav.dim() not in (1, 2) or wav.shape[-1] == 0:
                 raise ValueError(f"melody of shape {tuple(wav.shape)}: pass a waveform [T] or [C, T], or None")
-            else:  # down-mix to mono, then resample: [1, T]
-                wav = resample(wav.to(device).float().reshape(-1, wav.shape[-1]).mean(0, keepdim=True),
-                                sample_rate or self.sample_rate, self.sample_rate)
+            else:
+                mono = wav.to(device).float().reshape(-1, wav.shape[-1]).mean(0, keepdim=True)  # [1, T]
+                wav = resample(mono, sample_rate or self.sample_rate, self.sample_rate)
             chroma = chromagram(wav, self.sample_rate, self.n_fft, self.n_chroma)[0].argmax(-1)  # [frames]
             length = length or self.chroma_len
             chromas.append(chroma.repeat(math.ceil(length / chroma.shape[0]))[:length])  # tile, then crop: [length]
         return torch.stack(chromas)  # [B, length]; 0 everywhere = the null melody
 
     def per_frame(self, chroma, n_frames, frame_rate):
-        """Pitch classes [B, L] at the chroma's rate -> [B, n_frames] at the codec's frame_rate (fuse 'sum'): codec frame
-        t, centred at (t + 0.5) / frame_rate s, takes the nearest chroma frame j (centred at j * hop / sample_rate s:
-        the STFT is centred), clamped to the last one."""
+        """Pitch classes [B, L] at the chroma's rate -> [B, n_frames] at the codec's frame_rate (fuse 'sum'):
+        codec frame t, centred at (t + 0.5) / frame_rate s, takes the nearest chroma frame j (centred at
+        j * hop / sample_rate s: the STFT is centred), clamped to the last one."""
         t = (torch.arange(n_frames, dtype=torch.float64) + 0.5) / frame_rate  # [n_frames] seconds
         j = (t * self.sample_rate / self.hop).round().long().clamp(max=chroma.shape[1] - 1)
         return chroma[:, j.to(chroma.device)]
