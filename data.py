@@ -113,8 +113,7 @@ def mix_clips(a, b, rng, snr_db=MIX_SNR_DB, min_overlap=MIX_MIN_OVERLAP, level_d
     so a's part is s dB louder than b's (b's rms taken before the delay, as AudioCraft, which first peak-, then
     RMS-normalises each clip to -25 dBFS: the same ratio). Captions: each of a's joined by a space to each of b's
     (drawing one = drawing one caption per part), a pair of equal ones kept once (mix_text). Labels: the union of
-    a's and b's, a key whose values differ holding both [a's, b's], + mix=dict(snr_db=s, start=start) (AudioCraft
-    keeps a's only)."""
+    a's and b's (AudioCraft keeps a's only) + mix=dict(snr_db=s, start=start)."""
     (wa, ca, la), (wb, cb, lb) = a, b
     if wa.shape != wb.shape:
         raise ValueError(f"cannot mix clips of shapes {tuple(wa.shape)} and {tuple(wb.shape)}: crop them to one length")
@@ -122,13 +121,20 @@ def mix_clips(a, b, rng, snr_db=MIX_SNR_DB, min_overlap=MIX_MIN_OVERLAP, level_d
     s = int(rng.integers(*snr_db)) if snr_db[0] < snr_db[1] else snr_db[0]  # np.random.randint: high excluded
     start = int(rng.integers(0, int(T * (1 - min_overlap)) + 1))  # random.randint: both ends included
     level = int(rng.integers(*level_db))
-    rms = lambda x: x.pow(2).mean().sqrt() + eps  # noqa: E731
+    def rms(x):  # over the whole [C, T]
+        return x.pow(2).mean().sqrt() + eps
     y = wa / rms(wa) + 10 ** (-s / 20) * F.pad(wb, (start, 0))[..., :T] / rms(wb)  # [C, T]
     y = y * 10 ** (level / 20) / rms(y)
     y = y * min(1.0, 0.99 / y.abs().max().item())  # AudioCraft's clipping threshold
     captions = [x if x == z else f"{x} {z}" for x in ca for z in cb]
-    labels = {k: la.get(k) if lb.get(k) in (None, la.get(k)) else lb[k] if la.get(k) is None else [la[k], lb[k]]
-              for k in {**la, **lb}}  # a's keys first, then b's new ones
+    labels = {}
+    for k in {**la, **lb}:  # a's keys first, then b's new ones
+        if lb.get(k) in (None, la.get(k)):  # b has no other value: a's
+            labels[k] = la.get(k)
+        elif la.get(k) is None:  # only b has one
+            labels[k] = lb[k]
+        else:  # two values: both, [a's, b's]
+            labels[k] = [la[k], lb[k]]
     return y, captions, dict(labels, mix=dict(snr_db=s, start=start))
 
 # ----------------------------------------------------------------------------- tags and MusicGen's metadata captions
@@ -142,8 +148,11 @@ def words(value):
     """The lower-cased words of a string, or of every string inside a list / dict values (numbers, None: none)."""
     if isinstance(value, str):
         return set(WORD.findall(value.lower()))
-    values = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
-    return set().union(*map(words, values))
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, (list, tuple)):  # a number, None
+        return set()
+    return set().union(*map(words, value))
 
 
 def parse_tags(text):
@@ -191,7 +200,9 @@ def music_info(info):
             except (TypeError, ValueError):
                 v = None
         elif name in ("moods", "keywords"):
-            items = re.split(r"[,\s]", v) if isinstance(v, str) else v if isinstance(v, list) else []
+            items = v if isinstance(v, list) else []
+            if isinstance(v, str):
+                items = re.split(r"[,\s]", v)
             v = ", ".join(k for k in map(keyword, items) if k) or None
         else:
             v = None if name == "key" and isinstance(v, str) and "," in v else keyword(v)
@@ -264,16 +275,14 @@ class BuiltinDataset(torch.utils.data.Dataset):
 
 class FolderDataset(torch.utils.data.Dataset):
     """Real audio with captions, in AudioCraft's format [3] or a simple one:
-      - a manifest: root is a .jsonl / .jsonl.gz file, or a folder holding data.jsonl(.gz) (or a single *.jsonl*),
-        one {"path", "duration", "sample_rate", "weight", ...} per line (a relative path is relative to the manifest);
-        the caption is "description" in the sidecar a.json of a.wav (a string, or a list: one drawn per item [1]);
+      - a manifest (see _paths), one {"path", "duration", "sample_rate", "weight", ...} per line; the caption is
+        "description" in the sidecar a.json of a.wav (a string, or a list: one drawn per item [1]);
       - otherwise every audio file under root, with its caption in the sidecar a.txt (or a.json), if any.
     Items: dict(wav [channels, T] at sample_rate, text, labels = sidecar fields + path). With duration (s) set, each
     item is a random crop of that length, drawn from (seed, index, epoch): set .epoch each epoch for new crops.
     Files shorter than duration are skipped, or zero-padded at the end if pad=True. At start-up every file is checked
-    with sf.info (found, readable, long enough: the manifest's durations are not trusted) and a summary line (see
-    _summarize) is printed (verbose; trainers print it on rank 0 only) and kept as .summary. A file that still fails
-    when read (a corrupt body) is skipped with a warning naming it: never a crash mid-epoch.
+    with sf.info (the manifest's durations are not trusted) and a summary line (_summarize) is printed (verbose) and
+    kept as .summary. A file that still fails when read is skipped with a warning: never a crash mid-epoch.
     Options, all off by default (item i is then file i):
       sample_on_weight, sample_on_duration, balance_tags: item i is a file drawn from (seed, i, epoch) with the
         probabilities of sampling_probabilities(), as AudioCraft's AudioDataset draws one per index (sample_file);
@@ -283,14 +292,19 @@ class FolderDataset(torch.utils.data.Dataset):
     def __init__(self, root, sample_rate, channels=1, duration=None, seed=0, pad=False, verbose=True,
                  sample_on_weight=False, sample_on_duration=False, balance_tags=False, exclude_tags=(),
                  merge_text_p=0.0, drop_desc_p=0.5, drop_other_p=0.5):
-        self.sample_rate, self.channels, self.duration, self.seed, self.pad = sample_rate, channels, duration, seed, pad
-        self.sample_on_weight, self.sample_on_duration, self.balance_tags = sample_on_weight, sample_on_duration, \
-            balance_tags
+        self.sample_rate, self.channels, self.duration = sample_rate, channels, duration
+        self.seed, self.pad = seed, pad
+        self.sample_on_weight, self.sample_on_duration = sample_on_weight, sample_on_duration
+        self.balance_tags = balance_tags
         self.sampling = sample_on_weight or sample_on_duration or balance_tags
-        self.exclude_tags = parse_tags(exclude_tags if isinstance(exclude_tags, str) else ",".join(exclude_tags))
-        self.merge_text_p, self.drop_desc_p, self.drop_other_p = (probability(p, f"{k}=") for k, p in dict(
-            merge_text_p=merge_text_p, drop_desc_p=drop_desc_p, drop_other_p=drop_other_p).items())
-        self.epoch, self.bad, self._probabilities = 0, set(), None
+        if not isinstance(exclude_tags, str):  # a list of tags: checked as the flag's text
+            exclude_tags = ",".join(exclude_tags)
+        self.exclude_tags = parse_tags(exclude_tags)
+        self.merge_text_p = probability(merge_text_p, "merge_text_p=")
+        self.drop_desc_p = probability(drop_desc_p, "drop_desc_p=")
+        self.drop_other_p = probability(drop_other_p, "drop_other_p=")
+        self.epoch, self.bad = 0, set()  # set .epoch each epoch for new crops; bad: files that failed to read
+        self._probabilities = None  # sampling_probabilities' cache
         self._check(self._paths(root, sample_on_weight))
         self.summary = self._summarize(root)
         if verbose:
@@ -312,37 +326,50 @@ class FolderDataset(torch.utils.data.Dataset):
         elif not os.path.isdir(root):
             raise FileNotFoundError(f"no such folder or manifest: {root}")
         else:
-            manifests = [p for p in (os.path.join(root, "data.jsonl"), os.path.join(root, "data.jsonl.gz"))
-                         if os.path.isfile(p)] or sorted(glob.glob(os.path.join(root, "*.jsonl*")))
+            names = (os.path.join(root, "data.jsonl"), os.path.join(root, "data.jsonl.gz"))
+            manifests = [p for p in names if os.path.isfile(p)]
+            if not manifests:
+                manifests = sorted(glob.glob(os.path.join(root, "*.jsonl*")))
         if not manifests:
             return [(p, None) for p in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True))
                     if p.lower().endswith(AUDIO_EXTS)]
-        with (gzip.open if manifests[0].endswith(".gz") else open)(manifests[0], "rt") as fp:
+        manifest = manifests[0]
+        opener = gzip.open if manifest.endswith(".gz") else open
+        with opener(manifest, "rt") as fp:
             metas = [(n, json.loads(line)) for n, line in enumerate(fp, 1) if line.strip()]  # n: the line number
-        base = os.path.dirname(os.path.abspath(manifests[0]))  # a relative path is relative to the manifest
-        weight = lambda n, m: manifest_weight(m.get("weight"), f"{manifests[0]} line {n}")  # noqa: E731
-        return [(os.path.join(base, m["path"]), weight(n, m) if check_weights else None) for n, m in metas]
+        base = os.path.dirname(os.path.abspath(manifest))  # a relative path is relative to the manifest
+        out = []
+        for n, m in metas:
+            weight = manifest_weight(m.get("weight"), f"{manifest} line {n}") if check_weights else None
+            out.append((os.path.join(base, m["path"]), weight))
+        return out
 
     def _check(self, paths):
         """Sort the files out from their headers (sf.info: no audio is decoded) and sidecars: .files [(path,
         duration s, sample_rate)] usable, .skipped [(path, why)], .uncaptioned [path] usable ones with no caption,
         .excluded [(path, its excluded tags)]; .weights {path: manifest weight}, .tags {path: the words of its
         captions but FUNCTION_WORDS} of the usable and excluded files."""
-        self.files, self.skipped, self.uncaptioned, self.excluded, self.weights, self.tags = [], [], [], [], {}, {}
+        self.files, self.skipped, self.uncaptioned, self.excluded = [], [], [], []
+        self.weights, self.tags = {}, {}
         for path, weight in paths:
             try:
                 info = sf.info(path)
                 captions, fields = self._sidecar(path)
             except Exception as e:  # missing, or libsndfile cannot parse it (format, truncated header), or bad JSON
-                why = ("not found" if not os.path.isfile(path) else "unreadable" if isinstance(e, sf.LibsndfileError)
-                       else f"bad sidecar ({type(e).__name__})")
+                why = f"bad sidecar ({type(e).__name__})"
+                if not os.path.isfile(path):
+                    why = "not found"
+                elif isinstance(e, sf.LibsndfileError):
+                    why = "unreadable"
                 self.skipped.append((path, why))
                 continue
             dur = info.frames / info.samplerate
             if info.frames == 0 or (self.duration and dur < self.duration and not self.pad):
-                self.skipped.append((path, f"too short, {dur:.2f} s < {self.duration} s" if info.frames else "empty"))
+                why = f"too short, {dur:.2f} s < {self.duration} s" if info.frames else "empty"
+                self.skipped.append((path, why))
                 continue
-            self.weights[path], self.tags[path] = weight, frozenset(words(captions) - FUNCTION_WORDS)
+            self.weights[path] = weight
+            self.tags[path] = frozenset(words(captions) - FUNCTION_WORDS)
             hit = [t for t in self.exclude_tags if t in words(captions) | words(fields)]  # AudioGen's speech removal
             if hit:
                 self.excluded.append((path, hit))
@@ -386,23 +413,28 @@ class FolderDataset(torch.utils.data.Dataset):
                   if t not in self.exclude_tags]
         for t in list(self.exclude_tags) + ranked[:top]:
             held = np.array([t in ts for ts in after], dtype=bool)  # [N] the kept files holding t
-            out.append(f"{t} {counts[t] / len(before):.0%} -> {held.sum() / max(1, len(after)):.0%}"
-                       + (f" -> {drawn[held].sum():.0%}" if drawn is not None else ""))
-        return (f"tags (share of files before -> after exclusion{' -> of the draws' * (drawn is not None)}): "
-                + ", ".join(out))
+            share = f"{t} {counts[t] / len(before):.0%} -> {held.sum() / max(1, len(after)):.0%}"
+            if drawn is not None:
+                share += f" -> {drawn[held].sum():.0%}"
+            out.append(share)
+        columns = "before -> after exclusion -> of the draws" if drawn is not None else "before -> after exclusion"
+        return f"tags (share of files {columns}): " + ", ".join(out)
 
     def _summarize(self, root):
         """The start-up line, e.g. 'FolderDataset x: 60 audio files, 58 with captions (2 without: a.wav, b.wav train
         as the null condition), 1 skipped (c.wav: unreadable), 12 resampled 44100 -> 16000 Hz, 3 zero-padded to 3.0 s'
-        (a part that would say 0 is left out; at most 3 names each, then 'and N more'), then with exclude_tags or a
-        sampling option ', 12 excluded by tag (speech 12)' and a second line: _tag_shares() (which raises if every
-        weight is 0)."""
+        (a part that would say 0 is left out), then with exclude_tags or a sampling option ', 12 excluded by tag
+        (speech 12)' and a second line: _tag_shares() (which raises if every weight is 0)."""
         base = os.path.abspath(root if os.path.isdir(root) else os.path.dirname(root))
-        name = lambda p: os.path.relpath(p, base) if os.path.abspath(p).startswith(base + os.sep) else p  # noqa: E731
-        some = lambda xs: ", ".join(xs[:3]) + (f" and {len(xs) - 3} more" if len(xs) > 3 else "")  # noqa: E731
+        def name(p):  # relative to root when inside it
+            return os.path.relpath(p, base) if os.path.abspath(p).startswith(base + os.sep) else p
+        def some(xs):  # at most 3 names, then 'and N more'
+            return ", ".join(xs[:3]) + (f" and {len(xs) - 3} more" if len(xs) > 3 else "")
         n, bare = len(self.files), [name(p) for p in self.uncaptioned]
-        parts = [f"{n} audio file{'s' * (n != 1)}", f"{n - len(bare)} with captions"
-                 + (f" ({len(bare)} without: {some(bare)} train as the null condition)" if bare else "")]
+        captioned = f"{n - len(bare)} with captions"
+        if bare:
+            captioned += f" ({len(bare)} without: {some(bare)} train as the null condition)"
+        parts = [f"{n} audio file{'s' * (n != 1)}", captioned]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped ({some([f'{name(p)}: {why}' for p, why in self.skipped])})")
         rates = [sr for _, _, sr in self.files if sr != self.sample_rate]
@@ -416,7 +448,9 @@ class FolderDataset(torch.utils.data.Dataset):
             parts.append(f"{len(self.excluded)} excluded by tag ("
                          + ", ".join(f"{t} {hits[t]}" for t in self.exclude_tags) + ")")
         line = f"FolderDataset {root}: " + ", ".join(parts)
-        return line + ("\n  " + self._tag_shares() if self.exclude_tags or self.sampling else "")
+        if self.exclude_tags or self.sampling:
+            line += "\n  " + self._tag_shares()
+        return line
 
     def __len__(self):
         return len(self.files)
@@ -443,7 +477,8 @@ class FolderDataset(torch.utils.data.Dataset):
         if self.duration is None:
             wav = load_audio(path, self.sample_rate, self.channels)
         else:  # read just the crop, in the file's own samples, then resample and cut to exactly n samples
-            n, frames = int(round(self.duration * self.sample_rate)), math.ceil(self.duration * sr)
+            n = int(round(self.duration * self.sample_rate))  # output samples
+            frames = math.ceil(self.duration * sr)  # file samples
             start = int(rng.integers(0, max(1, int(dur * sr) - frames + 1)))
             s0 = max(0, start - int(0.005 * sr))  # 5 ms of context before the crop for the resampling filter
             wav = load_audio(path, self.sample_rate, self.channels, s0, frames + 2 * (start - s0))
