@@ -201,18 +201,25 @@ def encode_clips(name, items, n, codec, n_q, device, melody=None, music=None):
         out["captions"] += [c for _, c, _ in chunk]
         out["labels"] += [lab for _, _, lab in chunk]
         if melody is not None:
-            chroma += [melody.chroma([w])[0] if music(lab) else torch.zeros(melody.chroma_len, dtype=torch.long)
-                       for w, _, lab in chunk]
+            for w, _, lab in chunk:  # [chroma_len] each; 0 everywhere = the null melody
+                if music(lab):
+                    chroma.append(melody.chroma([w])[0])
+                else:
+                    chroma.append(torch.zeros(melody.chroma_len, dtype=torch.long))
         print(f"\rencoding {name}: {min(n, i + 16)}/{n} clips ({time.time() - t0:.0f} s)", end="", flush=True)
     print()
-    return dict(out, codes=torch.cat(codes), **(dict(chroma=torch.stack(chroma).to(torch.int8)) if chroma else {}))
+    out["codes"] = torch.cat(codes)  # [n, K, frames]
+    if chroma:
+        out["chroma"] = torch.stack(chroma).to(torch.int8)  # [n, chroma_len]: 12 pitch classes fit int8
+    return out
 
 
 def build_cache(args, codec, n_q, path, device, melody=None):
     """Encode both splits -> {split: {codes int16 [N, K, T], captions, labels(, chroma)}}, saved atomically; the
     train split also holds mix: n_clips mixed clips (aug_p > 0). The melody of music clips (built-in data: the clips
     with an instrument; a folder: every clip) is cached as chroma (see encode_clips)."""
-    music = lambda labels: args.data is not None or labels.get("instrument") is not None  # noqa: E731
+    def music(labels):
+        return args.data is not None or labels.get("instrument") is not None
     out = {}
     for split, n in (("train", args.n_clips), ("valid", args.eval_clips)):
         items = list(clips(args, split, n, codec.sample_rate, codec.channels))
@@ -239,8 +246,11 @@ def get_batch(split, step, args, rank=0, world=1):
         split = split["mix"]  # AudioGen's augmented batch: every item a mix of two clips, captions joined
     idx = torch.randint(len(split["codes"]), (B * world,), generator=g)
     pick = torch.randint(2**30, (B * world,), generator=g)  # which caption of each item
-    texts = [as_prompt(word_dropout(split["captions"][i][p % len(split["captions"][i])], args.word_dropout,
-                                    args.unk_dropout, g), args.normalize) for i, p in zip(idx.tolist(), pick.tolist())]
+    texts = []
+    for i, p in zip(idx.tolist(), pick.tolist()):
+        captions = split["captions"][i]
+        caption = word_dropout(captions[p % len(captions)], args.word_dropout, args.unk_dropout, g)
+        texts.append(as_prompt(caption, args.normalize))
     melodies = idx.tolist() if "chroma" in split else None  # item i plays the chroma of clip melodies[i]
     texts, melodies = cfg_dropout(texts, melodies, p=args.cfg_dropout, generator=g)  # all None with probability p
     mine, chroma = idx[rank * B:(rank + 1) * B], None
@@ -262,9 +272,9 @@ def get_lr(step, args):
 def checkpoint(model, meta, opt, step, elapsed, args, rngs, device):
     """ckpt.pt (periodic and Ctrl-C saves): from_checkpoint's format (config, model, conditioner, codec) + for an exact
     resume: optimizer, step, rngs (each rank's RNG state between two steps, gathered by the caller), CUDA RNG, flags."""
+    cuda_rng = torch.cuda.get_rng_state() if device.startswith("cuda") else None
     return dict(config=asdict(model.lm.config), model=model.checkpoint(), **meta, optimizer=opt.state_dict(),
-                step=step, elapsed=elapsed, args=vars(args), rng=rngs,
-                cuda_rng=torch.cuda.get_rng_state() if device.startswith("cuda") else None)
+                step=step, elapsed=elapsed, args=vars(args), rng=rngs, cuda_rng=cuda_rng)
 
 # ----------------------------------------------------------------------------- evaluation and samples
 
@@ -363,11 +373,15 @@ def prepare_data(args, env, codec, meta, config, melody_meta, t5):
     captions, labels(, chroma)(, mix: the same for the mixed clips)}."""
     if args.aug_p > 0 and args.n_clips < 2:
         raise SystemExit(f"--aug-p {args.aug_p} mixes pairs of clips: use --n-clips 2 or more, or --aug-p 0")
-    mix = dict(clips=args.n_clips, snr_db=MIX_SNR_DB, min_overlap=MIX_MIN_OVERLAP, level_db=MIX_LEVEL_DB)
-    settings = dict(codec=meta["codec"]["hash"], n_q=config.n_q, data=args.data and os.path.abspath(args.data),
-                    n_clips=args.n_clips, eval_clips=args.eval_clips, duration=args.duration, seed=args.seed,
-                    **{f: getattr(args, f) for f in DATA_FLAGS if getattr(args, f) != parser.get_default(f)},
-                    **(dict(mix=mix) if args.aug_p > 0 else {}))
+    data = os.path.abspath(args.data) if args.data else args.data
+    settings = dict(codec=meta["codec"]["hash"], n_q=config.n_q, data=data, n_clips=args.n_clips,
+                    eval_clips=args.eval_clips, duration=args.duration, seed=args.seed)
+    for f in DATA_FLAGS:  # the data options away from their defaults
+        if getattr(args, f) != parser.get_default(f):
+            settings[f] = getattr(args, f)
+    if args.aug_p > 0:
+        settings["mix"] = dict(clips=args.n_clips, snr_db=MIX_SNR_DB, min_overlap=MIX_MIN_OVERLAP,
+                               level_db=MIX_LEVEL_DB)
     if melody_meta:  # the chroma's settings; how the LM fuses it (fuse) does not change the cache
         settings["melody"] = {k: v for k, v in melody_meta.items() if k != "fuse"}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
@@ -379,7 +393,10 @@ def prepare_data(args, env, codec, meta, config, melody_meta, t5):
         print(f"token cache: encoding {args.n_clips} + {args.eval_clips} clips of {args.duration} s -> {cache_path}")
         melody = MelodyConditioner(config.dim, **melody_meta) if melody_meta else None  # its chroma() only
         build_cache(args, codec, config.n_q, cache_path, env.device, melody)
-    barrier = torch.distributed.barrier if env.ddp else lambda: None
+    def barrier():
+        if env.ddp:
+            torch.distributed.barrier()
+
     barrier()  # the other ranks wait for the cache
     cache = torch.load(cache_path, weights_only=True)
     if env.master and not args.resume and t5 is not None:  # a pretrained T5 reads its own pieces
@@ -411,7 +428,8 @@ def build(args, env, ckpt, codec, config, melody_meta, t5, train):
             tokenizer = Tokenizer(path, known=known)
             t5 = T5Encoder(replace(T5_PRESETS[args.t5], vocab_size=tokenizer.vocab_size)), tokenizer  # no unused rows
         text = TextConditioner(*t5, config.dim, finetune=not pretrained, normalize=args.normalize)
-        model = TextToAudio(lm, text, MelodyConditioner(config.dim, **melody_meta) if melody_meta else None, codec)
+        melody = MelodyConditioner(config.dim, **melody_meta) if melody_meta else None
+        model = TextToAudio(lm, text, melody, codec)
         cond_meta = dict(t5=asdict(text.t5.config), tokenizer="tokenizer.model", normalize=args.normalize,
                          melody=melody_meta, finetune=text.finetune, known=known)
     model.to(env.device).train()
@@ -487,9 +505,13 @@ def main(args):
     os.makedirs(os.path.join(args.out_dir, "samples"), exist_ok=True)
     codec, ckpt, config, meta, t5 = setup(args, env)
     # --melody: the chroma at the codec's rate, with MusicGen's time resolution (n_fft 16384 at 32 kHz: 7.8 frames/s)
-    melody_meta = ckpt["conditioner"].get("melody") if ckpt else (dict(
-        sample_rate=codec.sample_rate, radix2_exp=14 - round(math.log2(32000 / codec.sample_rate)),
-        duration=args.duration, fuse=args.melody_fuse) if args.melody else None)
+    melody_meta = None
+    if ckpt:
+        melody_meta = ckpt["conditioner"].get("melody")
+    elif args.melody:
+        melody_meta = dict(sample_rate=codec.sample_rate,
+                           radix2_exp=14 - round(math.log2(32000 / codec.sample_rate)),
+                           duration=args.duration, fuse=args.melody_fuse)
     train, valid = prepare_data(args, env, codec, meta, config, melody_meta, t5)
     model, opt, meta["conditioner"] = build(args, env, ckpt, codec, config, melody_meta, t5, train)
     step, elapsed = training.resume(ckpt, args.out_dir, args.steps, env)  # RNG states restored, eval.tsv trimmed
