@@ -57,8 +57,8 @@ parser.add_argument("--exclude-tags", type=arg_type(parse_tags), default=(), hel
 parser.add_argument("--preset", default="tiny", help=f"codec architecture: {', '.join(PRESETS)}")
 parser.add_argument("--init", default=None, help="start from this codec's weights, with new optimizers (a fine-tuning "
                     "phase, e.g. the discriminator phase on runs/codec/ckpt.pt; any file load_codec reads)")
-# Optimization. Defaults: the tiny recipe, about an hour on 2 CPU cores, reconstruction losses only (the discriminator
-# costs ~6x the codec's compute and needs far more steps). AudioCraft's EnCodec recipe: --w-l1 0.1 --w-adv 4 --w-feat 4
+# Optimization. Defaults: the tiny recipe, a CPU run, reconstruction losses only (the discriminator costs several
+# times the codec's compute and needs far more steps). AudioCraft's EnCodec recipe: --w-l1 0.1 --w-adv 4 --w-feat 4
 # --lr 3e-4 --batch-size 64 --segment 1 --disc-filters 32, Adam betas (0.5, 0.9), 300 x 2000 steps (paper: adv, feat 3).
 parser.add_argument("--steps", type=int, default=8000, help="training steps")
 parser.add_argument("--batch-size", type=int, default=8, help="clips per step (per process)")
@@ -127,9 +127,10 @@ def train_step(model, disc_ddp, disc, opt, opt_d, balancer, wav, sample_rate, ct
 def checkpoint(model, disc, opt, opt_d, balancer, step, elapsed, args, device):
     """ckpt.pt (the periodic and the Ctrl-C saves; load_codec reads it): config, flags, and all an exact resume needs:
     weights, optimizers, the balancer's EMAs, step, this process's RNG states now (call it between two steps)."""
+    cuda_rng = torch.cuda.get_rng_state() if device.startswith("cuda") else None
     return dict(config=asdict(model.config), model=model.state_dict(), disc=disc.state_dict(), opt=opt.state_dict(),
                 opt_d=opt_d.state_dict(), balancer=balancer.state_dict(), step=step, elapsed=elapsed, args=vars(args),
-                rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state() if device.startswith("cuda") else None)
+                rng=torch.get_rng_state(), cuda_rng=cuda_rng)
 
 
 @torch.no_grad()
@@ -211,10 +212,13 @@ def report(model, valid_wav, args, step, elapsed, sync):
     results = evaluate(model, valid_wav, os.path.join(args.out_dir, "samples"), step)
     line = " | ".join(f"{n_q} cb: SI-SNR {s:.2f} dB mel {m:.3f}" for n_q, (s, m, _) in results.items())
     edges = "/".join(f"{e / 1000:g}" for e in band_edges(model.sample_rate))
-    bands = " | ".join(f"{n_q} cb " + " ".join(f"{b:+.1f}" for b in bs) for n_q, (_, _, bs) in results.items())
-    print(f"eval step {step} ({elapsed / 60:.1f} min): {line}{sync}\n  energy kept per band ({edges} kHz), dB: {bands}")
-    training.log_eval(args.out_dir, step, elapsed, [f"{n_q}:{s:.3f}:{m:.4f}:" + ",".join(f"{b:.2f}" for b in bs)
-                                                    for n_q, (s, m, bs) in results.items()])
+    bands, rows = [], []  # per number of codebooks: the printed band levels, the eval.tsv field
+    for n_q, (s, m, bs) in results.items():
+        bands.append(f"{n_q} cb " + " ".join(f"{b:+.1f}" for b in bs))
+        rows.append(f"{n_q}:{s:.3f}:{m:.4f}:" + ",".join(f"{b:.2f}" for b in bs))
+    print(f"eval step {step} ({elapsed / 60:.1f} min): {line}{sync}\n  energy kept per band ({edges} kHz), dB: "
+          + " | ".join(bands))
+    training.log_eval(args.out_dir, step, elapsed, rows)
 
 
 def train(args, env, model, disc, opt, opt_d, balancer, data, valid_wav, step, elapsed):
@@ -256,7 +260,12 @@ def main(args):
     if env.master:
         c, n_params = model.config, sum(p.numel() for p in model.parameters())
         samples = env.world * args.batch_size * int(args.segment * c.sample_rate)
-        source = f"resumed from {args.out_dir}" if ckpt else f"from {args.init}" if args.init else args.preset
+        if ckpt:
+            source = f"resumed from {args.out_dir}"
+        elif args.init:
+            source = f"from {args.init}"
+        else:
+            source = args.preset
         print(f"codec {source}: {n_params / 1e6:.2f}M params, "
               f"{c.sample_rate} Hz, {model.frame_rate} Hz frames, {c.n_q} x {c.bins} codes; {env.world} process(es) x "
               f"{args.batch_size} clips of {args.segment} s = {samples} samples per step")
