@@ -12,8 +12,10 @@
 # 4. sampling from the export with `model.load_model` + `TextToAudio.generate`, listening to it
 # 5. the Frechet audio distance (FAD), computed by you, checked against the evaluation script
 # 6. your own folder of audio (`data.FolderDataset`) and the README's full recipe
+# 7. AudioGen's data preparation: dropping a tag ("speech"), balancing the rest; MusicGen's metadata captions
 #
-# Everything goes to `OUT/run/` (codec, LM, export); nothing is written to `runs/` or `checkpoints/`.
+# Everything goes to `OUT/run/` (codec, LM, export; step 7 writes two small folders beside it); nothing is
+# written to `runs/` or `checkpoints/`.
 # Both scripts run in this process, as one process: DDP starts only under `torchrun` (it sets
 # WORLD_SIZE). Sizes by mode: `TUTORIAL_FAST=1` trains for tens of steps with tiny sizes (about a
 # minute on a CPU; the models learn almost nothing, the plumbing is what is checked); the full mode
@@ -27,11 +29,13 @@
 # %%
 import contextlib
 import io
+import json
 import math
 import re
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -533,7 +537,218 @@ assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (fol
 # (the EnCodec paper weighs the adversarial and feature-matching losses 3, not 4).
 # RESULTS.md lists the held-out numbers these runs reach, each with the command that measures it.
 # Writing into `checkpoints/` replaces the shipped model: pick another `--export` folder to keep it.
+
+# %% [markdown]
+# ## Step 7. AudioGen's data preparation: dropping a tag, balancing the rest
 #
+# A folder of real recordings is rarely balanced. In AudioGen's training data the "speech" label
+# outnumbered all the others, so the authors removed it, for class balance: a model fed mostly
+# speech spends its capacity on speech. `FolderDataset`, and with it `--data` in `train_lm.py` and
+# `train_codec.py`, has two remedies:
+#
+# - `exclude_tags=("speech",)` (`--exclude-tags speech`) leaves out every file whose caption or
+#   sidecar fields hold the word;
+# - `balance_tags=True` (`--balance-tags`) draws files by inverse tag frequency, this repo's
+#   one-flag balance: file f scores the mean over its tags t (the words of its captions, less "a",
+#   "the", ...) of 1 / n_t, with n_t the number of files that hold t, so the files of each tag
+#   weigh about 1 in all; item i is a file drawn with these probabilities from (seed, i, epoch).
+#
+# AudioCraft's `AudioDataset` also draws each item's file by a score: the manifest's per-file
+# `weight` (`sample_on_weight`, `--sample-on-weight`: you up-weight a rare class by hand) times the
+# file's duration in seconds (`sample_on_duration`, `--sample-on-duration`: a 10-minute recording
+# is drawn more often than a 5 s one). The options multiply. With all of them off (the default)
+# item i is simply file i.
+#
+# Below, a tiny skewed manifest in AudioCraft's layout (`data.jsonl` + a `.json` sidecar per file,
+# step 6): 12 clips captioned "speech", 6 "dog bark", 2 "bird chirp", 0.5 s each. The built-in data
+# has no speech, so a cat's meow (a voice with formants) stands in for it: the audio does not matter
+# here, only the captions do. The bird files carry `"weight": 3` in the manifest, the fix by hand.
+# Target: the start-up lines (each frequent tag's share of the files before and after exclusion,
+# and of the draws); no "speech" item after exclusion; over 600 draws, the shares of the remaining
+# tags within 0.06 of equal with balancing (3 standard deviations of a share of 600 draws), and
+# in proportion to the file counts without; your inverse-frequency probabilities == the dataset's
+# (assertions); `07_tag_balance.png` and the three sounds.
+
+# %%
+skewed = OUT / "skewed_manifest"
+shutil.rmtree(skewed, ignore_errors=True)
+skewed.mkdir(parents=True)
+groups = {"speech": ("cat meow", [23, 32, 54, 66, 82, 86, 104, 111, 112, 115, 116, 130], 1),  # caption: (built-in
+          "dog bark": ("dog bark", [21, 28, 98, 106, 108, 138], 1),  # source, its clip indices, manifest weight)
+          "bird chirp": ("bird chirp", [7, 9], 3)}
+lines = []
+for caption, (source, indices, weight) in groups.items():
+    for i in indices:
+        c = make_clip(i, seed=0, duration=0.5, sample_rate=sr, kind="sfx")
+        assert c["labels"]["source"] == source
+        name = f"{caption.split()[0]}{i}.wav"  # speech23.wav, dog21.wav, ...
+        sf.write(skewed / name, c["wav"], sr, subtype="PCM_16")
+        (skewed / name).with_suffix(".json").write_text(json.dumps({"description": caption}))  # its sidecar
+        lines.append(json.dumps({"path": name, "duration": 0.5, "sample_rate": sr, "weight": weight}))
+(skewed / "data.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def shares(ds, n=600):
+    """{caption: share of the items}: n drawn items if ds samples, else one epoch (item i = file i)."""
+    texts = Counter(ds[i]["text"] for i in range(n if ds.sampling else len(ds)))
+    return {t: texts[t] / texts.total() for t in groups}
+
+
+no_speech = dict(exclude_tags=("speech",))
+settings = {"plain": {}, "exclude_tags": no_speech, "exclude + duration": dict(no_speech, sample_on_duration=True),
+            "balance_tags": dict(balance_tags=True), "both": dict(no_speech, balance_tags=True),
+            "exclude + weights": dict(no_speech, sample_on_weight=True)}
+datasets, drawn = {}, {}
+for label, options in settings.items():
+    print(f"--- {label}:", ", ".join(f"{k}={v}" for k, v in options.items()) or "no option")
+    datasets[label] = FolderDataset(str(skewed), sample_rate=sr, duration=0.5, **options)  # prints its start-up
+    drawn[label] = shares(datasets[label])
+    print("  items:", ", ".join(f"{t} {s:.0%}" for t, s in drawn[label].items()))
+# --- plain: no option
+# FolderDataset .../skewed_manifest: 20 audio files, 20 with captions
+#   items: speech 60%, dog bark 30%, bird chirp 10%
+# --- exclude_tags: exclude_tags=('speech',)
+# FolderDataset .../skewed_manifest: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
+#   tags (share of files before -> after exclusion): speech 60% -> 0%, bark 30% -> 75%, dog 30% -> 75%,
+#   bird 10% -> 25%, chirp 10% -> 25%
+#   items: speech 0%, dog bark 75%, bird chirp 25%
+# --- exclude + duration: exclude_tags=('speech',), sample_on_duration=True
+# FolderDataset .../skewed_manifest: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
+#   tags (share of files before -> after exclusion -> of the draws): speech 60% -> 0% -> 0%, bark 30% -> 75% -> 75%,
+#   dog 30% -> 75% -> 75%, bird 10% -> 25% -> 25%, chirp 10% -> 25% -> 25%
+#   items: speech 0%, dog bark 74%, bird chirp 26%
+# --- balance_tags: balance_tags=True
+# FolderDataset .../skewed_manifest: 20 audio files, 20 with captions
+#   tags (share of files before -> after exclusion -> of the draws): speech 60% -> 60% -> 33%, bark 30% -> 30% -> 33%,
+#   dog 30% -> 30% -> 33%, bird 10% -> 10% -> 33%, chirp 10% -> 10% -> 33%
+#   items: speech 30%, dog bark 37%, bird chirp 34%
+# --- both: exclude_tags=('speech',), balance_tags=True
+# FolderDataset .../skewed_manifest: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
+#   tags (share of files before -> after exclusion -> of the draws): speech 60% -> 0% -> 0%, bark 30% -> 75% -> 50%,
+#   dog 30% -> 75% -> 50%, bird 10% -> 25% -> 50%, chirp 10% -> 25% -> 50%
+#   items: speech 0%, dog bark 48%, bird chirp 52%
+# --- exclude + weights: exclude_tags=('speech',), sample_on_weight=True
+# FolderDataset .../skewed_manifest: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
+#   tags (share of files before -> after exclusion -> of the draws): speech 60% -> 0% -> 0%, bark 30% -> 75% -> 50%,
+#   dog 30% -> 75% -> 50%, bird 10% -> 25% -> 50%, chirp 10% -> 25% -> 50%
+#   items: speech 0%, dog bark 48%, bird chirp 52%
+
+# %% [markdown]
+# Read the lines: exclusion alone keeps one item per file, so the draws are the file counts; so are
+# the draws by duration here, every clip being 0.5 s long. Balancing gives each caption a third,
+# speech included, or a half once speech is gone; a "dog bark" file holds two tags of 6 files each,
+# mean(1/6, 1/6) = 1/6, a "bird chirp" file 1/2, so the 6 dog files weigh 1 in all, as the 2 bird
+# files. The manifest's weight 3 on the bird files gives the same probabilities, hence the very
+# same draws (both from (seed, i, epoch)), but you had to count the files to choose it.
+# Next, the checks, and the balance computed by you.
+
+# %%
+for label, ds in datasets.items():  # what a student checks
+    if "speech" in ds.exclude_tags:  # no file, hence no item, holds the tag
+        assert drawn[label]["speech"] == 0 and all("speech" not in ds.tags[p] for p, _, _ in ds.files)
+def caption_of(path):
+    return json.loads(Path(path).with_suffix(".json").read_text())["description"]
+
+
+files = {label: Counter(caption_of(p) for p, _, _ in ds.files) for label, ds in datasets.items()}  # (path, s, Hz)
+for label in ("plain", "exclude_tags"):  # no sampling: one item per file, the file counts exactly
+    assert drawn[label] == {t: files[label][t] / len(datasets[label]) for t in groups}
+assert abs(drawn["exclude + duration"]["dog bark"] - 0.75) < 0.06  # equal durations: draws by the file counts
+for label in ("balance_tags", "both", "exclude + weights"):  # the remaining tags about equal
+    kept = [t for t in groups if t not in datasets[label].exclude_tags]
+    assert all(abs(drawn[label][t] - 1 / len(kept)) < 0.06 for t in kept), (label, drawn[label])
+
+ds = datasets["both"]  # inverse tag frequency, by you: score(f) = mean over f's tags t of 1 / n_t
+tags = [set(caption_of(p).split()) for p, _, _ in ds.files]  # {'dog', 'bark'}, ...
+n_t = Counter(t for ts in tags for t in ts)  # files holding each tag
+score = np.array([np.mean([1 / n_t[t] for t in ts]) for ts in tags])
+mine = score / score.sum()  # [8] the chance of each file to be an item
+assert np.allclose(mine, ds.sampling_probabilities())
+print(dict(n_t), f"-> P(a dog file) {mine[0]:.4f}, P(a bird file) {mine[-1]:.4f}")
+# {'dog': 6, 'bark': 6, 'bird': 2, 'chirp': 2} -> P(a dog file) 0.0833, P(a bird file) 0.2500
+
+fig, ax = plt.subplots(figsize=(9, 3.5), layout="constrained")
+for k, t in enumerate(groups):
+    ax.bar(np.arange(len(drawn)) + 0.27 * (k - 1), [d[t] for d in drawn.values()], 0.27, label=t)
+ax.set_xticks(range(len(drawn)), list(drawn), fontsize=8)
+ax.set(ylabel="share of the items", title="which captions the trainer sees (600 draws, or one epoch without sampling)")
+ax.legend()
+save(fig, "07_tag_balance.png")
+for caption in groups:
+    name = next(p for p, _, _ in datasets["plain"].files if Path(p).stem.startswith(caption.split()[0]))
+    listen(sf.read(name)[0], sr, f"07_skewed_{caption.replace(' ', '_')}.wav")  # the "speech" one: a cat
+
+# %% [markdown]
+# ### MusicGen's metadata captions
+#
+# MusicGen's music sidecars hold more than a description: `key`, `bpm`, `genre`, `moods`,
+# `instrument`, `keywords`. AudioCraft's `MusicDataset` turns them into text at training time, and
+# `data.augment_description` does it as it does (`data.music_info` first reads the fields as
+# `MusicInfo` does: lower-cased, bpm a float, lists joined by ", "). With probability
+# `merge_text_p` a caption is augmented: each field is kept with probability `drop_other_p` (in
+# AudioCraft's code the chance to KEEP a field, despite its name) and written "name: value", the
+# kept ones are shuffled and joined by ". ", the description is dropped with probability
+# `drop_desc_p`, and what is left is joined by ". ". The model so learns to follow the description,
+# the fields, or both, and a prompt may name a bpm or a key alone. Nothing kept gives "": that
+# caption trains as the null condition. The flags are `train_lm.py --merge-text-p 0.25
+# --drop-desc-p 0.5 --drop-other-p 0.5`, common fine-tuning values (`--merge-text-p` is 0, off, by
+# default); `FolderDataset(..., merge_text_p=...)` draws each item's text from (seed, index, epoch).
+# Below, one sidecar written from clip 0 of step 1 (its labels, plus a genre and keywords),
+# augmented with `merge_text_p=1` so that every draw is augmented.
+# Target: the captions below (exact: a seeded rng), every part a field of the sidecar or the
+# description; all six fields with `drop_other_p=1`; "" when nothing is kept; the dataset's item
+# text from the sidecar (assertions).
+
+# %%
+from data import augment_description, music_info  # noqa: E402
+
+music = OUT / "music_meta"
+music.mkdir(parents=True, exist_ok=True)
+c = make_clip(0, seed=0, duration=2.0, sample_rate=sr)  # 'a relaxed happy plucked string melody', 61 bpm, C major
+info = {"description": c["sentence"], "key": c["labels"]["key"], "bpm": c["labels"]["bpm"], "genre": "Folk",
+        "moods": [c["labels"]["mood"], "relaxed"], "instrument": "Plucked String", "keywords": "slow, acoustic"}
+sf.write(music / "melody.wav", c["wav"], sr, subtype="PCM_16")
+(music / "melody.json").write_text(json.dumps(info))  # MusicGen's sidecar
+fields = music_info(info)
+print(fields)
+# [('key', 'c major'), ('bpm', '61.0'), ('genre', 'folk'), ('moods', 'happy, relaxed'), ('keywords', 'slow, acoustic'),
+#  ('instrument', 'plucked string')]
+for seed in range(5):
+    text = augment_description(info["description"], info, np.random.default_rng(seed), merge_text_p=1)  # 0.5, 0.5
+    print(f"seed {seed}: {text!r}")
+    assert all(part in [info["description"]] + [f"{k}: {v}" for k, v in fields] for part in text.split(". "))
+# seed 0: 'a relaxed happy plucked string melody. key: c major. genre: folk. bpm: 61.0'
+# seed 1: 'a relaxed happy plucked string melody. moods: happy, relaxed. bpm: 61.0. keywords: slow, acoustic'
+# seed 2: 'a relaxed happy plucked string melody. instrument: plucked string. genre: folk. key: c major'
+# seed 3: 'instrument: plucked string. key: c major. keywords: slow, acoustic. moods: happy, relaxed'
+# seed 4: 'a relaxed happy plucked string melody. keywords: slow, acoustic. genre: folk'
+full = augment_description(info["description"], info, np.random.default_rng(0), 1, drop_desc_p=0, drop_other_p=1)
+assert full.startswith(info["description"] + ". ") and full.count(": ") == len(fields) == 6
+assert augment_description(info["description"], info, np.random.default_rng(0), 1, 1, 0) == ""  # the null condition
+texts = [augment_description(info["description"], info, np.random.default_rng([1, i]), 0.25, 0.5, 0.5)
+         for i in range(4000)]  # the fine-tuning values: P(augmented) 0.25, then P(desc. dropped) 0.5, P(kept) 0.5
+changed = np.mean([t != info["description"] + "." for t in texts])  # unchanged: not augmented, or nothing added
+no_desc = np.mean([not t.startswith(info["description"]) for t in texts])
+print(f"at 0.25/0.5/0.5: {changed:.3f} of the captions changed (0.25 (1 - 0.5^7) = {0.25 * (1 - 0.5**7):.3f}), "
+      f"{no_desc:.3f} without the description (0.125)")
+# at 0.25/0.5/0.5: 0.241 of the captions changed (0.25 (1 - 0.5^7) = 0.248), 0.127 without the description (0.125)
+assert abs(changed - 0.25 * (1 - 0.5**7)) < 0.02 and abs(no_desc - 0.125) < 0.02
+
+ds = FolderDataset(str(music), sample_rate=sr, duration=1.0, merge_text_p=1)  # what --merge-text-p 1 gives
+texts = []
+for epoch in range(3):  # a new epoch, a new caption (and crop) for the same file
+    ds.epoch = epoch
+    texts.append(ds[0]["text"])
+    print(f"epoch {epoch}: {texts[-1]!r}")
+# FolderDataset .../music_meta: 1 audio file, 1 with captions
+# epoch 0: 'a relaxed happy plucked string melody. key: c major. bpm: 61.0'
+# epoch 1: 'a relaxed happy plucked string melody. keywords: slow, acoustic. genre: folk. instrument: plucked string.
+#  bpm: 61.0. moods: happy, relaxed'
+# epoch 2: 'moods: happy, relaxed'
+assert len(set(texts)) > 1 and all(p in [info["description"]] + [f"{k}: {v}" for k, v in fields]
+                                   for t in texts for p in t.split(". "))
+
+# %% [markdown]
 # ## Errata and notes
 #
 # - The progress lines are parsed from stdout (steps 2, 3): they are the only record of the
