@@ -471,17 +471,21 @@ class MelodyConditioner(nn.Module):
             chromas.append(chroma.repeat(math.ceil(length / chroma.shape[0]))[:length])  # tile, then crop: [length]
         return torch.stack(chromas)  # [B, length]; 0 everywhere = the null melody
 
-    def per_frame(self, chroma, n_frames, frame_rate):
-        """Pitch classes [B, L] at the chroma's rate -> [B, n_frames] at the codec's frame_rate (fuse 'sum'):
-        codec frame t, centred at (t + 0.5) / frame_rate s, takes the nearest chroma frame j (centred at
-        j * hop / sample_rate s: the STFT is centred), clamped to the last one."""
+    def chroma_index(self, n_frames, frame_rate):
+        """[n_frames]: the chroma frame j nearest each codec frame t (fuse 'sum'): t is centred at
+        (t + 0.5) / frame_rate s, j at j * hop / sample_rate s (the STFT is centred)."""
         t = (torch.arange(n_frames, dtype=torch.float64) + 0.5) / frame_rate  # [n_frames] seconds
-        j = (t * self.sample_rate / self.hop).round().long().clamp(max=chroma.shape[1] - 1)
+        return (t * self.sample_rate / self.hop).round().long()
+
+    def per_frame(self, chroma, n_frames, frame_rate):
+        """Pitch classes [B, L] at the chroma's rate -> [B, n_frames] at the codec's frame_rate: each codec
+        frame takes its chroma_index, clamped to the last of the L given."""
+        j = self.chroma_index(n_frames, frame_rate).clamp(max=chroma.shape[1] - 1)
         return chroma[:, j.to(chroma.device)]
 
     def frames_needed(self, n_frames, frame_rate):
-        """How many chroma frames per_frame reads for n_frames codec frames."""
-        return round((n_frames - 0.5) / frame_rate * self.sample_rate / self.hop) + 1
+        """How many chroma frames per_frame reads for n_frames codec frames (at least one)."""
+        return int(self.chroma_index(max(n_frames, 1), frame_rate)[-1]) + 1
 
     def embed(self, chroma):
         """[B, chroma_len] pitch classes -> (embeds [B, chroma_len, dim] = output_proj(one-hot), mask all True)."""

@@ -69,10 +69,7 @@ class TextToAudio(nn.Module):
         if self.melody is not None:
             if chroma is None:  # the null melody: pitch class 0 everywhere
                 chroma = torch.zeros(len(codes), self.melody.chroma_len, dtype=torch.long)
-            chroma = chroma.to(codes.device)
-            if self.melody.fuse == "sum":  # one pitch class per codec frame: [B, T]
-                chroma = self.melody.per_frame(chroma, codes.shape[2], self.lm.config.frame_rate)
-            melody = self.melody.embed(chroma)[0]  # [B, chroma_len or T, D]
+            melody = self.melody_embeds(chroma.to(codes.device), codes.shape[2])  # [B, chroma_len or T, D]
             if self.melody.fuse == "prepend":
                 prepend = melody  # before the sequence
             else:
@@ -80,6 +77,13 @@ class TextToAudio(nn.Module):
         # logits[:, q, t] predicts codes[:, q, t]
         logits, _ = self.lm(codes, embeds, mask, prepend=prepend, frames=frames)
         return logits, codebook_cross_entropy(logits, codes)
+
+    def melody_embeds(self, chroma, n_frames):
+        """Pitch classes [B, L] -> the melody as the LM takes it: [B, L, D] to prepend, or, with the 'sum'
+        fuse, [B, n_frames, D], one embedding per codec frame (MelodyConditioner.per_frame)."""
+        if self.melody.fuse == "sum":
+            chroma = self.melody.per_frame(chroma, n_frames, self.lm.config.frame_rate)  # [B, n_frames]
+        return self.melody.embed(chroma)[0]
 
     def checkpoint(self):
         """One flat state dict, load_lm's: the LM's keys, then the conditioners' under AudioCraft's names."""
@@ -107,11 +111,9 @@ class TextToAudio(nn.Module):
             if sum_fuse:  # the whole output, not a window
                 length = self.melody.frames_needed(n_frames, fr)
             chroma = self.melody.chroma([melody_wav], self.codec.sample_rate, length).expand(B, -1)
-        if sum_fuse:  # [B, n_frames]: the pitch class of each codec frame
-            chroma = self.melody.per_frame(chroma, n_frames, fr)
-        melody = self.melody.embed(chroma.to(embeds.device))[0]  # [B, chroma_len or n_frames, D]
-        null_chroma = torch.zeros_like(chroma[:1]).to(embeds.device)  # pitch class 0: no melody
-        null = self.melody.embed(null_chroma)[0].expand(B, -1, -1)      # [B, chroma_len or n_frames, D]
+        chroma = chroma.to(embeds.device)
+        melody = self.melody_embeds(chroma, n_frames)  # [B, chroma_len or n_frames, D]
+        null = self.melody_embeds(torch.zeros_like(chroma[:1]), n_frames).expand(B, -1, -1)  # pitch class 0
         if sum_fuse:
             return dict(cond, frames=melody, null_frames=null)
         if self.lm.config.cross_attention:  # this repo's 'prepend' melody models: text by cross-attention

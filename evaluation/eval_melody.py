@@ -100,14 +100,19 @@ def voiced_frames(melody, wav, length):
     return voiced.repeat(-(-length // len(voiced)))[:length]  # a silent reference has none: every frame then counts
 
 
+def music_clips(n, seed, duration, sample_rate):
+    """The n held-out music clips of part 1: make_clip(i, EVAL_SEED + seed, kind='music')."""
+    return [synth.make_clip(i, EVAL_SEED + seed, duration, sample_rate, kind="music") for i in range(n)]
+
+
 @torch.no_grad()
-def melody_agreement(model, n, seed, duration, cfg_coef):
-    """Part 1: for n held-out music clips, the clip's tags as the prompt and its own waveform as --melody, the share of
-    chroma frames (each frame's dominant pitch class) of the generated clip equal to the clip's; the same with the null
-    melody (same prompts, seeds); the clip through the codec (the LM's n_q codebooks: the ceiling); each real clip vs
-    the next one (chance) -> dict(melody=, null_melody=, real_through_codec=, other_clip=) shares in [0, 1]."""
+def melody_agreement(model, clips, seed, duration, cfg_coef):
+    """Part 1: for each held-out music clip (music_clips), the clip's tags as the prompt and its own waveform as
+    --melody, the share of chroma frames (each frame's dominant pitch class) of the generated clip equal to the
+    clip's; the same with the null melody (same prompts, seeds); the clip through the codec (the LM's n_q codebooks:
+    the ceiling); each real clip vs the next one (chance) -> dict(melody=, null_melody=, real_through_codec=,
+    other_clip=) shares in [0, 1]."""
     lm, melody, codec = model.lm, model.melody, model.codec
-    clips = [synth.make_clip(i, EVAL_SEED + seed, duration, codec.sample_rate, kind="music") for i in range(n)]
     wavs = [torch.from_numpy(c["wav"])[None].repeat(codec.channels, 1) for c in clips]  # [C, T] each
     ref = melody.chroma(wavs)  # [n, chroma_len]
     out = {}
@@ -122,11 +127,10 @@ def melody_agreement(model, n, seed, duration, cfg_coef):
 
 
 @torch.no_grad()
-def melody_gain(model, n, seed, duration):
-    """Part 1, teacher-forced: the mean cross-entropy (nats) of the codes of n held-out music clips under their tags,
-    with their own melody and with the null one -> dict(ce_melody=, ce_null_melody=)."""
+def melody_gain(model, clips):
+    """Part 1, teacher-forced: the mean cross-entropy (nats) of the codes of the held-out music clips under their
+    tags, with their own melody and with the null one -> dict(ce_melody=, ce_null_melody=)."""
     codec, melody = model.codec, model.melody
-    clips = [synth.make_clip(i, EVAL_SEED + seed, duration, codec.sample_rate, kind="music") for i in range(n)]
     wavs = torch.stack([torch.from_numpy(c["wav"])[None].repeat(codec.channels, 1) for c in clips])  # [n, C, T]
     device = model.lm.out_norm.weight.device
     codes = codec.encode(wavs.to(device), n_q=model.lm.config.n_q)  # [n, K, frames]
@@ -134,6 +138,12 @@ def melody_gain(model, n, seed, duration):
     tags = [c["tags"] for c in clips]
     return dict(ce_melody=model(codes, tags, chroma)[1].mean().item(),
                 ce_null_melody=model(codes, tags, torch.zeros_like(chroma))[1].mean().item())
+
+
+def agreement(melody, wavs, sample_rate, ref, voiced):
+    """The share of the voiced chroma frames of wavs [N, C, T] whose pitch class equals the reference's ref [1, frames]
+    (voiced: bool [frames])."""
+    return (melody.chroma(list(wavs), sample_rate) == ref)[:, voiced].float().mean().item()
 
 
 @torch.no_grad()
@@ -153,8 +163,8 @@ def new_tunes(model, clf, seed, duration, cfg_coef):
             voiced = voiced if voiced.any() else torch.ones_like(voiced)
             gen = model.generate(list(PROMPTS), duration, cfg_coef, seed=1000 * seed + i,
                                  melody_wav=torch.from_numpy(wav)[None].repeat(model.codec.channels, 1))
-            share = lambda out: (melody.chroma(list(out), sr) == ref)[:, voiced].float().mean().item()  # noqa: E731
-            rows.append(dict(timbre=timbre, rests=rests, level=level, melody=share(gen), null_melody=share(plain)))
+            rows.append(dict(timbre=timbre, rests=rests, level=level, melody=agreement(melody, gen, sr, ref, voiced),
+                             null_melody=agreement(melody, plain, sr, ref, voiced)))
             for name, out in (("melody", gen), ("text", plain)):
                 pred = classify(clf, data.resample(out.mean(1), sr, SR))[1]["instrument"]  # mono at 16 kHz: [4]
                 for p, k in zip(PROMPTS, pred.tolist()):
@@ -169,8 +179,9 @@ def main_melody(args, model, t0):
         raise SystemExit(f"eval_audio.py: error: --melody: {args.model} has no melody conditioner; train one "
                          f"with train_lm.py --melody")
     n_clips = 8 * args.n_per_prompt
-    res = melody_agreement(model, n_clips, args.seed, args.duration, args.cfg_coef)
-    res.update(melody_gain(model, n_clips, args.seed, args.duration))
+    clips = music_clips(n_clips, args.seed, args.duration, model.codec.sample_rate)
+    res = melody_agreement(model, clips, args.seed, args.duration, args.cfg_coef)
+    res.update(melody_gain(model, clips))
     clf = model_classifier(args, model)[0]
     rows, instruments = new_tunes(model, clf, args.seed, args.duration, args.cfg_coef)
     print(f"model {args.model}, {n_clips} held-out music clips of {args.duration:g} s, seed {args.seed}, cfg "
