@@ -158,7 +158,11 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(interrupted_run, tmp_pat
         assert torch.equal(v, w), k
 
 
-def test_a_second_ctrl_c_quits_at_once():
+def test_a_second_ctrl_c_quits_at_once(request):
+    # Ctrl-C "as usual" is Python's KeyboardInterrupt; a shell that starts pytest in the background hands it SIGINT
+    # ignored, so this test sets Python's usual handler and puts the inherited one back after
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, inherited))
     previous = signal.getsignal(signal.SIGINT)
     with training.ctrl_c_ends_the_step() as pressed:
         signal.raise_signal(signal.SIGINT)  # the first: noted, nothing raised
