@@ -1,27 +1,27 @@
 """
 Tests for lm.py: python -m pytest -q tests/test_lm.py (CPU, seconds).
 
-(a) Same weights as transformers' MusicGen decoder (random, small config), written in AudioCraft's
-    state_dict.bin layout and read back with checkpoint.load_lm: allclose logits, identical greedy CFG codes.
-(b) Hand-derived delay example; patterns checked against AudioCraft's layout algorithm.
+(a) Same weights as transformers' MusicGen decoder (random, small config), written in
+    AudioCraft's state_dict.bin layout and read back with checkpoint.load_lm: allclose logits,
+    identical greedy CFG codes.
+(b) The window plan derived by hand (the patterns themselves: tests/test_patterns.py).
 (c) Invariants: KV cache == no cache, causality by gradient, cfg_coef = 1 == conditional logits,
     same seed -> same codes, long generation == AudioCraft's window loop, loss falls on an overfit.
 """
 import math
 import os
-import sys
 from dataclasses import asdict
 
 import pytest
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from checkpoint import config_from_audiocraft, load_lm, read_xp_cfg, save_atomic  # noqa: E402
-from lm import (LM, LMConfig, PRESETS, build_pattern, cfg_logits, codebook_cross_entropy,  # noqa: E402
-                pattern_steps, revert_pattern, sample_next_token, step_frames)
+from checkpoint import config_from_audiocraft, load_lm, read_xp_cfg, save_atomic
+from lm import LM, LMConfig, PRESETS, cfg_logits, codebook_cross_entropy, sample_next_token
+from patterns import build_pattern, revert_pattern
 
 SHIPPED = os.path.join(os.path.dirname(__file__), '..', 'checkpoints', 'lm.pt')
-TINY = LMConfig(dim=64, num_heads=4, num_layers=2, card=32, cond_dim=64, max_duration=1.0, extend_stride=0.6)
+TINY = LMConfig(dim=64, num_heads=4, num_layers=2, card=32, cond_dim=64, max_duration=1.0,
+                extend_stride=0.6)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -31,100 +31,27 @@ def tiny_lm(**kw):
     torch.manual_seed(0)
     return LM(LMConfig(**{**TINY.__dict__, **kw})).eval()
 
-# ----------------------------------------------------------------------------- patterns
-
-
-def test_delay_pattern_hand_example():
-    """K=3, T=4, delays (0, 1, 2), S = special = 99. Codebook q frame t lands at step 1 + t + q, step 0
-    is all special, length T + max_delay + 1 = 7:
-        S a0 a1 a2 a3  S  S
-        S  S b0 b1 b2 b3  S
-        S  S  S c0 c1 c2 c3
-    The training input keeps T + 1 = 5 steps; its logits at step s predict step s + 1, and a code is
-    trained only if its own cell is among those 5 steps: a0..a3, b0..b2, c0..c1."""
-    S = 99
-    codes = torch.tensor([[[10, 11, 12, 13], [20, 21, 22, 23], [30, 31, 32, 33]]])
-    seq, mask = build_pattern(codes, S, 'delay', (0, 1, 2))
-    assert seq[0].tolist() == [[S, 10, 11, 12, 13, S, S], [S, S, 20, 21, 22, 23, S], [S, S, S, 30, 31, 32, 33]]
-    assert mask.tolist() == [[s in range(1, 5) for s in range(7)], [s in range(2, 6) for s in range(7)],
-                             [s in range(3, 7) for s in range(7)]]
-    seq_in, _ = build_pattern(codes, S, 'delay', (0, 1, 2), valid_only=True)
-    assert seq_in[0].tolist() == [row[:5] for row in seq[0].tolist()]
-    # "logits" that predict exactly the next cell revert to the codes wherever they are trained
-    fake = torch.cat([seq_in[..., 1:], torch.full((1, 3, 1), S)], dim=-1)[..., None].float()  # [1, K, 5, 1]
-    out, valid = revert_pattern(fake, 4, -1.0, 'delay', (0, 1, 2), logits=True)
-    assert valid.tolist() == [[True] * 4, [True] * 3 + [False], [True] * 2 + [False] * 2]
-    assert out[0, ..., 0].tolist() == [[10, 11, 12, 13], [20, 21, 22, -1], [30, 31, -1, -1]]
-
-
-def audiocraft_layout(T, K, pattern, delays):
-    """The layout lists of audiocraft/modules/codebooks_patterns.py, rebuilt from their definition:
-    a list of steps, each a list of (t, q); the first step is empty."""
-    if pattern in ('delay', 'parallel'):
-        d = [0] * K if pattern == 'parallel' else list(delays)
-        return [[]] + [[(t - dq, q) for q, dq in enumerate(d) if t - dq >= 0] for t in range(T + max(d))]
-    if pattern == 'flatten':       # UnrolledPatternProvider(flattening=delays, delays=0): sort by (t, coords)
-        groups = {}
-        for q, inner in enumerate(delays):
-            groups.setdefault(inner, []).append(q)
-        indexed = [(-1, [])] + [(t, [(t, q) for q in groups.get(i, [])]) for t in range(T)
-                                for i in range(max(delays) + 1)]
-        return [coords for _, coords in sorted(indexed)]
-    d = list(delays[1:])           # CoarseFirstPattern(delays[1:])
-    return [[]] + [[(t, 0)] for t in range(T)] + [[(t - dq, q + 1) for q, dq in enumerate(d) if t - dq >= 0]
-                                                  for t in range(T + max(d))]
-
-
-CASES = [('delay', (0,)), ('delay', (0, 1)), ('delay', (0, 1, 2)), ('delay', (0, 1, 2, 3)), ('delay', (0, 2, 2, 2)),
-         ('delay', tuple(range(8))), ('parallel', (0, 0, 0)), ('parallel', (0,) * 8), ('flatten', (0, 1, 2, 3)),
-         ('flatten', (0, 1, 1, 1)), ('flatten', (0, 1)), ('coarse_first', (0, 0, 0, 0)), ('coarse_first', (0, 0, 1, 2))]
-
-
-@pytest.mark.parametrize('pattern,delays', CASES)
-def test_patterns_match_audiocraft_and_round_trip(pattern, delays):
-    K, T, S = len(delays), 6, -7
-    layout = audiocraft_layout(T, K, pattern, delays)
-    max_delay = max(t + 1 for step in layout for t, _ in step) - T
-    n_valid = len(layout) - max_delay
-    codes = torch.randint(0, 50, (2, K, T))
-    expected = torch.full((2, K, len(layout)), S)
-    for s, step in enumerate(layout):
-        for t, q in step:
-            if t < T:
-                expected[:, q, s] = codes[:, q, t]
-    seq, mask = build_pattern(codes, S, pattern, delays)
-    assert torch.equal(seq, expected) and mask.sum() == K * T
-    assert pattern_steps(T, K, pattern, delays)[1:] == (len(layout), n_valid)
-    back, valid = revert_pattern(seq, T, S, pattern, delays)
-    assert torch.equal(back, codes) and valid.all()
-    # training mask (AudioCraft: revert_pattern_logits on valid_layout[1:]) == ours on the valid input
-    trained = torch.zeros(K, T, dtype=torch.bool)
-    for step in layout[1:n_valid]:
-        for t, q in step:
-            trained[q, t] |= t < T
-    seq_in, _ = build_pattern(codes, S, pattern, delays, valid_only=True)
-    assert seq_in.shape[-1] == n_valid
-    _, valid = revert_pattern(seq_in[..., None].float(), T, float('nan'), pattern, delays, logits=True)
-    assert torch.equal(valid, trained)
-
 # ----------------------------------------------------------------------------- vs transformers
 
 
 RENAMES = [('model.decoder.embed_tokens', 'emb'), ('model.decoder.layer_norm', 'out_norm'),
-           ('model.decoder.layers', 'transformer.layers'), ('encoder_attn_layer_norm', 'norm_cross'),
-           ('self_attn_layer_norm', 'norm1'), ('final_layer_norm', 'norm2'), ('encoder_attn', 'cross_attention'),
+           ('model.decoder.layers', 'transformer.layers'),
+           ('encoder_attn_layer_norm', 'norm_cross'), ('self_attn_layer_norm', 'norm1'),
+           ('final_layer_norm', 'norm2'), ('encoder_attn', 'cross_attention'),
            ('fc1', 'linear1'), ('fc2', 'linear2'), ('lm_heads', 'linears')]
 
 
 def to_audiocraft(hf_state):
-    """Inverse of transformers' convert_musicgen_transformers.py rename_keys: q, k, v -> in_proj_weight."""
+    """Inverse of transformers' convert_musicgen_transformers.py rename_keys: q, k, v ->
+    in_proj_weight."""
     out = {}
     for k, v in hf_state.items():
         if k.endswith(('k_proj.weight', 'v_proj.weight')):
             continue
         if k.endswith('q_proj.weight'):
             base = k[:-len('q_proj.weight')]
-            k, v = base + 'in_proj_weight', torch.cat([hf_state[base + f'{n}_proj.weight'] for n in 'qkv'])
+            qkv = [hf_state[base + f'{n}_proj.weight'] for n in 'qkv']
+            k, v = base + 'in_proj_weight', torch.cat(qkv)
         for a, b in RENAMES:
             k = k.replace(a, b)
         out[k] = v
@@ -161,8 +88,9 @@ def hf_model(tmp_path, melody=False):
     tf = pytest.importorskip('transformers')
     name = 'MusicgenMelody' if melody else 'Musicgen'
     hc = getattr(tf, name + 'DecoderConfig')(
-        vocab_size=32, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=256, num_codebooks=4,
-        max_position_embeddings=64, pad_token_id=32, bos_token_id=32, decoder_start_token_id=32, dropout=0.0)
+        vocab_size=32, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=256,
+        num_codebooks=4, max_position_embeddings=64, pad_token_id=32, bos_token_id=32,
+        decoder_start_token_id=32, dropout=0.0)
     torch.manual_seed(0)
     hf = getattr(tf, name + 'ForCausalLM')(hc).eval()
     with torch.no_grad():   # non-trivial norms, so a swapped norm name would show
@@ -172,12 +100,15 @@ def hf_model(tmp_path, melody=False):
     state = to_audiocraft(hf.state_dict())
     state['condition_provider.conditioners.description.output_proj.weight'] = torch.randn(64, 12)
     path = str(tmp_path / 'state_dict.bin')
-    xp_cfg = XP_CFG.replace('  cross:\n  - description\n  prepend: []', '  cross: []\n  prepend:\n  - description') \
-        if melody else XP_CFG
+    xp_cfg = XP_CFG
+    if melody:
+        xp_cfg = XP_CFG.replace('  cross:\n  - description\n  prepend: []',
+                                '  cross: []\n  prepend:\n  - description')
     torch.save({'best_state': state, 'xp.cfg': xp_cfg, 'version': '1.3.0', 'exported': True}, path)
     lm, cond_state = load_lm(path)
     assert list(cond_state) == ['condition_provider.conditioners.description.output_proj.weight']
-    assert lm.config.cross_attention is not melody and lm.config.num_heads == 4 and lm.config.max_duration == 1.0
+    assert lm.config.cross_attention is not melody and lm.config.num_heads == 4
+    assert lm.config.max_duration == 1.0
     return hf, lm
 
 
@@ -188,32 +119,36 @@ def test_logits_and_greedy_match_transformers(tmp_path):
     codes, cond = torch.randint(0, card, (B, K, T)), torch.randn(B, 5, 64)
     seq, _ = build_pattern(codes, card, valid_only=True)                       # [B, K, T + 1]
     with torch.no_grad():
-        theirs = hf(input_ids=seq.reshape(B * K, -1), encoder_hidden_states=cond).logits.view(B, K, -1, card)
+        theirs = hf(input_ids=seq.reshape(B * K, -1), encoder_hidden_states=cond).logits
+        theirs = theirs.view(B, K, -1, card)
         assert torch.allclose(lm.step_logits(seq, cond), theirs, atol=1e-4)
         ours, _ = lm(codes, cond)
     theirs, valid = revert_pattern(theirs, T, float('nan'), logits=True)
-    assert torch.allclose(ours[:, valid], theirs[:, valid], atol=1e-4) and ours[:, ~valid].isnan().all()
-    # greedy CFG with transformers' own generate: give it the 2B rows (cond, zero null) since only its
-    # melody class adds the null rows itself; an all-ones attention_mask (its start token equals pad and
-    # would be masked); use_cache=False (its default cache for this class mixes cross-attention keys into
-    # the self-attention cache, see bench_lm.py)
-    ref = hf.generate(input_ids=torch.full((K, 1), card), encoder_hidden_states=torch.cat([cond[:1], 0 * cond[:1]]),
-                      attention_mask=torch.ones(1, 1, dtype=torch.long), guidance_scale=3.0, do_sample=False,
-                      max_length=T + K, num_return_sequences=1, use_cache=False)
+    assert torch.allclose(ours[:, valid], theirs[:, valid], atol=1e-4)
+    assert ours[:, ~valid].isnan().all()
+    # greedy CFG with transformers' own generate: give it the 2B rows (cond, zero null) since only
+    # its melody class adds the null rows itself; an all-ones attention_mask (its start token equals
+    # pad and would be masked); use_cache=False (its default cache for this class mixes
+    # cross-attention keys into the self-attention cache, see bench_lm.py)
+    ref = hf.generate(input_ids=torch.full((K, 1), card),
+                      encoder_hidden_states=torch.cat([cond[:1], 0 * cond[:1]]),
+                      attention_mask=torch.ones(1, 1, dtype=torch.long), guidance_scale=3.0,
+                      do_sample=False, max_length=T + K, num_return_sequences=1, use_cache=False)
     assert torch.equal(lm.generate(cond[:1], duration=T / 50, temperature=0), ref)
 
 
 def test_masked_cross_attention_matches_transformers(tmp_path):
-    """With cross_attention_mask, padded text positions are hidden as transformers' encoder_attention_mask hides
-    them: a prompt reads the same alone as padded in a batch; without it (AudioCraft) the padding changes it. A row
-    with no token (the null condition) attends to its zeros either way."""
+    """With cross_attention_mask, padded text positions are hidden as transformers'
+    encoder_attention_mask hides them: a prompt reads the same alone as padded in a batch; without
+    it (AudioCraft) the padding changes it. A row with no token (the null condition) attends to its
+    zeros either way."""
     hf, lm = hf_model(tmp_path)
     masked = LM(LMConfig(**{**lm.config.__dict__, 'cross_attention_mask': True})).eval()
     masked.load_state_dict(lm.state_dict())
     B, K, T, card = 2, 4, 8, 32
-    seq, _ = build_pattern(torch.randint(0, card, (B, K, T)), card, valid_only=True)   # [B, K, T + 1]
-    cond, mask = torch.randn(B, 6, 64), torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]).bool()
-    cond = cond * mask[..., None]                                                     # the conditioner zeroes padding
+    seq, _ = build_pattern(torch.randint(0, card, (B, K, T)), card, valid_only=True)  # [B, K, T+1]
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]).bool()
+    cond = torch.randn(B, 6, 64) * mask[..., None]             # the conditioner zeroes padding
     with torch.no_grad():
         theirs = hf(input_ids=seq.reshape(B * K, -1), encoder_hidden_states=cond,
                     encoder_attention_mask=mask.long()).logits.view(B, K, -1, card)
@@ -221,7 +156,7 @@ def test_masked_cross_attention_matches_transformers(tmp_path):
         assert torch.allclose(ours, theirs, atol=1e-4)
         alone = masked.step_logits(seq[1:], cond[1:, :3], condition_mask=mask[1:, :3])
         assert torch.allclose(ours[1], alone[0], atol=1e-5)
-        unmasked = lm.step_logits(seq, cond, condition_mask=mask)                      # the flag is off: ignored
+        unmasked = lm.step_logits(seq, cond, condition_mask=mask)   # the flag is off: ignored
         assert not torch.allclose(unmasked[1], alone[0], atol=1e-3)
         null, no_token = torch.zeros(1, 6, 64), torch.zeros(1, 6, dtype=torch.bool)
         assert torch.allclose(masked.step_logits(seq[:1], null, condition_mask=no_token),
@@ -240,8 +175,9 @@ def test_melody_prepend_matches_transformers(tmp_path):
     codes, prefix = torch.randint(0, card, (B, K, T)), torch.randn(B, 7, 64)
     seq, _ = build_pattern(codes, card, valid_only=True)
     with torch.no_grad():
-        theirs = hf(input_ids=seq.reshape(B * K, -1), encoder_hidden_states=prefix).logits.view(B, K, -1, card)
-        assert torch.allclose(lm.step_logits(seq, prepend=prefix), theirs[:, :, -seq.shape[-1]:], atol=1e-4)
+        theirs = hf(input_ids=seq.reshape(B * K, -1), encoder_hidden_states=prefix).logits
+        theirs = theirs.view(B, K, -1, card)[:, :, -seq.shape[-1]:]    # the prefix trimmed
+        assert torch.allclose(lm.step_logits(seq, prepend=prefix), theirs, atol=1e-4)
     with pytest.raises(ValueError, match='prepend'):
         lm(codes, prefix)
 
@@ -255,8 +191,9 @@ def test_kv_cache_equals_uncached_greedy(kw):
     prepend = torch.randn(2, 4, 64) if cond is None else None
     prompt = torch.randint(0, 32, (2, 4, 5))
     for p in (None, prompt):
-        args = dict(condition=cond, prepend=prepend, null_prepend=None if prepend is None else 0 * prepend,
-                    duration=0.3, prompt=p, temperature=0)
+        null_prepend = None if prepend is None else 0 * prepend
+        args = dict(condition=cond, prepend=prepend, null_prepend=null_prepend, duration=0.3,
+                    prompt=p, temperature=0)
         cached, uncached = lm.generate(**args), lm.generate(**args, use_cache=False)
         assert cached.shape == (2, 4, 15) and torch.equal(cached, uncached)
     assert torch.equal(cached[..., :5], prompt)                                # the prompt is kept
@@ -268,7 +205,7 @@ def test_causality_by_gradient():
     cond, prefix = torch.randn(1, 3, 64), torch.randn(1, 2, 64, requires_grad=True)
     emb = {}
 
-    def keep(module, inputs, out):   # codebook 0's embeddings; the input is their sum with the others
+    def keep(module, inputs, out):   # codebook 0's embeddings; the input sums all codebooks'
         out.retain_grad()
         emb['x'] = out
     lm.emb[0].register_forward_hook(keep)
@@ -276,36 +213,37 @@ def test_causality_by_gradient():
         lm.zero_grad()
         prefix.grad = None
         lm.step_logits(seq, cond, prepend=prefix)[:, :, s].sum().backward()
-        g = emb['x'].grad[0].abs().sum(-1)                                    # [S]: |d out_s / d in_j|
+        g = emb['x'].grad[0].abs().sum(-1)                           # [S]: |d out_s / d in_j|
         assert (g[s + 1:] == 0).all() and (g[:s + 1] > 0).all() and prefix.grad.abs().sum() > 0
 
 
 def test_frames_condition_is_causal_and_aligned():
-    """frames= (the melody's 'sum' fuse): frame t's condition is added to the step that predicts codebook 0's
-    frame t (step_frames), so no logit of an earlier frame depends on it, and every later one may."""
+    """frames= (the melody's 'sum' fuse): frame t's condition is added to the step that predicts
+    codebook 0's frame t (step_frames), so no logit of an earlier frame depends on it, and every
+    later one may."""
     lm, T = tiny_lm(), 8
-    assert step_frames(T + 1, T).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 7]    # delay: step s predicts frame s
-    assert step_frames(9, 3, 'flatten').tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 2]  # frame t's codebook 0: step 1 + 4t
     codes, cond = torch.randint(0, 32, (1, 4, T)), torch.randn(1, 3, 64)
     frames = torch.randn(1, T, 64, requires_grad=True)
     logits, _ = lm(codes, cond, frames=frames)                               # [1, K, T, card]
     for t in range(T):
         frames.grad = None
         logits[:, 0, t].sum().backward(retain_graph=True)
-        g = frames.grad[0].abs().sum(-1)                                     # [T]: |d logit_t / d frame_j|
+        g = frames.grad[0].abs().sum(-1)                        # [T]: |d logit_t / d frame_j|
         assert (g[t + 1:] == 0).all() and g[t] > 0
 
 
 def test_frames_condition_cached_generation():
-    """Generation with frames: cached == uncached (greedy), each window reads its own frames, and frames that
-    differ from the null change the output only through CFG; too few frames is a one-line error."""
+    """Generation with frames: cached == uncached (greedy), each window reads its own frames, and
+    frames that differ from the null change the output only through CFG; too few frames is a
+    one-line error."""
     lm = tiny_lm()
     cond, frames = torch.randn(2, 3, 64), torch.randn(2, 75, 64)
-    args = dict(condition=cond, frames=frames, null_frames=0 * frames, duration=1.5, temperature=0)  # two windows
+    args = dict(condition=cond, frames=frames, null_frames=0 * frames, duration=1.5,
+                temperature=0)                                           # two windows
     cached, uncached = lm.generate(**args), lm.generate(**args, use_cache=False)
     assert cached.shape == (2, 4, 75) and torch.equal(cached, uncached)
     late = frames.clone()
-    late[:, 50:] = torch.randn(2, 25, 64)                                    # only the second window reads these
+    late[:, 50:] = torch.randn(2, 25, 64)                  # only the second window reads these
     assert torch.equal(lm.generate(**dict(args, frames=late))[..., :50], cached[..., :50])
     assert not torch.equal(cached, lm.generate(**dict(args, frames=0 * frames)))
     with pytest.raises(ValueError, match='frames covers 40 frames'):
@@ -323,19 +261,22 @@ def test_cfg_coef_one_is_conditional():
         alone = lm.step_logits(seq, cond)
     c, u = both.chunk(2)
     assert torch.allclose(c, alone, atol=1e-5)
-    assert torch.allclose(cfg_logits(c, u, 1.0), c, atol=1e-6) and torch.equal(cfg_logits(c, u, 0.0), u)
+    assert torch.allclose(cfg_logits(c, u, 1.0), c, atol=1e-6)
+    assert torch.equal(cfg_logits(c, u, 0.0), u)
     assert torch.allclose(cfg_logits(c, u, 3.0), u + 3 * (c - u))
 
 
 def test_sampling_rules_and_seed():
     logits = torch.tensor([[[4.0, 3.0, 2.0, 1.0, 0.0]]])                    # [1, 1, 5]
-    draw = lambda **kw: {int(sample_next_token(logits, generator=torch.Generator().manual_seed(i), **kw))
-                         for i in range(200)}
+    def draw(**kw):
+        return {int(sample_next_token(logits, generator=torch.Generator().manual_seed(i), **kw))
+                for i in range(200)}
     assert draw(top_k=2) == {0, 1} and draw(top_k=1) == {0} and draw(temperature=0) == {0}
     assert draw(top_p=0.7, top_k=1) == {0, 1} and draw(top_p=0.6) == {0}    # p = 0.64 0.23 0.09 ...
     assert draw(temperature=0.0, top_k=5) == {0} and len(draw(top_k=0, temperature=5.0)) == 5
     lm, cond = tiny_lm(), torch.randn(1, 3, 64)
-    gen = lambda seed: lm.generate(cond, duration=0.2, generator=torch.Generator().manual_seed(seed))
+    def gen(seed):
+        return lm.generate(cond, duration=0.2, generator=torch.Generator().manual_seed(seed))
     assert torch.equal(gen(1), gen(1)) and not torch.equal(gen(1), gen(2))
 
 
@@ -347,38 +288,48 @@ def test_generation_past_max_duration_is_audiocraft_window_loop():
     out = lm.generate(cond, duration=1.5, temperature=0, callback=lambda i, n: calls.append((i, n)))
     first = lm.generate(cond, duration=1.0, temperature=0)
     second = lm.generate(cond, duration=0.9, prompt=first[..., 30:], temperature=0)
-    assert out.shape == (1, 4, 75) and torch.equal(out, torch.cat([first, second[..., 20:]], dim=-1))
-    assert calls[:53] == [(i, 53) for i in range(1, 54)] and calls[53:] == [(i, 28) for i in range(1, 29)]
+    assert out.shape == (1, 4, 75)
+    assert torch.equal(out, torch.cat([first, second[..., 20:]], dim=-1))
+    assert calls[:53] == [(i, 53) for i in range(1, 54)]
+    assert calls[53:] == [(i, 28) for i in range(1, 29)]
 
 
 def test_window_plan_by_hand():
-    """W = 50 frames (1 s), S = 30 (0.6 s), delays (0, 1, 2, 3): a window of n frames after p given ones takes
-    n + 4 - (1 + p) steps. No prompt, 75 frames: (0, 50, 0, 53), then 30 + 45 = 75 (20 given, 28 steps). A 60-frame
-    prompt (>= W) and 125 frames: the LM sees its last W - S = 20 frames, so the first window starts at 40; each
-    next one 30 later, re-prompted with 20: (40, 50, 20, 33), (70, 50, 20, 33), (100, 25, 20, 8). N frames without
-    a prompt take 1 + ceil((N - W) / S) windows, 100000 s included."""
+    """W = 50 frames (1 s), S = 30 (0.6 s), delays (0, 1, 2, 3): a window of n frames after p given
+    ones takes n + 4 - (1 + p) steps. No prompt, 75 frames: (0, 50, 0, 53), then 30 + 45 = 75
+    (20 given, 28 steps). A 60-frame prompt (>= W) and 125 frames: the LM sees its last W - S = 20
+    frames, so the first window starts at 40; each next one 30 later, re-prompted with 20:
+    (40, 50, 20, 33), (70, 50, 20, 33), (100, 25, 20, 8). N frames without a prompt take
+    1 + ceil((N - W) / S) windows, 100000 s included."""
     lm = tiny_lm()
     assert lm.windows(1.5) == [(0, 50, 0, 53), (30, 45, 20, 28)]
-    assert lm.windows(0.3, 5) == [(0, 15, 5, 13)]                      # within one window: the prompt whole
+    assert lm.windows(0.3, 5) == [(0, 15, 5, 13)]       # within one window: the prompt whole
     assert lm.windows(2.5, 60) == [(40, 50, 20, 33), (70, 50, 20, 33), (100, 25, 20, 8)]
     assert len(lm.windows(100000.0)) == 1 + math.ceil((5_000_000 - 50) / 30)
 
 
 def test_prompt_longer_than_the_window():
-    """A 60-frame prompt (1.2 s) past a 50-frame window, 2.5 s in all: the output is the prompt verbatim, then
-    new frames; the first window is the generation prompted with the prompt's last W - S = 20 frames; the callback
+    """A 60-frame prompt (1.2 s) past a 50-frame window, 2.5 s in all: the output is the prompt
+    verbatim, then new frames; the first window is the generation prompted with the prompt's last
+    W - S = 20 frames; the callback
     counts the plan's steps; the same seed gives the same codes."""
     lm, cond = tiny_lm(), torch.randn(1, 3, 64)
     prompt = torch.randint(0, 32, (1, 4, 60))
     calls = []
-    out = lm.generate(cond, duration=2.5, prompt=prompt, temperature=0, callback=lambda i, n: calls.append((i, n)))
+    out = lm.generate(cond, duration=2.5, prompt=prompt, temperature=0,
+                      callback=lambda i, n: calls.append((i, n)))
     assert out.shape == (1, 4, 125) and torch.equal(out[..., :60], prompt)
-    first = lm.generate(cond, duration=1.0, prompt=prompt[..., 40:], temperature=0)    # frames 40..89
+    first = lm.generate(cond, duration=1.0, prompt=prompt[..., 40:], temperature=0)  # frames 40..89
     assert torch.equal(out[..., :90], torch.cat([prompt, first[..., 20:]], dim=-1))
-    assert [n for i, n in calls if i == 1] == [33, 33, 8] and len(calls) == 33 + 33 + 8    # = lm.windows(2.5, 60)
-    gen = lambda seed: lm.generate(cond, duration=2.5, prompt=prompt, generator=torch.Generator().manual_seed(seed))
+    assert [n for i, n in calls if i == 1] == [33, 33, 8]             # = lm.windows(2.5, 60)
+    assert len(calls) == 33 + 33 + 8
+
+    def gen(seed):
+        return lm.generate(cond, duration=2.5, prompt=prompt,
+                           generator=torch.Generator().manual_seed(seed))
     a = gen(0)
-    assert torch.equal(a, gen(0)) and torch.equal(a[..., :60], prompt) and not torch.equal(a, gen(1))
+    assert torch.equal(a, gen(0)) and torch.equal(a[..., :60], prompt)
+    assert not torch.equal(a, gen(1))
 
 
 def test_loss_masks_and_falls_on_tiny_overfit():
@@ -389,7 +340,7 @@ def test_loss_masks_and_falls_on_tiny_overfit():
     ce = codebook_cross_entropy(logits, codes)
     assert logits.shape == (2, 4, 20, 32) and ce.shape == (4,) and torch.allclose(loss, ce.mean())
     padded = codes.clone()
-    padded[..., 15:] = -1                                                       # padded frames are ignored
+    padded[..., 15:] = -1                                           # padded frames are ignored
     assert torch.isfinite(lm(codes, cond, targets=padded)[1])
     opt = torch.optim.Adam(lm.parameters(), lr=3e-3)
     for _ in range(40):
@@ -404,8 +355,10 @@ def test_loss_masks_and_falls_on_tiny_overfit():
 
 def test_own_checkpoint_round_trip(tmp_path):
     lm = tiny_lm(pattern='flatten', max_duration=2.0)
-    cond_state = {'condition_provider.conditioners.description.output_proj.weight': torch.ones(64, 12)}
-    save_atomic(dict(config=asdict(lm.config), model={**lm.state_dict(), **cond_state}), str(tmp_path / 'lm.pt'))
+    cond_state = {'condition_provider.conditioners.description.output_proj.weight':
+                  torch.ones(64, 12)}
+    save_atomic(dict(config=asdict(lm.config), model={**lm.state_dict(), **cond_state}),
+                str(tmp_path / 'lm.pt'))
     back, cs = load_lm(str(tmp_path / 'lm.pt'))
     assert back.config == lm.config and torch.equal(cs[next(iter(cs))], torch.ones(64, 12))
     codes, cond = torch.randint(0, 32, (1, 4, 6)), torch.randn(1, 3, 64)
@@ -414,22 +367,27 @@ def test_own_checkpoint_round_trip(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists(SHIPPED), reason='no shipped model in checkpoints/')
 def test_tiny_preset_is_the_shipped_model():
-    """PRESETS['tiny'] is the architecture and window of checkpoints/lm.pt (train_lm.py --duration 3: a 3 s
-    window hopping by 1 s)."""
+    """PRESETS['tiny'] is the architecture and window of checkpoints/lm.pt (train_lm.py
+    --duration 3: a 3 s window hopping by 1 s)."""
     assert LMConfig(**torch.load(SHIPPED, weights_only=True)['config']) == PRESETS['tiny']
     assert (PRESETS['tiny'].max_duration, PRESETS['tiny'].extend_stride) == (3.0, 1.0)
 
 
 def test_presets_and_yaml():
     assert PRESETS['musicgen-small'] == LMConfig() and PRESETS['tiny'].dim == 256
-    assert not PRESETS['musicgen-melody'].cross_attention and PRESETS['audiogen-medium'].max_duration == 10
+    assert not PRESETS['musicgen-melody'].cross_attention
+    assert PRESETS['audiogen-medium'].max_duration == 10
     cfg = read_xp_cfg(XP_CFG)
-    assert cfg['codebooks_pattern']['delay']['delays'] == [0, 1, 2, 3] and cfg['fuser']['prepend'] == []
-    assert cfg['fuser']['cross'] == ['description'] and cfg['transformer_lm']['num_heads'] == 4
-    assert cfg['codebooks_pattern']['delay']['flatten_first'] == 0 and cfg['dataset']['segment_duration'] == 1
-    audiogen = XP_CFG.replace('solver: musicgen', 'solver: audiogen').replace('duration: 1', 'duration: 10')
-    c = config_from_audiocraft(tiny_lm().state_dict(), audiogen.replace('modeling: delay', 'modeling: unroll'))
-    assert c == LMConfig(**{**TINY.__dict__, 'max_duration': 10.0, 'extend_stride': 2.0, 'pattern': 'flatten'})
+    delay = cfg['codebooks_pattern']['delay']
+    assert delay['delays'] == [0, 1, 2, 3] and delay['flatten_first'] == 0
+    assert cfg['fuser']['prepend'] == [] and cfg['fuser']['cross'] == ['description']
+    assert cfg['transformer_lm']['num_heads'] == 4 and cfg['dataset']['segment_duration'] == 1
+    audiogen = XP_CFG.replace('solver: musicgen', 'solver: audiogen')
+    audiogen = audiogen.replace('duration: 1', 'duration: 10')
+    unroll = audiogen.replace('modeling: delay', 'modeling: unroll')
+    c = config_from_audiocraft(tiny_lm().state_dict(), unroll)
+    assert c == LMConfig(**{**TINY.__dict__, 'max_duration': 10.0, 'extend_stride': 2.0,
+                            'pattern': 'flatten'})
 
 
 def one_line_error(fn, exc=ValueError, match=None):
@@ -444,14 +402,13 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     one_line_error(lambda: lm(codes + 32, cond), match='32')                  # out of range
     one_line_error(lambda: lm(codes[:, :3], cond), match='K=4')               # wrong K
     one_line_error(lambda: lm(codes.float(), cond), match='integer')
-    one_line_error(lambda: lm(codes, torch.randn(1, 3, 768)), match='768')    # unprojected T5 states
+    one_line_error(lambda: lm(codes, torch.randn(1, 3, 768)), match='768')  # unprojected T5
     one_line_error(lambda: lm(codes, None), match='condition')
     one_line_error(lambda: lm(codes, torch.randn(2, 3, 64)), match='batch')
     one_line_error(lambda: lm.generate(cond, duration=0.0), match='duration')
     one_line_error(lambda: lm.generate(cond, duration=0.1, prompt=codes), match='prompt')
-    one_line_error(lambda: tiny_lm(extend_stride=1.0).generate(cond, duration=3.0), match='extend_stride')
-    one_line_error(lambda: build_pattern(codes, 32, 'delay', (0, 1)), match='delays')
-    one_line_error(lambda: build_pattern(codes, 32, 'zigzag'), match='zigzag')
+    one_line_error(lambda: tiny_lm(extend_stride=1.0).generate(cond, duration=3.0),
+                   match='extend_stride')
     one_line_error(lambda: LMConfig(cond_dim=768), match='cond_dim')
     one_line_error(lambda: load_lm(str(tmp_path / 'missing.bin')), FileNotFoundError)
     (tmp_path / 'junk.bin').write_bytes(b'not a checkpoint')

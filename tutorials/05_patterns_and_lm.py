@@ -39,9 +39,9 @@ import torch.nn.functional as F  # noqa: E402
 
 from conditioners import normalize_text  # noqa: E402
 from data import VALID_SEED_OFFSET  # noqa: E402
-from lm import (LM, PRESETS, build_pattern, codebook_cross_entropy, pattern_steps,  # noqa: E402
-                revert_pattern, sin_embedding)
+from lm import LM, PRESETS, codebook_cross_entropy, sin_embedding  # noqa: E402
 from model import load_model  # noqa: E402
+from patterns import build_pattern, pattern_steps, revert_pattern  # noqa: E402
 from synth import make_clip  # noqa: E402
 
 torch.set_grad_enabled(False)  # nothing is trained here

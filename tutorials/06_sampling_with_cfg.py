@@ -36,9 +36,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from data import VALID_SEED_OFFSET  # noqa: E402
-from lm import build_pattern, cfg_logits, pattern_steps, sample_next_token  # noqa: E402
+from lm import cfg_logits, sample_next_token  # noqa: E402
 from losses import mel_spectrogram  # noqa: E402
 from model import load_model  # noqa: E402
+from patterns import build_pattern, pattern_steps  # noqa: E402
 from synth import make_clip  # noqa: E402
 
 torch.set_grad_enabled(False)  # nothing is trained here
