@@ -29,10 +29,11 @@ from dataclasses import asdict, fields, replace
 import torch
 
 from codec import PRESETS as CODEC_PRESETS, Codec, CodecConfig
-from conditioners import T5Config, T5Encoder, Tokenizer
+from conditioners import Tokenizer
 from entropy import EntropyLM, EntropyLMConfig
 from lm import LM, LMConfig
 from quantizer import n_q_for_bandwidth
+from t5 import T5Config, T5Encoder
 
 # -----------------------------------------------------------------------------
 # helpers every loader and writer uses

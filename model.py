@@ -1,10 +1,11 @@
 """
-The text-to-audio model assembled: conditioners -> LM -> codec, as AudioCraft's MusicGen and AudioGen
-(models/genmodel.py). One definition for training, sampling, the tutorials and the evaluation.
+The text-to-audio model assembled: conditioners -> LM -> codec, as AudioCraft's MusicGen and
+AudioGen (models/genmodel.py). One definition for training, sampling, the tutorials and the
+evaluation.
 
-    model = load_model("checkpoints")                  # this repo's files or a folder of official ones
+    model = load_model("checkpoints")              # this repo's files or a folder of official ones
     wav = model.generate(["dog bark park"], duration=5.0)   # [B, C, T] in [-1, 1]
-    logits, ce = model(codes, texts)                   # training: cross-entropy per codebook [K]
+    logits, ce = model(codes, texts)               # training: cross-entropy per codebook [K]
 
 Generation: prompts -> text conditioner -> (embeds [B, L, D], mask [B, L]) -> LM.generate
 (cross-attention) with CFG (classifier-free guidance: conditional and null rows as one batch,
@@ -15,9 +16,9 @@ This repo's LM files (train_lm.py's ckpt.pt, an exported lm.pt) hold
     'config':      asdict(LMConfig)
     'model':       the LM's state dict, with the conditioners' tensors under AudioCraft's names
                    (COND, MELODY below)
-    'conditioner': the T5 config, tokenizer file name, normalize, melody settings, finetune (false: a
-                   pretrained T5, frozen; its weights are stored all the same, so an export needs no
-                   T5 folder), known (the piece ids a T5 trained here has seen)
+    'conditioner': the T5 config, tokenizer file name, normalize, melody settings, finetune (false:
+                   a pretrained T5, frozen; its weights are stored all the same, so an export needs
+                   no T5 folder), known (the piece ids a T5 trained here has seen)
     'codec':       the path and hash of the codec's weights
 
 References:
@@ -35,11 +36,13 @@ import torch
 import torch.nn as nn
 
 from checkpoint import load_codec, load_lm, load_state, load_t5, torch_load
-from conditioners import MelodyConditioner, T5Config, TextConditioner, Tokenizer
+from conditioners import MelodyConditioner, TextConditioner, Tokenizer
 from lm import codebook_cross_entropy
+from t5 import T5Config
 
-COND = "condition_provider.conditioners.description."  # AudioCraft's prefix of the text conditioner's keys
-MELODY = "condition_provider.conditioners.self_wav."  # and of the chroma conditioner's
+# AudioCraft's prefixes of the text conditioner's keys and of the chroma conditioner's
+COND = "condition_provider.conditioners.description."
+MELODY = "condition_provider.conditioners.self_wav."
 
 
 def strip_prefix(state, prefix):
@@ -61,15 +64,17 @@ class TextToAudio(nn.Module):
         self.codec = codec
 
     def forward(self, codes, texts, chroma=None):
-        """codes [B, K, T] long, texts [B] (str or None), chroma [B, chroma_len] long (melody models;
-        None: the null melody) -> (logits [B, K, T, card], cross-entropy per codebook [K])."""
+        """codes [B, K, T] long, texts [B] (str or None), chroma [B, chroma_len] long (melody
+        models; None: the null melody) -> (logits [B, K, T, card], cross-entropy per codebook
+        [K])."""
         embeds, mask = self.conditioner(texts)  # null rows: all zeros
         prepend = None
         frames = None
         if self.melody is not None:
             if chroma is None:  # the null melody: pitch class 0 everywhere
                 chroma = torch.zeros(len(codes), self.melody.chroma_len, dtype=torch.long)
-            melody = self.melody_embeds(chroma.to(codes.device), codes.shape[2])  # [B, chroma_len or T, D]
+            # [B, chroma_len or T, D]
+            melody = self.melody_embeds(chroma.to(codes.device), codes.shape[2])
             if self.melody.fuse == "prepend":
                 prepend = melody  # before the sequence
             else:
@@ -79,14 +84,17 @@ class TextToAudio(nn.Module):
         return logits, codebook_cross_entropy(logits, codes)
 
     def melody_embeds(self, chroma, n_frames):
-        """Pitch classes [B, L] -> the melody as the LM takes it: [B, L, D] to prepend, or, with the 'sum'
-        fuse, [B, n_frames, D], one embedding per codec frame (MelodyConditioner.per_frame)."""
+        """Pitch classes [B, L] -> the melody as the LM takes it: [B, L, D] to prepend, or, with
+        the 'sum' fuse, [B, n_frames, D], one embedding per codec frame
+        (MelodyConditioner.per_frame)."""
         if self.melody.fuse == "sum":
-            chroma = self.melody.per_frame(chroma, n_frames, self.lm.config.frame_rate)  # [B, n_frames]
+            fr = self.lm.config.frame_rate
+            chroma = self.melody.per_frame(chroma, n_frames, fr)  # [B, n_frames]
         return self.melody.embed(chroma)[0]
 
     def checkpoint(self):
-        """One flat state dict, load_lm's: the LM's keys, then the conditioners' under AudioCraft's names."""
+        """One flat state dict, load_lm's: the LM's keys, then the conditioners' under AudioCraft's
+        names."""
         state = dict(self.lm.state_dict())
         for k, v in self.conditioner.state_dict().items():
             state[COND + k] = v
@@ -96,9 +104,10 @@ class TextToAudio(nn.Module):
         return state
 
     def conditions(self, prompts, chroma=None, melody_wav=None, n_frames=None):
-        """B prompts (+ a melody) -> the LM's conditioning for CFG, as LM.generate's keyword arguments:
-        condition, condition_mask (text), prepend, null_prepend (melody, fuse 'prepend') or frames,
-        null_frames (fuse 'sum': one embedding per codec frame of the n_frames generated)."""
+        """B prompts (+ a melody) -> the LM's conditioning for CFG, as LM.generate's keyword
+        arguments: condition, condition_mask (text), prepend, null_prepend (melody, fuse 'prepend')
+        or frames, null_frames (fuse 'sum': one embedding per codec frame of the n_frames
+        generated)."""
         embeds, mask = self.conditioner(prompts)  # [B, L, D] (padded positions zeroed), [B, L]
         cond = dict(condition=embeds, condition_mask=mask)
         if self.melody is None:
@@ -106,17 +115,20 @@ class TextToAudio(nn.Module):
         B = len(prompts)
         sum_fuse = self.melody.fuse == "sum"
         fr = self.lm.config.frame_rate
-        if chroma is None:  # the reference melody's pitch classes (None: the chroma of silence, "no melody")
+        # the reference melody's pitch classes (melody_wav None: the chroma of silence, "no melody")
+        if chroma is None:
             length = None
             if sum_fuse:  # the whole output, not a window
                 length = self.melody.frames_needed(n_frames, fr)
             chroma = self.melody.chroma([melody_wav], self.codec.sample_rate, length).expand(B, -1)
         chroma = chroma.to(embeds.device)
         melody = self.melody_embeds(chroma, n_frames)  # [B, chroma_len or n_frames, D]
-        null = self.melody_embeds(torch.zeros_like(chroma[:1]), n_frames).expand(B, -1, -1)  # pitch class 0
+        # the null melody: pitch class 0 everywhere
+        null = self.melody_embeds(torch.zeros_like(chroma[:1]), n_frames).expand(B, -1, -1)
         if sum_fuse:
             return dict(cond, frames=melody, null_frames=null)
-        if self.lm.config.cross_attention:  # this repo's 'prepend' melody models: text by cross-attention
+        # this repo's 'prepend' melody models: text by cross-attention
+        if self.lm.config.cross_attention:
             return dict(cond, prepend=melody, null_prepend=null)
         # MusicGen-melody: [chroma | text] prepended; null = the chroma of silence and zero text
         prepend = torch.cat([melody, embeds], 1)                        # [B, chroma_len + L, D]
@@ -124,12 +136,12 @@ class TextToAudio(nn.Module):
         return dict(prepend=prepend, null_prepend=null_prepend)
 
     @torch.no_grad()
-    def generate(self, prompts, duration=5.0, cfg_coef=3.0, top_k=250, top_p=0.0, temperature=1.0, seed=0,
-                 melody_wav=None, chroma=None, continuation=None, callback=None):
-        """B prompts -> wav [B, C, round(duration * sample_rate)] in [-1, 1], on the CPU; melody_wav,
-        continuation: [C, T] at the codec's rate (data.load_audio) or None; chroma: pitch classes
-        [B, chroma_len], instead of melody_wav. Same seed, same audio (same machine, device, threads).
-        ValueError: stop-word prompt, impossible duration..."""
+    def generate(self, prompts, duration=5.0, cfg_coef=3.0, top_k=250, top_p=0.0, temperature=1.0,
+                 seed=0, melody_wav=None, chroma=None, continuation=None, callback=None):
+        """B prompts -> wav [B, C, round(duration * sample_rate)] in [-1, 1], on the CPU;
+        melody_wav: [T] or [C, T], continuation: [C, T], at the codec's rate (audio.load_audio), or
+        None; chroma: pitch classes [B, chroma_len], instead of melody_wav. Same seed, same audio
+        (same machine, device, threads). ValueError: stop-word prompt, impossible duration..."""
         c, codec = self.lm.config, self.codec
         B = len(prompts)
         device = self.lm.out_norm.weight.device
@@ -138,10 +150,11 @@ class TextToAudio(nn.Module):
         if continuation is not None:  # the audio prompt, as codes [B, K, P]
             prompt = codec.encode(continuation[None].to(device), n_q=c.n_q).repeat(B, 1, 1)
         g = torch.Generator(device).manual_seed(seed)
-        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+        cuda = device.type == "cuda"
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
         with ctx:
-            codes = self.lm.generate(**cond, duration=duration, prompt=prompt,
-                                     cfg_coef=cfg_coef, temperature=temperature, top_k=top_k, top_p=top_p,
+            codes = self.lm.generate(**cond, duration=duration, prompt=prompt, cfg_coef=cfg_coef,
+                                     temperature=temperature, top_k=top_k, top_p=top_p,
                                      generator=g, callback=callback)  # [B, K, T]
         wav = codec.decode(codes).float().clamp(-1, 1).cpu()  # [B, C, T * hop]
         return wav[..., :round(duration * codec.sample_rate)]
@@ -151,7 +164,8 @@ class TextToAudio(nn.Module):
 
 
 def subdir(root, want, avoid=None):
-    """The first folder inside root (by name) holding the file `want` and not the file `avoid`, or None."""
+    """The first folder inside root (by name) holding the file `want` and not the file `avoid`, or
+    None."""
     for name in sorted(os.listdir(root)):
         d = os.path.join(root, name)
         if not os.path.isfile(os.path.join(d, want)):
@@ -163,27 +177,31 @@ def subdir(root, want, avoid=None):
 
 
 def from_checkpoint(path, codec=None, ckpt=None):
-    """This repo's LM checkpoint (ckpt.pt or an exported lm.pt) -> (TextToAudio, the checkpoint dict);
-    conditioners from the stored settings and tokenizer (beside it); codec: the one given, else the
-    stored path (beside it first). ckpt: the file's contents, when the caller has read them already."""
+    """This repo's LM checkpoint (ckpt.pt or an exported lm.pt) -> (TextToAudio, the checkpoint
+    dict); conditioners from the stored settings and tokenizer (beside it); codec: the one given,
+    else the stored path (beside it first). ckpt: the file's contents, when the caller has read
+    them already."""
     if ckpt is None:
         ckpt = torch_load(path, "LM checkpoint")  # read once: load_lm gets the dict
     lm, cond_state = load_lm(path, ckpt=ckpt)
     meta = ckpt.get("conditioner")
     if not isinstance(meta, dict):
         raise ValueError(f"{path} has no 'conditioner' entry: not a checkpoint of train_lm.py")
-    # known: the pieces a T5 trained here has seen (others read as <unk>); finetune false: a pretrained T5, frozen
+    # known: the pieces a T5 trained here has seen (others read as <unk>); finetune false: a
+    # pretrained T5, frozen
     tokenizer_path = os.path.join(os.path.dirname(path), meta["tokenizer"])
     tokenizer = Tokenizer(tokenizer_path, known=meta.get("known"))
     text = TextConditioner(T5Config(**meta["t5"]), tokenizer, lm.config.dim,
                            finetune=meta.get("finetune", True), normalize=meta["normalize"])
     load_state(text, strip_prefix(cond_state, COND), path)
     melody = None
-    if meta.get("melody"):  # trained with --melody: the chroma conditioner's settings and output_proj
+    # trained with --melody: the chroma conditioner's settings and output_proj
+    if meta.get("melody"):
         melody = MelodyConditioner(lm.config.dim, **meta["melody"])
         load_state(melody, strip_prefix(cond_state, MELODY), path)
     if codec is None:
-        codec_path = os.path.join(os.path.dirname(path), ckpt["codec"]["path"])  # exports: codec.pt next to lm.pt
+        # exports: codec.pt next to lm.pt
+        codec_path = os.path.join(os.path.dirname(path), ckpt["codec"]["path"])
         if not os.path.isfile(codec_path):
             codec_path = ckpt["codec"]["path"]  # the stored path as is
         codec = load_codec(codec_path)
@@ -198,9 +216,9 @@ def from_official(folder):
     lm, cond_state = load_lm(os.path.join(folder, "state_dict.bin"))
     t5_dir = subdir(folder, "spiece.model")
     if t5_dir is None:
-        raise FileNotFoundError(f"no T5 folder (config.json, weights, spiece.model) inside {folder}: put "
-                                f"the T5 the model was trained with there (t5-base/ for MusicGen, "
-                                f"t5-large/ for AudioGen)")
+        raise FileNotFoundError(f"no T5 folder (config.json, weights, spiece.model) inside "
+                                f"{folder}: put the T5 the model was trained with there (t5-base/ "
+                                f"for MusicGen, t5-large/ for AudioGen)")
     # AudioCraft's released models: a frozen pretrained T5, prompts not normalised; only output_proj
     # is stored
     text = TextConditioner(*load_t5(t5_dir), lm.config.dim)
@@ -210,11 +228,14 @@ def from_official(folder):
         codec_path = os.path.join(folder, "compression_state_dict.bin")
     codec = load_codec(codec_path)
     melody = None
-    if any(k.startswith(MELODY) for k in cond_state):  # musicgen-melody: chroma prepended to the sequence
-        melody = MelodyConditioner(lm.config.dim, codec.sample_rate, duration=lm.config.max_duration)
+    # musicgen-melody: chroma prepended to the sequence
+    if any(k.startswith(MELODY) for k in cond_state):
+        melody = MelodyConditioner(lm.config.dim, codec.sample_rate,
+                                   duration=lm.config.max_duration)
         stored = strip_prefix(cond_state, MELODY)
         # only output_proj: the stored chroma.spec.window is not needed
-        load_state(melody, {k: v for k, v in stored.items() if k.startswith("output_proj.")}, folder)
+        kept = {k: v for k, v in stored.items() if k.startswith("output_proj.")}
+        load_state(melody, kept, folder)
     return TextToAudio(lm, text, melody, codec)
 
 
@@ -237,6 +258,7 @@ def load_model(path, device="cpu"):
                                 f"train a model with train_lm.py or download an official one")
     c, codec = model.lm.config, model.codec
     if c.card != codec.config.bins or c.n_q > codec.config.n_q or c.frame_rate != codec.frame_rate:
-        raise ValueError(f"the LM ({c.n_q} x {c.card} codes, {c.frame_rate} Hz) does not fit the codec "
-                         f"({codec.config.n_q} x {codec.config.bins}, {codec.frame_rate} Hz)")
+        raise ValueError(f"the LM ({c.n_q} x {c.card} codes, {c.frame_rate} Hz) does not fit the "
+                         f"codec ({codec.config.n_q} x {codec.config.bins}, "
+                         f"{codec.frame_rate} Hz)")
     return model.to(device).eval().requires_grad_(False)

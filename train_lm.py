@@ -61,13 +61,14 @@ import torch.nn as nn
 
 import training
 from checkpoint import codec_hash, half, load_codec, load_t5, save_atomic, save_codec
-from conditioners import (T5_PRESETS, MelodyConditioner, T5Encoder, TextConditioner, Tokenizer, cfg_dropout,
-                          normalize_text, word_dropout)
+from conditioners import (MelodyConditioner, TextConditioner, Tokenizer, cfg_dropout, normalize_text,
+                          word_dropout)
 from data import (MIX_LEVEL_DB, MIX_MIN_OVERLAP, MIX_SNR_DB, VALID_SEED_OFFSET, FolderDataset, arg_type, mix_clips,
                   parse_tags, probability)
 from lm import LM, PRESETS, LMConfig
 from model import TextToAudio, from_checkpoint
 from synth import make_clip
+from t5 import T5_PRESETS, T5Encoder
 
 parser = argparse.ArgumentParser(description="Train the text-to-audio LM on codec tokens.")
 # I/O and data

@@ -39,10 +39,10 @@ import torch.nn.functional as F  # noqa: E402
 from checkpoint import load_t5  # noqa: E402
 from data import resample  # noqa: E402
 from model import load_model  # noqa: E402
-from conditioners import (T5_PRESETS, MelodyConditioner, T5Encoder, TextConditioner,  # noqa: E402
-                          Tokenizer, cfg_dropout, chromagram, normalize_text, null_conditions,
-                          relative_position_bucket)
+from conditioners import (MelodyConditioner, TextConditioner, Tokenizer, cfg_dropout,  # noqa: E402
+                          chromagram, normalize_text, null_conditions)
 from synth import NOTE_NAMES, make_clip  # noqa: E402
+from t5 import T5_PRESETS, T5Encoder, relative_position_bucket  # noqa: E402
 
 # %% [markdown]
 # ## Step 1. Normalising prompts

@@ -39,10 +39,11 @@ import torch  # noqa: E402
 
 from checkpoint import RENAMES, config_from_audiocraft, load_codec, load_t5, rename_official  # noqa: E402
 from codec import PRESETS as CODEC_PRESETS, Codec  # noqa: E402
-from conditioners import T5_PRESETS, T5Encoder, Tokenizer  # noqa: E402
+from conditioners import Tokenizer  # noqa: E402
 from lm import PRESETS as LM_PRESETS, LM  # noqa: E402
 from losses import mel_spectrogram  # noqa: E402
 from model import load_model, subdir  # noqa: E402
+from t5 import T5_PRESETS, T5Encoder  # noqa: E402
 
 
 def n_params(module):
