@@ -34,22 +34,26 @@ import warnings
 import soundfile as sf
 import torch
 
+from audio import load_audio
 from conditioners import load_melody
-from data import load_audio
 from model import load_model
 
-parser = argparse.ArgumentParser(description="Generate audio from text with a trained text-to-audio LM.")
+parser = argparse.ArgumentParser(
+    description="Generate audio from text with a trained text-to-audio LM.")
 # Model (help strings end in "(default: %(default)s)": --help shows the defaults)
-parser.add_argument("--model", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints"),
-                    help="export dir (lm.pt, codec.pt, tokenizer.model), an LM checkpoint, or a dir of "
-                         "official AudioCraft files (default: %(default)s, the default model)")
+parser.add_argument("--model",
+                    default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints"),
+                    help="export dir (lm.pt, codec.pt, tokenizer.model), an LM checkpoint, or a "
+                         "dir of official AudioCraft files "
+                         "(default: %(default)s, the default model)")
 parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                     help="cpu, cuda or cuda:N (default: %(default)s, cuda when there is one)")
 parser.add_argument("--bf16", action="store_true",
                     help="LM weights in bfloat16: faster on a CPU with bf16 instructions "
                          "(evaluation/bench_lm.py), a few tokens differ from fp32")
 # Sampling (AudioCraft's defaults: top-k 250, cfg_coef 3)
-parser.add_argument("--prompt", action="append", default=[], help="text prompt; repeat it for a batch")
+parser.add_argument("--prompt", action="append", default=[],
+                    help="text prompt; repeat it for a batch")
 parser.add_argument("--duration", type=float, default=5.0,
                     help="seconds of audio, --continuation included (past the model's max_duration "
                          "windows hop by its extend_stride) (default: %(default)s)")
@@ -67,8 +71,8 @@ parser.add_argument("--seed", type=int, default=0,
 parser.add_argument("--melody", default=None,
                     help="audio whose chromagram the music follows (melody models only)")
 parser.add_argument("--continuation", default=None,
-                    help="audio to continue, shorter than --duration: its codes are the LM's prompt "
-                         "(its last part, past the LM's window)")
+                    help="audio to continue, shorter than --duration: its codes are the LM's "
+                         "prompt (its last part, past the LM's window)")
 # Output
 parser.add_argument("--out", default=None,
                     help="output .wav (default: made from the prompt; numbered for several)")
@@ -120,11 +124,11 @@ def check_args(args):
     if device.type not in ("cpu", "cuda"):
         fail(f"--device {args.device}: only cpu and cuda are supported; use --device cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
-        fail(f"--device {args.device}: no CUDA device is available (torch.cuda.is_available() is False); "
-             f"use --device cpu")
+        fail(f"--device {args.device}: no CUDA device is available "
+             f"(torch.cuda.is_available() is False); use --device cpu")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        fail(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        n = torch.cuda.device_count()
+        fail(f"--device {args.device}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
     if not os.path.exists(args.model):
         fail(f"cannot load --model {args.model}: not found (an export folder of train_lm.py, an LM "
              f"checkpoint or a folder of AudioCraft files)")
@@ -194,12 +198,13 @@ def main(argv=None):
         # the condition is cast to it in lm.step_logits; CFG and sampling stay fp32
         model.lm.to(torch.bfloat16)
     if args.melody and model.melody is None:
-        fail("--melody needs a melody model (MusicGen-melody, chroma conditioning); this model has none")
+        fail("--melody needs a melody model (MusicGen-melody, chroma conditioning); "
+             "this model has none")
     codec = model.codec
     try:
         mel = None
         if args.melody:
-            mel = load_melody(args.melody, codec.sample_rate)[0]  # [C, T]
+            mel = load_melody(args.melody, codec.sample_rate)[0]  # [T]: mono at the codec's rate
         cont, frames = None, 0  # the audio prompt [C, T] and its length in codec frames
         if args.continuation:
             cont = load_audio(args.continuation, codec.sample_rate, codec.channels)
@@ -209,8 +214,9 @@ def main(argv=None):
                  f"{args.duration:g} s: ask for a duration longer than the audio prompt")
         plan = model.lm.windows(args.duration, frames)
         progress = progress_line(len(args.prompt), args.duration, plan)
-        wav = model.generate(args.prompt, args.duration, args.cfg_coef, args.top_k, args.top_p,
-                             args.temperature, args.seed, melody_wav=mel, continuation=cont,
+        wav = model.generate(args.prompt, duration=args.duration, cfg_coef=args.cfg_coef,
+                             top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
+                             seed=args.seed, melody_wav=mel, continuation=cont,
                              callback=progress)  # [B, C, T]
         print(file=sys.stderr)
     except (ValueError, FileNotFoundError) as e:  # a prompt without words, an unreadable file
