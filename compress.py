@@ -2,7 +2,8 @@
 EnCodec as a compressor: audio <-> `.ecdc` files in the official package's format, optionally
 entropy-coded by an LM.
 
-    python compress.py in.wav out.ecdc                  the shipped tiny codec, all 8 codebooks (3.2 kbps)
+    python compress.py in.wav out.ecdc                  the shipped tiny codec, all 8 codebooks
+                                                        (3.2 kbps)
     python compress.py in.wav out.ecdc --bandwidth 1.6  fewer codebooks: 4 of 8, at 0.4 kbps each
     python compress.py out.ecdc out.wav                 decompress, with the same --model (and --lm)
     python compress.py in.wav out.ecdc --lm checkpoints/entropy_lm.pt   entropy-coded
@@ -52,7 +53,8 @@ samples at 24 kHz: 21 frames, 22 computed), and then fails on its own file; ours
 
 References:
 1) EnCodec, High Fidelity Neural Audio Compression, Sec. 3.3: https://arxiv.org/abs/2210.13438
-   official code: facebookresearch/encodec encodec/compress.py, encodec/binary.py, encodec/__main__.py
+   official code: facebookresearch/encodec encodec/compress.py, encodec/binary.py,
+   encodec/__main__.py
 """
 
 import argparse
@@ -67,10 +69,12 @@ from dataclasses import asdict
 import soundfile as sf
 import torch
 
+from audio import load_audio
 from checkpoint import codec_hash, half, load_codec, load_entropy_lm, save_atomic
 from codec import PRESETS
-from data import BuiltinDataset, load_audio
-from entropy import EntropyLM, EntropyLMConfig, lm_bits, lm_decode, lm_encode, pack_bits, unpack_bits
+from data import BuiltinDataset
+from entropy import (EntropyLM, EntropyLMConfig, lm_bits, lm_decode, lm_encode, pack_bits,
+                     unpack_bits)
 from quantizer import bandwidth_per_codebook
 
 HEADER = struct.Struct("!4sBI")  # magic, version, metadata size: network byte order, 9 bytes
@@ -82,27 +86,32 @@ SHIPPED_CODEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkp
 parser = argparse.ArgumentParser(
     description="Compress audio to .ecdc with EnCodec, or decompress an .ecdc file.")
 parser.add_argument("input", nargs="?",
-                    help="audio file to compress (WAV, FLAC, OGG, MP3), or an .ecdc file to decompress")
+                    help="audio file to compress (WAV, FLAC, OGG, MP3), or an .ecdc file to "
+                         "decompress")
 parser.add_argument("output", nargs="?",
                     help="the .ecdc file to write (compressing) or the .wav file (decompressing)")
 # Model
 parser.add_argument("--model", metavar="PATH", default=SHIPPED_CODEC,
-                    help="codec: this repo's checkpoint or an official file checkpoint.load_codec reads, e.g. "
-                         "encodec_24khz-d7cc33bc.th (default: %(default)s, the shipped tiny codec)")
+                    help="codec: this repo's checkpoint or an official file checkpoint.load_codec "
+                         "reads, e.g. encodec_24khz-d7cc33bc.th (default: %(default)s, the shipped "
+                         "tiny codec)")
 parser.add_argument("--lm", default=None, metavar="PATH",
-                    help="entropy-code with this entropy LM: this repo's checkpoint or the official "
-                         "encodec_lm_24khz-1608e3c0.th; decompressing needs the same one (default: no LM)")
+                    help="entropy-code with this entropy LM: this repo's checkpoint or the "
+                         "official encodec_lm_24khz-1608e3c0.th; decompressing needs the same one "
+                         "(default: no LM)")
 # Compression
 parser.add_argument("--bandwidth", type=float, default=None,
-                    help="kbps: K codebooks x log2(bins) bits x frame_rate, e.g. 0.4, 0.8, .., 3.2 for "
-                         "the shipped codec, 1.5, 3, 6, 12 or 24 for encodec_24khz (default: all "
-                         "codebooks)")
+                    help="kbps: K codebooks x log2(bins) bits x frame_rate, e.g. 0.4, 0.8, .., "
+                         "3.2 for the shipped codec, 1.5, 3, 6, 12 or 24 for encodec_24khz "
+                         "(default: all codebooks)")
 # Training an entropy LM (no input/output then)
 parser.add_argument("--train-lm", metavar="OUT.pt", default=None,
                     help="train an entropy LM on the --model codec's codes of built-in clips and "
                          "save it to OUT.pt")
-parser.add_argument("--train-clips", type=int, default=800, help="built-in 5 s clips (split 'train', seed 0)")
-parser.add_argument("--train-steps", type=int, default=2500, help="AdamW steps (~0.2 s each on one CPU thread)")
+parser.add_argument("--train-clips", type=int, default=800,
+                    help="built-in 5 s clips (split 'train', seed 0)")
+parser.add_argument("--train-steps", type=int, default=2500,
+                    help="AdamW steps (~0.2 s each on one CPU thread)")
 parser.add_argument("--batch-size", type=int, default=16, help="clips per step")
 parser.add_argument("--lr", type=float, default=2e-3,
                     help="peak learning rate (100 warm-up steps, cosine decay)")
@@ -170,7 +179,8 @@ def read_ecdc(data):
     if data[:4] != MAGIC:
         raise ValueError(f"not an .ecdc file: it starts with {data[:4]!r}, not {MAGIC!r}")
     if len(data) < HEADER.size:
-        raise ValueError(f"truncated: {len(data)} bytes, shorter than the {HEADER.size}-byte header")
+        raise ValueError(f"truncated: {len(data)} bytes, shorter than the {HEADER.size}-byte "
+                         f"header")
     _, version, size = HEADER.unpack(data[:HEADER.size])
     if version != VERSION:
         raise ValueError(f"format version {version} is not supported (only {VERSION}); was it "
@@ -199,8 +209,8 @@ def compress(codec, wav, n_q, lm=None):
     lm: an EntropyLM (entropy-coded payload) or None (log2(bins) bits per code)."""
     bits = int(math.log2(codec.config.bins))
     if 2 ** bits != codec.config.bins:
-        raise ValueError(f"the codec has {codec.config.bins} codes per codebook; the format needs a "
-                         f"power of 2")
+        raise ValueError(f"the codec has {codec.config.bins} codes per codebook; the format "
+                         f"needs a power of 2")
     codes = codec.encode(wav[None], n_q)[0]  # [K, frames]
     if lm is None:
         # frame by frame: codes[:, 0], codes[:, 1], ...
@@ -218,16 +228,17 @@ def check_codec(metadata, codec, source):
     ours = model_name(codec)
     if name == "encodec_48khz":
         raise ValueError("made by the official 48 kHz stereo model, which this repo does not "
-                         "implement; decompress it with the package: python -m encodec FILE.ecdc out.wav")
+                         "implement; decompress it with the package: python -m encodec FILE.ecdc "
+                         "out.wav")
     if name != "encodec_24khz" and not re.fullmatch(r"[a-z0-9_]+-[0-9a-f]{8}", name):
-        raise ValueError(f"unknown model name {name!r} in the header: this repo reads encodec_24khz "
-                         f"and its own codecs' names (<preset>-<8 hex digits>)")
+        raise ValueError(f"unknown model name {name!r} in the header: this repo reads "
+                         f"encodec_24khz and its own codecs' names (<preset>-<8 hex digits>)")
     if name != ours:
         hint = ""
         if name == "encodec_24khz":
             hint = " (encodec_24khz-d7cc33bc.th for encodec_24khz)"
-        raise ValueError(f"made by codec {name}, not by {ours} ({source}): pass --model the codec it "
-                         f"was compressed with{hint}")
+        raise ValueError(f"made by codec {name}, not by {ours} ({source}): pass --model the "
+                         f"codec it was compressed with{hint}")
     if metadata["nc"] > codec.config.n_q:
         raise ValueError(f"the metadata says {metadata['nc']} codebooks, the codec has "
                          f"{codec.config.n_q}: damaged")
@@ -235,15 +246,18 @@ def check_codec(metadata, codec, source):
 
 @torch.no_grad()
 def decompress(data, codec, lm=None, source="the codec given"):
-    """.ecdc bytes -> (codes [K, frames], audio length in samples). ValueError saying what is wrong."""
+    """.ecdc bytes -> (codes [K, frames], audio length in samples). ValueError saying what is
+    wrong."""
     metadata, payload = read_ecdc(data)
     check_codec(metadata, codec, source)
     K = metadata["nc"]
     frames = math.ceil(metadata["al"] / codec.hop_length)  # see the file docstring's deviation
     if metadata["lm"] and lm is None:
-        raise ValueError("the file is entropy-coded: pass --lm, the entropy LM it was compressed with")
+        raise ValueError("the file is entropy-coded: pass --lm, the entropy LM it was "
+                         "compressed with")
     if metadata["lm"] and K > lm.config.n_q:
-        raise ValueError(f"the file has {K} codebooks, the entropy LM models {lm.config.n_q}: wrong --lm")
+        raise ValueError(f"the file has {K} codebooks, the entropy LM models {lm.config.n_q}: "
+                         f"wrong --lm")
     if not metadata["lm"]:
         bits = int(math.log2(codec.config.bins))
         n_bytes = math.ceil(K * frames * bits / 8)
@@ -265,8 +279,8 @@ def decompress(data, codec, lm=None, source="the codec given"):
 def load_models(args, need_lm):
     """--model and --lm -> (codec, entropy LM or None), each failure one line."""
     if os.path.basename(args.model).startswith("encodec_48khz"):
-        fail("the official 48 kHz stereo model is not implemented here (see the docstring); use the "
-             "package: python -m encodec --hq in.wav out.ecdc")
+        fail("the official 48 kHz stereo model is not implemented here (see the docstring); use "
+             "the package: python -m encodec --hq in.wav out.ecdc")
     try:
         codec = load_codec(args.model)
     except (ValueError, FileNotFoundError, ImportError) as e:
@@ -330,7 +344,8 @@ def run_compress(args):
     if lm:
         how += ", entropy-coded"
     print(f"wrote {args.output}: {len(data)} bytes for {seconds:.2f} s = {kbps:.2f} kbps ({how}), "
-          f"{pcm / len(data):.1f}x smaller than 16-bit PCM at {codec.sample_rate} Hz ({pcm} bytes), "
+          f"{pcm / len(data):.1f}x smaller than 16-bit PCM at {codec.sample_rate} Hz "
+          f"({pcm} bytes), "
           f"in {time.time() - t0:.2f} s")
 
 
@@ -352,7 +367,8 @@ def run_decompress(args):
         wav = codec.decode(codes[None])[0, :, :length].clamp(-1, 1)  # [C, T]
     except ValueError as e:
         fail(f"{args.input}: {e}")
-    sf.write(args.output + ".tmp", wav.t().numpy(), codec.sample_rate, subtype="PCM_16", format="WAV")
+    sf.write(args.output + ".tmp", wav.t().numpy(), codec.sample_rate, subtype="PCM_16",
+             format="WAV")
     os.replace(args.output + ".tmp", args.output)
     K = codes.shape[0]
     how = f"{K} codebook" + ("s" if K > 1 else "")
@@ -408,16 +424,18 @@ def builtin_codes(codec, n, split):
 
 
 def run_train_lm(args):
-    """--train-lm OUT.pt: a small EntropyLM for --model's codes, saved as {'config', 'model'} in fp16."""
+    """--train-lm OUT.pt: a small EntropyLM for --model's codes, saved as {'config', 'model'} in
+    fp16."""
     if args.input or args.output or args.lm or args.bandwidth:
-        fail("--train-lm takes no input/output, --lm or --bandwidth: only --model and the training flags")
+        fail("--train-lm takes no input/output, --lm or --bandwidth: only --model and the "
+             "training flags")
     if min(args.train_clips, args.train_steps, args.batch_size) < 1:
         fail(f"--train-clips, --train-steps and --batch-size must be >= 1, got {args.train_clips}, "
              f"{args.train_steps}, {args.batch_size}")
     codec, _ = load_models(args, False)
     torch.manual_seed(0)
     config = EntropyLMConfig(n_q=codec.config.n_q, card=codec.config.bins, dim=64, num_heads=4,
-                             num_layers=3, past_context=int(3.5 * codec.frame_rate))  # the paper's 3.5 s
+                             num_layers=3, past_context=int(3.5 * codec.frame_rate))  # paper: 3.5 s
     lm = EntropyLM(config)
     t0 = time.time()
     codes = builtin_codes(codec, args.train_clips, "train")
