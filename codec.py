@@ -129,7 +129,8 @@ class Conv1d(nn.Module):
         super().__init__()
         conv = nn.Conv1d(in_ch, out_ch, kernel_size)  # borrow torch's default init
         self.weight_v = nn.Parameter(conv.weight.detach().clone())  # [out, in, k]
-        self.weight_g = nn.Parameter(conv.weight.detach().norm(dim=(1, 2), keepdim=True))  # [out, 1, 1]
+        norm = conv.weight.detach().norm(dim=(1, 2), keepdim=True)  # [out, 1, 1]
+        self.weight_g = nn.Parameter(norm)
         self.bias = nn.Parameter(conv.bias.detach().clone())  # [out]
         self.kernel_size, self.stride = kernel_size, stride
         self.causal, self.pad_mode = causal, pad_mode
@@ -156,7 +157,8 @@ class ConvTranspose1d(nn.Module):
         super().__init__()
         conv = nn.ConvTranspose1d(in_ch, out_ch, kernel_size, stride)
         self.weight_v = nn.Parameter(conv.weight.detach().clone())  # [in, out, k]
-        self.weight_g = nn.Parameter(conv.weight.detach().norm(dim=(1, 2), keepdim=True))  # [in, 1, 1]
+        norm = conv.weight.detach().norm(dim=(1, 2), keepdim=True)  # [in, 1, 1]
+        self.weight_g = nn.Parameter(norm)
         self.bias = nn.Parameter(conv.bias.detach().clone())  # [out]
         self.kernel_size, self.stride, self.causal = kernel_size, stride, causal
         self._cache_key = None  # see weight_norm()

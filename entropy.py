@@ -248,7 +248,8 @@ class Attention(nn.Module):
         # k and v in one packed product, as torch's
         k, v = F.linear(keys, w_kv, b_kv).chunk(2, dim=-1)  # [B, S, D] each
         H = self.num_heads
-        q, k, v = (t.view(B, -1, H, D // H).transpose(1, 2) for t in (q, k, v))  # [B, H, T or S, hd]
+        # [B, T or S, D] -> [B, H, T or S, hd]
+        q, k, v = (t.view(B, -1, H, D // H).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, T, hd]
         return self.out_proj(y.transpose(1, 2).reshape(B, T, D))
 
@@ -291,7 +292,8 @@ class EntropyLM(nn.Module):
         self.transformer.norm_in = nn.LayerNorm(config.dim)
         self.transformer.layers = nn.ModuleList(Layer(config) for _ in range(config.num_layers))
         # index 0 of each embedding: no code (the frame before the first)
-        self.emb = nn.ModuleList(nn.Embedding(config.card + 1, config.dim) for _ in range(config.n_q))
+        self.emb = nn.ModuleList(nn.Embedding(config.card + 1, config.dim)
+                                 for _ in range(config.n_q))
         self.linears = nn.ModuleList(nn.Linear(config.dim, config.card) for _ in range(config.n_q))
 
     def forward(self, indices, states=None, offset=0):

@@ -60,7 +60,8 @@ def stft(x, n_fft, hop):
 
 def mel_spectrogram(x, sample_rate, n_fft, hop, n_mels=64, f_min=64.0):
     """Power mel spectrogram [B, C * n_mels, frames] of x [B, C, T], padded as AudioCraft's
-    MelSpectrogramWrapper: reflect (n_fft - hop) // 2 on both sides, then zeros up to full frames."""
+    MelSpectrogramWrapper: reflect (n_fft - hop) // 2 on both sides, then zeros up to full
+    frames."""
     p = (n_fft - hop) // 2
     x = F.pad(x, (p, p), "reflect")
     x = F.pad(x, (0, (-(x.shape[-1] - n_fft)) % hop))  # make the last frame full
@@ -132,7 +133,8 @@ def band_levels(estimate, reference, sample_rate, n_fft=512, eps=1e-10):
 
 class STFTDiscriminator(nn.Module):
     """2-D conv net over the real and imaginary parts of one STFT scale; returns (logits, feature
-    maps). Strides (1, 2) halve the frequency axis three times; dilations 1, 2, 4 grow along time."""
+    maps). Strides (1, 2) halve the frequency axis three times; dilations 1, 2, 4 grow along
+    time."""
 
     def __init__(self, filters, n_fft, hop):
         super().__init__()
@@ -141,7 +143,8 @@ class STFTDiscriminator(nn.Module):
         # the first conv has no weight norm, as the official one
         self.convs = nn.ModuleList([nn.Conv2d(2, filters, (3, 9), padding=(1, 4))])
         for d in (1, 2, 4):
-            conv = nn.Conv2d(filters, filters, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4))
+            conv = nn.Conv2d(filters, filters, (3, 9), stride=(1, 2), dilation=(d, 1),
+                             padding=(d, 4))
             self.convs.append(wn(conv))
         self.convs.append(wn(nn.Conv2d(filters, filters, (3, 3), padding=(1, 1))))
         self.conv_post = wn(nn.Conv2d(filters, 1, (3, 3), padding=(1, 1)))

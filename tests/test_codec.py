@@ -1,5 +1,6 @@
 """
-Tests for codec.py, quantizer.py and checkpoint.py's codec loaders. Run: python -m pytest -q tests/test_codec.py
+Tests for codec.py, quantizer.py and checkpoint.py's codec loaders.
+Run: python -m pytest -q tests/test_codec.py
 
 The reference implementations (the `encodec` package and transformers' EncodecModel) run with
 random weights: no download is possible or needed. Their codebooks are all zeros until k-means
@@ -10,17 +11,14 @@ conftest.py's encodec_24khz.
 
 import math
 import re
-import sys
 from dataclasses import asdict
 
 import pytest
 import torch
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from checkpoint import load_codec, read_xp_cfg  # noqa: E402
-from codec import PRESETS, Codec  # noqa: E402
-from quantizer import (Codebook, ResidualVectorQuantizer, codebook_usage,  # noqa: E402
-                       n_q_for_bandwidth)
+from checkpoint import load_codec, read_xp_cfg
+from codec import PRESETS, Codec
+from quantizer import Codebook, ResidualVectorQuantizer, codebook_usage, n_q_for_bandwidth
 
 torch.set_num_threads(2)
 
@@ -70,7 +68,8 @@ def hf_to_audiocraft(state_dict):
             key = key.replace(".conv.", ".convtr.convtr.")
         else:
             key = re.sub(r"\.conv\.(?=weight|bias)", ".conv.conv.", key)
-        key = re.sub(r"^quantizer\.layers\.(\d+)\.codebook\.", r"quantizer.vq.layers.\1._codebook.", key)
+        key = re.sub(r"^quantizer\.layers\.(\d+)\.codebook\.", r"quantizer.vq.layers.\1._codebook.",
+                     key)
         out[key] = value
     return out
 
