@@ -373,7 +373,8 @@ class LM(nn.Module):
             prepend = torch.cat([prepend, null_prepend])                          # [2B, P, D]
         if frames is not None:
             frames = torch.cat([frames, null_frames])                             # [2B, T, D]
-        guided = condition is not None or prepend is not None or frames is not None  # CFG drops one
+        # CFG needs something to drop: with no condition at all, B rows and no null half
+        guided = condition is not None or prepend is not None or frames is not None
 
         def draw(logits):  # [2B or B, K, card] -> tokens [B, K]
             if guided:
