@@ -2,7 +2,8 @@
 Checkpoint I/O in one place: this repo's files and the official ones, read from local files only.
 
     save_atomic(obj, path)             every write: a temporary file, then a rename
-    load_codec(path)                   this repo's codec or an official one (AudioCraft, EnCodec, HF)
+    load_codec(path)                   this repo's codec or an official one (AudioCraft, EnCodec,
+                                       transformers)
     load_lm(path)                      this repo's LM checkpoint or AudioCraft's state_dict.bin
     load_t5(folder)                    a transformers T5 folder (config.json, weights, spiece.model)
     load_entropy_lm(path, frame_rate)  this repo's entropy LM or the official encodec_lm_24khz-*.th
@@ -40,7 +41,7 @@ from t5 import T5Config, T5Encoder
 
 
 def save_atomic(obj, path):
-    """torch.save to a temporary file, then rename: a crash never leaves a half-written checkpoint."""
+    """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
     torch.save(obj, f"{path}.tmp")
     os.replace(f"{path}.tmp", path)
 
@@ -132,7 +133,8 @@ def rename_official(state_dict):
 
 
 def _unsupported(source, found):
-    """Fail loudly on architecture flags codec.py does not implement (never a silent wrong model)."""
+    """Fail loudly on architecture flags codec.py does not implement (never a silently wrong
+    model)."""
     for name, value, expected in found:
         if value is not None and value != expected:
             raise ValueError(f"{source}: {name}={value!r} is not supported (only {expected!r}); "
@@ -147,9 +149,11 @@ def config_from_xp_cfg(text, source):
         return cfg_get(cfg, path)
 
     if g("compression_model") != "encodec":
-        raise ValueError(f"{source}: compression_model is {g('compression_model')!r}, expected 'encodec'")
+        raise ValueError(f"{source}: compression_model is {g('compression_model')!r}, expected "
+                         "'encodec'")
     expected = {"seanet.norm": "weight_norm", "encodec.renormalize": False,
-                "seanet.n_residual_layers": 1, "seanet.kernel_size": 7, "seanet.last_kernel_size": 7,
+                "seanet.n_residual_layers": 1, "seanet.kernel_size": 7,
+                "seanet.last_kernel_size": 7,
                 "seanet.residual_kernel_size": 3, "seanet.compress": 2, "seanet.activation": "ELU",
                 "seanet.disable_norm_outer_blocks": 0, "seanet.decoder.trim_right_ratio": 1.0,
                 "seanet.decoder.final_activation": None}
@@ -196,9 +200,11 @@ def read_hf_weights(folder, what):
                                 f"download the whole {what} folder")
     if not os.path.isfile(bin_path):
         try:
-            from safetensors.torch import load_file  # installed with transformers, which wrote the file
+            # installed with transformers, which wrote the file
+            from safetensors.torch import load_file
         except ImportError:
-            raise ImportError(f"{st_path} needs the safetensors package: pip install safetensors") from None
+            raise ImportError(f"{st_path} needs the safetensors package: pip install "
+                              "safetensors") from None
     path = bin_path if os.path.isfile(bin_path) else st_path
     try:
         if path == bin_path:
@@ -207,6 +213,16 @@ def read_hf_weights(folder, what):
     except Exception as e:  # a truncated zip, a pickle error, a bad safetensors header
         raise ValueError(f"cannot read {path} ({type(e).__name__}); "
                          f"download the {what} folder again") from None
+
+
+def codec_config(stored, path):
+    """CodecConfig from the 'config' dict of this repo's checkpoints (asdict: the ratios come back
+    as a list); one line if the dict is another model's config (path names the file)."""
+    names = {f.name for f in fields(CodecConfig)}
+    if not set(stored) <= names:
+        raise ValueError(f"{path} is not a codec checkpoint (its config has "
+                         f"{sorted(set(stored) - names)[:3]}); is it an LM checkpoint?")
+    return CodecConfig(**{**stored, "ratios": tuple(stored["ratios"])})
 
 
 def load_codec(path, preset=None):
@@ -218,11 +234,13 @@ def load_codec(path, preset=None):
     - a transformers EncodecModel directory (config.json + weights), e.g. facebook/encodec_32khz."""
     path = str(path)
     if preset is not None and preset not in CODEC_PRESETS:
-        raise ValueError(f"unknown codec preset {preset!r}; choose one of {', '.join(CODEC_PRESETS)}")
+        raise ValueError(f"unknown codec preset {preset!r}; choose one of "
+                         f"{', '.join(CODEC_PRESETS)}")
     if os.path.isdir(path):
         cfg_path = os.path.join(path, "config.json")
         if not os.path.isfile(cfg_path):
-            raise FileNotFoundError(f"{path} has no config.json; expected a transformers EncodecModel directory")
+            raise FileNotFoundError(f"{path} has no config.json; expected a transformers "
+                                    "EncodecModel directory")
         with open(cfg_path) as f:
             config = config_from_hf(json.load(f), cfg_path)
         state = read_hf_weights(path, "codec")
@@ -231,22 +249,19 @@ def load_codec(path, preset=None):
         if not isinstance(ckpt, dict):
             raise ValueError(f"{path} holds a {type(ckpt).__name__}, not a codec checkpoint")
         if "pretrained" in ckpt:  # AudioCraft's pointer to a transformers model
-            raise ValueError(f"{path} only points to the pretrained codec {ckpt['pretrained']!r}: get that "
-                             f"model's files (config.json and model weights) and pass their directory")
+            raise ValueError(f"{path} only points to the pretrained codec {ckpt['pretrained']!r}: "
+                             "get that model's files (config.json and model weights) and pass "
+                             "their directory")
         if "best_state" in ckpt and "xp.cfg" in ckpt:
             config = config_from_xp_cfg(ckpt["xp.cfg"], path)
-            state = ckpt["best_state"].get("model", ckpt["best_state"])  # training checkpoints nest the model
+            # training checkpoints nest the model
+            state = ckpt["best_state"].get("model", ckpt["best_state"])
         elif "config" in ckpt and "model" in ckpt:
-            names = {f.name for f in fields(CodecConfig)}
-            if not set(ckpt["config"]) <= names:
-                raise ValueError(f"{path} is not a codec checkpoint (its config has "
-                                 f"{sorted(set(ckpt['config']) - names)[:3]}); is it an LM checkpoint?")
-            stored = dict(ckpt["config"])
-            stored["ratios"] = tuple(stored["ratios"])
-            config = CodecConfig(**stored)
+            config = codec_config(ckpt["config"], path)
             state = ckpt["model"]
         elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):  # a bare state dict
-            if preset is None:  # the preset the file name starts with, e.g. encodec_24khz-d7cc33bc.th
+            # the preset the file name starts with, e.g. encodec_24khz-d7cc33bc.th
+            if preset is None:
                 name = os.path.basename(path)
                 preset = next((p for p in CODEC_PRESETS if name.startswith(p)), None)
             if preset is None:
@@ -257,7 +272,8 @@ def load_codec(path, preset=None):
         else:
             raise ValueError(f"{path} is not a codec checkpoint (keys {sorted(ckpt)[:5]})")
     model = Codec(config)
-    state = {k.removeprefix("_orig_mod."): v for k, v in state.items()}  # torch.compile's prefix off
+    # torch.compile's prefix off
+    state = {k.removeprefix("_orig_mod."): v for k, v in state.items()}
     state = rename_official(state)
     load_state(model, state, path)
     return model.eval()
@@ -280,7 +296,7 @@ def save_codec(model, path, codes):
 
 
 def codec_hash(codec):
-    """sha256 of a codec's config and weights: names train_lm's token caches, and guards a resume."""
+    """sha256 of a codec's config and weights: names the LM's token caches, guards a resume."""
     h = hashlib.sha256(json.dumps(asdict(codec.config), sort_keys=True).encode())
     for k, v in sorted(codec.state_dict().items()):
         h.update(k.encode() + v.detach().cpu().contiguous().numpy().tobytes())
@@ -318,7 +334,8 @@ def config_from_audiocraft(state, xp_cfg):
         dim=dim, num_heads=num_heads, num_layers=num_layers, hidden_scale=hidden_scale, n_q=n_q,
         cond_dim=dim, card=card, cross_attention=any('cross_attention' in k for k in state),
         pattern=pattern, delays=tuple(int(d) for d in delays),
-        max_duration=float(cfg_get(cfg, 'dataset.segment_duration', 30)),  # the training segment (s)
+        # the training segment (s)
+        max_duration=float(cfg_get(cfg, 'dataset.segment_duration', 30)),
         extend_stride=extend_stride)
 
 
@@ -334,10 +351,12 @@ def load_lm(path, device='cpu', ckpt=None):
     elif isinstance(ckpt, dict) and isinstance(ckpt.get('best_state'), dict):
         state = ckpt['best_state'].get('model', ckpt['best_state'])  # training checkpoints nest it
         if 'emb.0.weight' not in state:
-            raise ValueError(f"{path} has a best_state but no LM weights (emb.0.weight): is it the codec file?")
+            raise ValueError(f"{path} has a best_state but no LM weights (emb.0.weight): is it the "
+                             "codec file?")
         config = config_from_audiocraft(state, ckpt.get('xp.cfg', ''))
     else:
-        raise ValueError(f"{path} is neither an LM checkpoint ('config', 'model') nor AudioCraft's ('best_state')")
+        raise ValueError(f"{path} is neither an LM checkpoint ('config', 'model') nor AudioCraft's "
+                         "('best_state')")
     state = {k.removeprefix('_orig_mod.'): v for k, v in state.items()}
     cond_state = {k: v for k, v in state.items() if k.startswith('condition_provider.')}
     model = LM(config)
@@ -382,7 +401,8 @@ def load_entropy_lm(path, frame_rate):
     if isinstance(ckpt, dict) and "config" in ckpt and "model" in ckpt:
         if not set(ckpt["config"]) <= names:
             raise ValueError(f"{path} is not an entropy LM checkpoint (its config has "
-                             f"{sorted(set(ckpt['config']) - names)[:3]}); a codec or the text-to-audio LM?")
+                             f"{sorted(set(ckpt['config']) - names)[:3]}); a codec or the "
+                             "text-to-audio LM?")
         config = EntropyLMConfig(**ckpt["config"])
         state = ckpt["model"]
     elif isinstance(ckpt, dict) and "emb.0.weight" in ckpt and "transformer.norm_in.weight" in ckpt:

@@ -1,12 +1,13 @@
 """
-What train_codec.py and train_lm.py share: DDP under torchrun, an exact resume, a Ctrl-C that
-ends the step first.
+What train_codec.py and train_lm.py share: the data flags and their datasets, DDP under torchrun,
+the batch seed, an exact resume, a Ctrl-C that ends the step first and saves.
 
 References:
 1) PyTorch DDP: https://pytorch.org/docs/stable/notes/ddp.html
 2) nanoGPT train.py (DDP, bf16 autocast), github.com/karpathy/nanoGPT
 """
 
+import argparse
 import inspect
 import os
 import signal
@@ -16,6 +17,92 @@ from types import SimpleNamespace
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+
+from data import FolderDataset, probability, seconds
+from manifest import parse_tags
+
+
+# ---------------------------------------------------------------------------------- the data flags
+
+
+def arg_type(parse):
+    """argparse's type= from a parser raising ValueError: its one line is the usage error."""
+    def parse_arg(text):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse_arg
+
+
+# FolderDataset's options, as the trainers' flags name them (dest)
+FOLDER_FLAGS = ("sample_on_weight", "sample_on_duration", "balance_tags", "exclude_tags",
+                "min_duration", "max_duration", "merge_text_p", "drop_desc_p", "drop_other_p")
+FILTERS = ("exclude_tags", "min_duration", "max_duration")  # the held-out files' too (never drawn)
+
+
+def add_data_flags(parser, metadata_captions=False):
+    """--data and the options of data.FolderDataset (AudioCraft's AudioDataset, AudioGen's tag
+    exclusion), for both trainers; metadata_captions: also MusicGen's metadata-caption flags
+    (train_lm.py)."""
+    p = parser.add_argument
+    p("--data", default=None, help="audio folder or manifest with captions (default: the built-in "
+      "data); its files are shuffled by --seed, then one in ten is held out")
+    p("--valid-data", default=None, help="held-out folder or manifest (default: a tenth of --data)")
+    p("--sample-on-weight", action="store_true", help="draw training files in proportion to the "
+      "manifest's per-file weight (AudioCraft's sample_on_weight; a file without one: 1)")
+    p("--sample-on-duration", action="store_true", help="draw training files in proportion to "
+      "their duration (AudioCraft's sample_on_duration; with --sample-on-weight: duration x "
+      "weight)")
+    p("--balance-tags", action="store_true", help="draw training files by inverse tag frequency: "
+      "each tag's files weigh about the same in all (combines with the two above)")
+    p("--exclude-tags", type=arg_type(parse_tags), default=(), help="comma-separated tags, e.g. "
+      "speech,music: leave out the files that hold one (AudioGen removed speech)")
+    p("--min-duration", type=arg_type(seconds), default=None, help="leave out files shorter than "
+      "this, in s (AudioCraft's min_audio_duration)")
+    p("--max-duration", type=arg_type(seconds), default=None, help="leave out files longer than "
+      "this, in s (AudioCraft's max_audio_duration)")
+    if metadata_captions:
+        p("--merge-text-p", type=arg_type(probability), default=0.0, help="P(a training caption "
+          "gets the caption file's key, bpm, genre, moods, keywords, instrument as 'name: value') "
+          "(MusicGen; 0 = off)")
+        p("--drop-desc-p", type=arg_type(probability), default=0.5, help="P(the description is "
+          "dropped from a merged caption, leaving the metadata alone) (AudioCraft's drop_desc_p)")
+        p("--drop-other-p", type=arg_type(probability), default=0.5, help="P(each metadata field "
+          "is KEPT in a merged caption) (AudioCraft's drop_other_p: named so, but the chance to "
+          "keep)")
+
+
+def folder_options(args):
+    """{option: value} of the data flags away from FolderDataset's defaults; one line if one is set
+    without --data (the built-in data has no manifest, caption files or tags)."""
+    defaults = inspect.signature(FolderDataset).parameters
+    changed = {f: getattr(args, f) for f in FOLDER_FLAGS
+               if hasattr(args, f) and getattr(args, f) != defaults[f].default}
+    if args.data is None and (changed or args.valid_data):
+        flags = [f for f in changed] + (["valid_data"] if args.valid_data else [])
+        raise SystemExit(", ".join("--" + f.replace("_", "-") for f in flags) + ": the built-in "
+                         "data has no manifest or caption files; pass --data FOLDER")
+    return changed
+
+
+def open_split(args, split, **settings):
+    """The FolderDataset of one split of --data, or of --valid-data: 'train' with every option,
+    'valid' with the filters only; settings: FolderDataset's sample_rate, channels, duration, pad,
+    verbose. An unusable folder or manifest exits with one line naming the flag."""
+    options = folder_options(args)
+    if split == "valid":
+        options = {k: v for k, v in options.items() if k in FILTERS}
+    flag, root = "--data", args.data
+    if args.valid_data:  # a separate held-out set: --data trains on all its files
+        flag, root = ("--valid-data", args.valid_data) if split == "valid" else (flag, root)
+        split = "all"
+    try:
+        return FolderDataset(root, seed=args.seed, split=split, **settings, **options)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"{flag}: {e}") from None
+
+# ----------------------------------------------------------------------------------------- the run
 
 
 def setup(device):
@@ -30,8 +117,16 @@ def setup(device):
         if device.startswith("cuda"):
             device = f"cuda:{os.environ['LOCAL_RANK']}"
             torch.cuda.set_device(device)
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
-    return SimpleNamespace(ddp=ddp, rank=rank, world=world, master=rank == 0, device=device, ctx=ctx)
+    cuda = device.startswith("cuda")
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    return SimpleNamespace(ddp=ddp, rank=rank, world=world, master=rank == 0, device=device,
+                           ctx=ctx)
+
+
+def barrier(env):
+    """Under DDP every rank waits here for the others (rank 0 writes what they then read)."""
+    if env.ddp:
+        dist.barrier()
 
 
 def teardown(env):
@@ -56,6 +151,13 @@ def wrap(model, env, compile=False, sync_buffers=True):
     if compile:
         model = torch.compile(model)
     return model
+
+
+def batch_generator(seed, step):
+    """The generator of one step's batch: a function of (seed, step) only, so a resumed run draws
+    exactly the batches the uninterrupted run would have drawn. 1_000_003 (a prime above any step
+    count) gives every (seed, step) pair a seed of its own."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
 def check_and_gather(model, step, env):
@@ -138,3 +240,11 @@ def ctrl_c_ends_the_step(enabled=True):
             if previous is None:  # a handler not installed from Python
                 previous = signal.default_int_handler
             signal.signal(signal.SIGINT, previous)
+
+
+def save_if_interrupted(interrupted, step, steps, save):
+    """After a step inside ctrl_c_ends_the_step: if Ctrl-C was pressed and steps remain, save()
+    (which writes the exact-resume checkpoint and returns its path), then exit with one line."""
+    if interrupted and step < steps:
+        path = save()
+        raise SystemExit(f"interrupted at step {step}: saved {path}; continue with --resume")

@@ -1,5 +1,6 @@
 """
-Tests for train_codec.py. Run: python -m pytest -q tests/test_train_codec.py
+Tests for train_codec.py, losses.py and training.py (the Ctrl-C save, the shared data flags).
+Run: python -m pytest -q tests/test_train_codec.py
 """
 
 import math
@@ -13,16 +14,16 @@ import pytest
 import soundfile as sf
 import torch
 
+import data
+import train_codec as tc
+import training
+from checkpoint import load_codec
+from codec import PRESETS, Codec
+from losses import (Balancer, MSSTFTDiscriminator, adversarial_loss, band_edges, band_levels,
+                    discriminator_loss, feature_matching_loss, mel_distance, mel_filterbank,
+                    multiscale_mel_loss, si_snr)
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import data  # noqa: E402
-import train_codec as tc  # noqa: E402
-import training  # noqa: E402
-from checkpoint import load_codec  # noqa: E402
-from codec import PRESETS, Codec  # noqa: E402
-from losses import (Balancer, MSSTFTDiscriminator, adversarial_loss, band_edges, band_levels,  # noqa: E402
-                    discriminator_loss, feature_matching_loss, mel_distance, mel_filterbank, multiscale_mel_loss,
-                    si_snr)
 
 torch.set_num_threads(2)
 
@@ -104,12 +105,21 @@ def test_a_few_steps_lower_the_reconstruction_loss():
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.5, 0.9), weight_decay=0.0)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=1e-3, betas=(0.5, 0.9), weight_decay=0.0)
     balancer = Balancer({"l1": 0.1, "msspec": 2.0})  # the reconstruction losses only: fast to overfit
-    msspec = [tc.train_step(model, disc, disc, opt, opt_d, balancer, wav, 16000)["msspec"] for _ in range(15)]
+    run = tc.Run(model, disc, opt, opt_d, balancer)
+    msspec = [tc.train_step(run, wav)["msspec"] for _ in range(15)]
     assert sum(msspec[-3:]) / 3 < 0.8 * sum(msspec[:3]) / 3, msspec
 
 
 def run(args, **kwargs):
     return tc.main(tc.parser.parse_args(args))
+
+
+def assert_same_weights(a, b):
+    """Two codecs hold the same tensors under the same names, bit for bit."""
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
 
 
 # the full EnCodec recipe (with the discriminator), shrunk
@@ -121,8 +131,7 @@ def test_resume_is_exact(tmp_path):
     full = run(["--out-dir", str(tmp_path / "a"), "--export", str(tmp_path / "codec.pt")] + COMMON)
     run(["--out-dir", str(tmp_path / "b")] + COMMON[:1] + ["2"] + COMMON[2:])  # stop after step 2
     resumed = run(["--out-dir", str(tmp_path / "b"), "--resume"] + COMMON)
-    for (k, v), w in zip(full.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(v, w), k
+    assert_same_weights(full, resumed)
     # the checkpoint is a codec checkpoint for load_codec too, and samples were written
     codec = load_codec(tmp_path / "a" / "ckpt.pt")
     assert torch.equal(codec.quantizer.layers[0].embed, full.quantizer.layers[0].embed)
@@ -140,7 +149,7 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(interrupted_run, tmp_path, capsys):
-    """Issue 14: Ctrl-C at step 3 (between the checkpoints of --eval-every 4) lets step 3 finish (the SIGINT comes
+    """Ctrl-C at step 3 (between the checkpoints of --eval-every 4) lets step 3 finish (the SIGINT comes
     in mid-step: a KeyboardInterrupt there would leave the discriminator updated and the codec not), saves
     ckpt.pt in the periodic format (RNG states and balancer included) and exits with one line; --resume says where
     it starts and ends with the uninterrupted run's weights, bit for bit."""
@@ -154,8 +163,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(interrupted_run, tmp_pat
     capsys.readouterr()
     resumed = run(["--out-dir", str(tmp_path / "b"), "--resume"] + args)
     assert f"resumed from {ckpt} at step 3 (of 4)\n" in capsys.readouterr().out
-    for (k, v), w in zip(full.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(v, w), k
+    assert_same_weights(full, resumed)
 
 
 def test_a_second_ctrl_c_quits_at_once(request):
@@ -177,17 +185,20 @@ def test_a_second_ctrl_c_quits_at_once(request):
 
 
 def test_folder_data_holds_out_one_file_in_ten(tmp_path, monkeypatch):
-    """--data: training crops come from 9 files of 10, the eval clips from the 10th (2 s crops, padded)."""
+    """--data: training crops come from 9 files of 10, the eval clips from the 10th (2 s crops,
+    padded), the files shuffled by --seed first (data.holdout)."""
     for i in range(11):
         t = torch.arange(16000) / 16000
         sf.write(tmp_path / f"{i:02d}.wav", (0.3 * torch.sin(2 * torch.pi * 110 * (i + 1) * t)).numpy(), 16000)
     seen = []
     original = data.FolderDataset._load
-    monkeypatch.setattr(data.FolderDataset, "_load", lambda self, i: seen.append(
-        (self.duration, os.path.basename(self.files[i][0]))) or original(self, i))
+    monkeypatch.setattr(data.FolderDataset, "_load", lambda self, i, rng=None: seen.append(
+        (self.duration, os.path.basename(self.files[i][0]))) or original(self, i, rng))
     run(["--out-dir", str(tmp_path / "run"), "--data", str(tmp_path), "--steps", "2", "--batch-size", "2",
          "--segment", "0.25", "--eval-every", "2", "--eval-clips", "2", "--log-every", "1"])
-    assert {f for d, f in seen if d == 2.0} == {"09.wav"} and "09.wav" not in {f for d, f in seen if d == 0.25}
+    held = data.holdout([f"{i:02d}.wav" for i in range(11)], 0)["valid"]  # one file of 11
+    assert {f for d, f in seen if d == 2.0} == set(held) and len(held) == 1
+    assert held[0] not in {f for d, f in seen if d == 0.25}
     assert len({f for d, f in seen if d == 0.25}) > 1 and (tmp_path / "run" / "eval.tsv").exists()
 
 
@@ -198,6 +209,25 @@ def test_bad_arguments(tmp_path):
         run(["--out-dir", str(tmp_path / "none"), "--resume"] + COMMON)
     with pytest.raises(SystemExit, match="--init: codec checkpoint not found"):
         run(["--out-dir", str(tmp_path), "--init", str(tmp_path / "missing.pt")] + COMMON)
+    with pytest.raises(SystemExit, match=r"^--data: no such folder or manifest: .*nope$"):
+        run(["--out-dir", str(tmp_path), "--data", str(tmp_path / "nope")] + COMMON)
+    with pytest.raises(SystemExit, match="^--sample-on-weight: the built-in data has no manifest"):
+        run(["--out-dir", str(tmp_path), "--sample-on-weight"] + COMMON)
+
+
+def test_data_flags_give_argparse_one_line(capsys):
+    """The data flags are training.add_data_flags', the same for both trainers: a bad value is
+    argparse's usage error, one line naming the flag and the fix."""
+    for flag, value, error in (("--exclude-tags", "dog-bark", "is not words of letters and "
+                                "digits: separate tags by commas, e.g. 'speech,music'"),
+                               ("--min-duration", "0", "'0' is not a duration: give a number of "
+                                "seconds > 0"), ("--max-duration", "soon", "'soon' is not a "
+                                                 "duration")):
+        with pytest.raises(SystemExit):
+            tc.parser.parse_args([flag, value])
+        assert error in capsys.readouterr().err.strip().splitlines()[-1]
+    assert tc.parser.parse_args(["--exclude-tags", "Male speech,music"]).exclude_tags == (
+        "male speech", "music")
 
 
 def test_init_fine_tunes_a_trained_codec_and_eval_reports_bands(tmp_path, capsys):

@@ -1,14 +1,18 @@
 """
-Tests for train_lm.py. Run: python -m pytest -q tests/test_train_lm.py (CPU, about 30 s).
+Tests for train_lm.py and token_cache.py. Run: python -m pytest -q tests/test_train_lm.py (CPU,
+about 30 s).
 
-A tiny random codec (codec.PRESETS['tiny'] after one k-means batch) and a tiny LM (--dim 32 --layers 1) on a few
-built-in clips of 1 s. Checked: the loss falls on the cached tokens; resume is bit-exact, also after Ctrl-C; the
-token cache is reused, and rebuilt when the codec changes; the checkpoint and the export are checkpoint.load_lm's
-format; AudioGen's mixing (cached mixes, whole batches); <unk> in training batches and for unseen words; a frozen
-pretrained T5 folder (--t5 DIR); bad arguments give one-line errors; two DDP processes (gloo) stay in sync.
+A tiny random codec (codec.PRESETS['tiny'] after one k-means batch) and a tiny LM (--dim 32
+--layers 1) on a few built-in clips of 1 s. Checked: the loss falls on the cached tokens; resume
+is bit-exact, also after Ctrl-C; the token cache is reused, and rebuilt when the codec changes; the
+checkpoint and the export are checkpoint.load_lm's format; AudioGen's mixing (cached mixes, whole
+batches); <unk> in training batches and for unseen words; a frozen pretrained T5 folder (--t5
+DIR); --data: the files shuffled before the hold-out and --n-clips, drawn by weight, a separate
+--valid-data; bad arguments give one-line errors; two DDP processes (gloo) stay in sync.
 """
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -17,16 +21,20 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+import synth
+import token_cache as tc
+import train_lm as tl
+from checkpoint import load_codec, load_lm, load_t5
+from conditioners import UNK, Tokenizer
+from data import holdout
+from model import COND, from_checkpoint, load_model
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import synth  # noqa: E402
-import train_lm as tl  # noqa: E402
-from checkpoint import load_codec, load_lm, load_t5  # noqa: E402
-from conditioners import UNK, Tokenizer  # noqa: E402
-from model import COND, from_checkpoint, load_model  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -52,6 +60,14 @@ def common(codec, out, cache, *extra):
 
 def run(args):
     return tl.main(tl.parser.parse_args(args))
+
+
+def assert_same_weights(a, b):
+    """Two TextToAudio models hold the same tensors under the same names, bit for bit."""
+    sa, sb = a.checkpoint(), b.checkpoint()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
 
 
 def test_loss_falls_and_export(codecs, tmp_path, capsys):
@@ -89,13 +105,12 @@ def test_resume_is_exact_and_cache_is_reused(codecs, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "token cache: reusing" in out and "encoding" not in out  # not encoded again
     resumed = run(common(codecs[0], tmp_path / "b", cache, "--steps", "4", "--eval-every", "2", "--resume"))
-    for (k, v), w in zip(full.checkpoint().items(), resumed.checkpoint().values()):
-        assert torch.equal(v, w), k
+    assert_same_weights(full, resumed)
     assert len((tmp_path / "b" / "eval.tsv").read_text().splitlines()) == 2
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(codecs, interrupted_run, tmp_path, capsys):
-    """Issue 14: Ctrl-C (a real SIGINT) while step 3 is under way, between the checkpoints of --eval-every 4: the
+    """Ctrl-C (a real SIGINT) while step 3 is under way, between the checkpoints of --eval-every 4: the
     step finishes, ckpt.pt is saved in the periodic format (optimizer, RNG states: T5 dropout draws from them) and
     the run exits with one line, no export; --resume says where it starts, ends on the uninterrupted run's weights."""
     run_args = lambda out, *extra: common(codecs[0], out, tmp_path / "cache", "--steps", "4", "--eval-every", "4",
@@ -109,8 +124,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(codecs, interrupted_run,
     capsys.readouterr()
     resumed = run(run_args(tmp_path / "b", "--resume"))
     assert f"resumed from {ckpt} at step 3 (of 4)\n" in capsys.readouterr().out
-    for (k, v), w in zip(full.checkpoint().items(), resumed.checkpoint().values()):
-        assert torch.equal(v, w), k
+    assert_same_weights(full, resumed)
 
 
 def test_cache_is_rebuilt_when_the_codec_changes(codecs, tmp_path, capsys):
@@ -135,14 +149,15 @@ def test_batches_and_schedule():
     split = dict(codes=torch.arange(10, dtype=torch.int16)[:, None, None].expand(10, 4, 5),
                  captions=[["tag", "a sentence"], [""], ["the"]] + [["x"]] * 7)
     args = tl.parser.parse_args(["--batch-size", "4", "--cfg-dropout", "0"])
-    c0, t0, no_melody = tl.get_batch(split, 3, args)
-    c1, t1, _ = tl.get_batch(split, 3, args)
+    c0, t0, no_melody = tc.get_batch(split, 3, args)
+    c1, t1, _ = tc.get_batch(split, 3, args)
     assert torch.equal(c0, c1) and t0 == t1 and c0.shape == (4, 4, 5) and no_melody is None  # f(seed, step)
-    both = tl.get_batch(split, 3, args, 0, 2)[0], tl.get_batch(split, 3, args, 1, 2)[0]
+    both = tc.get_batch(split, 3, args, 0, 2)[0], tc.get_batch(split, 3, args, 1, 2)[0]
     assert torch.equal(both[0], c0)  # rank 0 of 2 takes the first slice of the global batch
-    assert tl.as_prompt("", True) is None and tl.as_prompt("the", True) is None and tl.as_prompt("the", False)
+    assert tc.as_prompt("", True) is None and tc.as_prompt("the", True) is None
+    assert tc.as_prompt("the", False)
     args = tl.parser.parse_args(["--cfg-dropout", "1"])
-    assert tl.get_batch(split, 0, args)[1] == [None] * args.batch_size  # the whole batch dropped
+    assert tc.get_batch(split, 0, args)[1] == [None] * args.batch_size  # the whole batch dropped
     args = tl.parser.parse_args(["--steps", "100", "--warmup", "10", "--lr", "1", "--min-lr", "0.1"])
     assert tl.get_lr(0, args) == pytest.approx(0.1) and tl.get_lr(9, args) == 1.0
     assert tl.get_lr(55, args) == pytest.approx(0.55) and tl.get_lr(100, args) == 0.1  # cosine midpoint, end
@@ -193,8 +208,8 @@ def test_mixing_cache_and_batches(codecs, tmp_path):
     assert sorted("mix" in c for c in caches) == [False, True]
     train = next(c for c in caches if "mix" in c)
     codec, args = load_codec(codecs[0]), tl.parser.parse_args(common(codecs[0], tmp_path, tmp_path))
-    items = list(tl.clips(args, "train", 8, codec.sample_rate, codec.channels))
-    mixes = list(tl.mixed_clips(items, 0))
+    items = list(tc.clips(args, "train", 8, codec.sample_rate, codec.channels))
+    mixes = list(tc.mixed_clips(items, 0))
     assert train["mix"]["codes"].shape == (8, 4, 50) and train["mix"]["captions"] == [m[1] for m in mixes]
     assert torch.equal(train["mix"]["codes"].long(), codec.encode(torch.stack([m[0] for m in mixes]), n_q=4))
     for _, captions, labels in mixes:  # each mix: two different clips, each caption of one joined to each of the other
@@ -206,14 +221,14 @@ def test_mixing_cache_and_batches(codecs, tmp_path):
     split = dict(codes=torch.zeros(10, 4, 5, dtype=torch.int16), captions=[["dog bark"]] * 10,
                  mix=dict(codes=torch.ones(10, 4, 5, dtype=torch.int16), captions=[["dog bark rain"]] * 10))
     args = tl.parser.parse_args(["--batch-size", "4"])
-    batches = [tl.get_batch(split, step, args)[0] for step in range(400)]
+    batches = [tc.get_batch(split, step, args)[0] for step in range(400)]
     assert all(len(b.unique()) == 1 for b in batches)  # all mixes or none
     assert abs(sum(b[0, 0, 0].item() for b in batches) / 400 - 0.5) < 0.08  # aug_p = 0.5
-    assert all(torch.equal(tl.get_batch(split, s, args)[0], batches[s]) for s in (0, 1, 399))  # f(seed, step)
+    assert all(torch.equal(tc.get_batch(split, s, args)[0], batches[s]) for s in (0, 1, 399))
 
 
 def test_unknown_words_unk_in_batches_and_gradient(codecs, tmp_path):
-    """Issue: an unseen word, spelt in letter pieces the T5 never trained, derailed the known words of a prompt. The
+    """An unseen word, spelt in letter pieces the T5 never trained, must not derail the known words of a prompt. The
     export reads a word with a piece outside the training captions' as one <unk> (conditioner meta 'known'), with a
     warning. --unk-dropout (default 0.1) makes caption words <unk> in the training batches, a function of (seed,
     step), so <unk>'s embedding gets gradient; with 0, no batch holds <unk> and its row gets none."""
@@ -224,20 +239,20 @@ def test_unknown_words_unk_in_batches_and_gradient(codecs, tmp_path):
     back = from_checkpoint(str(export / "lm.pt"))[0].conditioner.tokenizer
     assert back.known == set(meta["known"]) == model.conditioner.tokenizer.known and back.unk_id not in meta["known"]
     train = torch.load(next((tmp_path / "cache").iterdir()), weights_only=True)["train"]
-    word = tl.seen_captions(train, True)[0].split()[0]  # a word the model knows
+    word = tc.seen_captions(train, True)[0].split()[0]  # a word the model knows
     with pytest.warns(UserWarning, match=r"unknown words \['zorbleflux'\]"):
         assert back.encode([f"{word} zorbleflux"])[0][0].tolist() == back.sp.encode(word) + [back.unk_id, back.eos_id]
     args = tl.parser.parse_args(common(codecs[0], tmp_path, tmp_path))
-    texts = [tl.get_batch(train, step, args)[1] for step in range(40)]
-    assert texts[7] == tl.get_batch(train, 7, args)[1]  # a function of (seed, step)
+    texts = [tc.get_batch(train, step, args)[1] for step in range(40)]
+    assert texts[7] == tc.get_batch(train, 7, args)[1]  # a function of (seed, step)
     with_unk = [s for s, t in enumerate(texts) if any(UNK in x.split() for x in t if x)]
     assert 0 < len(with_unk) < 40
     no_unk = tl.parser.parse_args(common(codecs[0], tmp_path, tmp_path, "--unk-dropout", "0"))
-    assert not any(UNK in x.split() for s in range(40) for x in tl.get_batch(train, s, no_unk)[1] if x)
+    assert not any(UNK in x.split() for s in range(40) for x in tc.get_batch(train, s, no_unk)[1] if x)
     shared = model.conditioner.t5.shared.weight
     for a, has_unk in ((args, True), (no_unk, False)):
         model.train().zero_grad()
-        codes, texts, _ = tl.get_batch(train, with_unk[0], a)
+        codes, texts, _ = tc.get_batch(train, with_unk[0], a)
         model(codes, texts)[1].mean().backward()
         assert (shared.grad is not None and shared.grad[back.unk_id].abs().sum() > 0) == has_unk
 
@@ -299,6 +314,129 @@ def test_bad_arguments(codecs, tmp_path):
         run(common(codecs[0], tmp_path / "none", tmp_path / "cache", "--resume"))
     with pytest.raises(SystemExit, match="--codec: codec checkpoint not found"):
         run(common(str(tmp_path / "missing.pt"), tmp_path, tmp_path / "cache"))
+
+
+# ----------------------------------------------------------------------------------- --data
+
+
+def write_manifest(folder, classes, per_class=10, seconds=0.2, sr=8000, name="data.jsonl"):
+    """A manifest sorted by class (all 'dog bark' files, then all 'rain' files, ...), each file
+    with its .json caption file and a manifest weight of 1 + its class index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for c, caption in enumerate(classes):
+        for k in range(per_class):
+            stem = f"{caption.split()[0]}{k}"
+            sf.write(str(folder / f"{stem}.wav"), np.full(int(seconds * sr), 0.1), sr)
+            (folder / f"{stem}.json").write_text(json.dumps(dict(description=caption)))
+            lines.append(json.dumps(dict(path=f"{stem}.wav", duration=seconds, sample_rate=sr,
+                                         weight=1 + c)))
+    (folder / name).write_text("\n".join(lines) + "\n")
+    return folder / name
+
+
+def names(args, split, n):
+    """The file names of the n clips token_cache.clips takes from a split."""
+    return [os.path.basename(lab["path"]) for _, _, lab in tc.clips(args, split, n, 8000, 1)]
+
+
+def test_a_class_sorted_manifest_trains_on_every_class(tmp_path, capsys):
+    """--n-clips takes its crops from the files shuffled by --seed: a manifest sorted by class
+    (20 dog files, then 20 rain files) gives both classes, and the run prints the tag shares of
+    what it took; the held-out files are another draw of the same shuffle, disjoint."""
+    write_manifest(tmp_path / "d", ["dog bark", "rain"], per_class=20)
+    args = tl.parser.parse_args(["--data", str(tmp_path / "d"), "--duration", "0.1"])
+    train = names(args, "train", 8)
+    out = capsys.readouterr().out
+    assert {n.rstrip("0123456789.wav") for n in train} == {"dog", "rain"}, train
+    assert re.search(r"^train: 8 clips from 8 files; tags: (dog|bark|rain) \d+%", out, re.M), out
+    assert "(train: 36 of 40 files, shuffled by seed 0)" in out
+    valid = names(args, "valid", 4)
+    assert not set(valid) & set(names(args, "train", 36))
+    order = holdout([f"{c}{k}.wav" for c in ("dog", "rain") for k in range(20)], 0)
+    assert valid == order["valid"] and train == order["train"][:8]
+    other = names(tl.parser.parse_args(["--data", str(tmp_path / "d"), "--duration", "0.1",
+                                        "--seed", "1"]), "train", 8)
+    assert other != train  # another seed, another shuffle
+
+
+def test_training_files_drawn_by_weight_held_out_ones_in_turn(tmp_path, capsys):
+    """--sample-on-weight: the training files (9 of 10) drawn by weight (rain files weigh 2, dog
+    files 1); the held-out ones still taken in turn; --exclude-tags leaves a class out of both."""
+    write_manifest(tmp_path / "d", ["dog bark", "rain", "bird chirp"], per_class=10)
+    args = tl.parser.parse_args(["--data", str(tmp_path / "d"), "--duration", "0.1",
+                                 "--sample-on-weight", "--exclude-tags", "bird"])
+    drawn = names(args, "train", 1000)
+    held = set(holdout([f"{c}{k}.wav" for c in ("dog", "rain", "bird") for k in range(10)],
+                       0)["valid"])
+    assert not held & set(drawn) and not any(n.startswith("bird") for n in drawn)
+    n_dog, n_rain = (sum(n not in held and n.startswith(c) for n in
+                         [f"{c}{k}.wav" for c in ("dog", "rain") for k in range(10)])
+                     for c in ("dog", "rain"))
+    share = 2 * n_rain / (2 * n_rain + n_dog)  # weight x files
+    assert abs(sum(n.startswith("rain") for n in drawn) / 1000 - share) < 0.05
+    valid = names(args, "valid", 6)
+    k = len(set(valid))  # the held-out files left after exclusion, taken in turn, cycled
+    assert set(valid) <= held and valid == [valid[i % k] for i in range(6)]
+
+
+def test_valid_data_is_a_separate_manifest(tmp_path, capsys):
+    """--valid-data: the held-out clips come from that manifest; --data trains on all its files;
+    both start-up lines say which manifest they read. train.jsonl and valid.jsonl in one folder
+    are two manifests: --data FOLDER alone is refused with one line."""
+    write_manifest(tmp_path / "d", ["dog bark", "rain"], per_class=5, name="train.jsonl")
+    write_manifest(tmp_path / "d", ["bird chirp"], per_class=3, name="valid.jsonl")
+    args = tl.parser.parse_args(["--data", str(tmp_path / "d" / "train.jsonl"), "--valid-data",
+                                 str(tmp_path / "d" / "valid.jsonl"), "--duration", "0.1"])
+    assert len(set(names(args, "train", 10))) == 10  # every file: none held out
+    assert {n.rstrip("0123456789.wav") for n in names(args, "valid", 3)} == {"bird"}
+    out = capsys.readouterr().out
+    assert f"FolderDataset {tmp_path / 'd' / 'train.jsonl'} (all: 10 of 10 files" in out
+    assert f"FolderDataset {tmp_path / 'd' / 'valid.jsonl'} (all: 3 of 3 files" in out
+    with pytest.raises(SystemExit, match=r"^--data: .* holds several manifests \(train.jsonl, "
+                                         r"valid.jsonl\): pass the training one as --data"):
+        names(tl.parser.parse_args(["--data", str(tmp_path / "d")]), "train", 1)
+    with pytest.raises(SystemExit, match=r"^--valid-data: the built-in data has no manifest"):
+        names(tl.parser.parse_args(["--valid-data", str(tmp_path / "d")]), "train", 1)
+
+
+def test_bad_data_gets_one_line(tmp_path, capsys):
+    """Each bad input exits with one line naming the flag, the file and the line: a missing --data,
+    a manifest line without path, a broken JSON line (its real line number), an empty manifest,
+    --balance-tags with nothing to balance, a data flag without --data, a probability flag out of
+    [0, 1] (argparse's usage error)."""
+    d = tmp_path / "d"
+    manifest = write_manifest(d, ["dog bark"], per_class=3)
+    good = manifest.read_text().splitlines()
+    cases = [
+        (["--data", str(tmp_path / "nope")], None, r"^--data: no such folder or manifest: .*nope$"),
+        (["--data", str(d)], "\n".join(good[:1] + ['{"duration": 1.0}'] + good[1:]),
+         r'^--data: .*data.jsonl line 2 has no "path": each line is one audio file'),
+        (["--data", str(d)], "\n".join(good[:2] + ["", '{"path": "a.wav",'] + good[2:]),
+         r"^--data: .*data.jsonl line 4 is not JSON \(.*\): fix that line$"),
+        (["--data", str(d)], "", r"^--data: .*data.jsonl lists no audio file"),
+        (["--data", str(d), "--balance-tags"], "\n".join(good),
+         r"^--data: balance_tags: no file of .* has a tag"),
+        (["--balance-tags"], None, r"^--balance-tags: the built-in data has no manifest"),
+    ]
+    for flags, text, error in cases:
+        if text is not None:
+            manifest.write_text(text + "\n")
+        if "--balance-tags" in flags and "--data" in flags:
+            for p in d.glob("*.json"):
+                p.unlink()
+        with pytest.raises(SystemExit, match=error) as e:
+            names(tl.parser.parse_args([*flags, "--duration", "0.1"]), "train", 1)
+        assert "\n" not in str(e.value)
+    for flag, value in (("--aug-p", "1.5"), ("--cfg-dropout", "5"), ("--word-dropout", "3"),
+                        ("--unk-dropout", "-1"), ("--melody-dropout", "nan"),
+                        ("--merge-text-p", "2")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit):
+            tl.parser.parse_args([flag, value])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.endswith(f"argument {flag}: {value!r} is not a probability: give a number in "
+                            "[0, 1]"), err
 
 
 def test_ddp_two_cpu_processes_stay_in_sync(codecs, tmp_path):

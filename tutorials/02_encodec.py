@@ -50,7 +50,7 @@ from data import BuiltinDataset  # noqa: E402
 from losses import (Balancer, MSSTFTDiscriminator, band_edges, band_levels, mel_distance,  # noqa: E402
                     mel_spectrogram, si_snr)
 from quantizer import codebook_usage, n_q_for_bandwidth  # noqa: E402
-from train_codec import get_batch, train_step  # noqa: E402
+from train_codec import Run, get_batch, train_step  # noqa: E402
 
 # %% [markdown]
 # ## Step 1. Presets: frame rate, bitrate, parameters
@@ -178,10 +178,11 @@ opt_d = torch.optim.AdamW(disc.parameters(), lr=3e-4, betas=(0.5, 0.9))
 balancer = Balancer({"l1": 0.1, "msspec": 2.0, "adv": 4.0, "feat": 4.0})  # the official weights
 ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
 model.train()
+run = Run(model, disc, opt, opt_d, balancer, ctx=ctx)  # what train_step updates, in one object
 history, t0 = [], time.time()
 for step in range(1, steps + 1):
     wav = get_batch(clips, step, batch, seed=0).to(device)  # [B, 1, T]
-    history.append(train_step(model, disc, disc, opt, opt_d, balancer, wav, sr, ctx))
+    history.append(train_step(run, wav))
 model.eval()
 print(f"{steps} steps of {batch} x {clips.duration} s in {time.time() - t0:.0f} s; last:",
       {k: round(v, 3) for k, v in history[-1].items()})

@@ -42,7 +42,7 @@ from checkpoint import load_codec  # noqa: E402
 from data import BuiltinDataset  # noqa: E402
 from losses import (Balancer, MSSTFTDiscriminator, adversarial_loss, band_edges, band_levels,  # noqa: E402
                     discriminator_loss, feature_matching_loss, mel_spectrogram, multiscale_mel_loss)
-from train_codec import get_batch, train_step  # noqa: E402
+from train_codec import Run, get_batch, train_step  # noqa: E402
 
 # %% [markdown]
 # ## Step 1. A real batch
@@ -277,9 +277,10 @@ recon_only = copy.deepcopy(codec).train()
 opt = torch.optim.AdamW(recon_only.parameters(), lr=1e-3, betas=(0.5, 0.9))
 balancer = Balancer({"l1": 1.0, "msspec": 2.0})  # no "adv", "feat": train_step skips the discriminator
 clips = BuiltinDataset(1_000_000, duration=0.5, sample_rate=sr)  # training clips, as train_codec.py
+run = Run(recon_only, disc=None, opt=opt, opt_d=None, balancer=balancer)  # no discriminator
 for step in range(steps):
     batch = get_batch(clips, step, 8, seed=0).to(device)  # [8, 1, 8000]
-    last = train_step(recon_only, None, None, opt, None, balancer, batch, sr)
+    last = train_step(run, batch)
 recon_only.eval()
 print(f"{steps} reconstruction-only steps; last losses:", {k: round(v, 3) for k, v in last.items()})
 # 200 reconstruction-only steps; last losses: {'l1': 0.066, 'msspec': 0.283, 'commit': 1.665}

@@ -37,7 +37,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from checkpoint import load_t5  # noqa: E402
-from data import resample  # noqa: E402
+from audio import resample  # noqa: E402
 from model import load_model  # noqa: E402
 from conditioners import (MelodyConditioner, TextConditioner, Tokenizer, cfg_dropout,  # noqa: E402
                           chromagram, normalize_text, null_conditions)

@@ -300,7 +300,7 @@ listen(long_wav, codec.sample_rate, "06_long.wav")
 # %% [markdown]
 # ## Step 6. Continuing an audio prompt
 #
-# With `continuation` (a waveform [C, T] at the codec's rate, e.g. from `data.load_audio`), the
+# With `continuation` (a waveform [C, T] at the codec's rate, e.g. from `audio.load_audio`), the
 # codec encodes it into P frames of codes that become the LM's prompt: the sequence starts filled
 # with them and sampling begins at the first step that holds a code of frame P. The output
 # contains the prompt (as AudioCraft's generate_continuation), decoded from its codes, so its

@@ -51,7 +51,7 @@ import train_codec  # noqa: E402
 import train_lm  # noqa: E402
 from checkpoint import load_codec  # noqa: E402
 from data import FolderDataset  # noqa: E402
-from evaluation import eval_audio  # noqa: E402
+from evaluation import eval_audio, metrics  # noqa: E402
 from losses import mel_spectrogram  # noqa: E402
 from model import load_model  # noqa: E402
 from synth import make_clip  # noqa: E402
@@ -390,21 +390,21 @@ for w, name in zip([*two_wav, coded[0]], ["siren", "car_horn", "both", "real_mix
 # image network on log-mel patches of 0.96 s, trained to tag the soundtracks of millions of
 # YouTube videos (AudioSet was released with its embeddings); the 128 numbers of every patch are
 # a sample. This repo uses its own, one embedding per clip, the classifier of
-# `evaluation/eval_audio.py`: a small log-mel CNN trained on the built-in data's labels (source,
-# scene, instrument), whose embedding is its last convolution averaged over time (`Classifier`,
-# `classify`). Two reasons: there is nothing to download (VGGish's weights come from a model hub),
-# and it knows exactly the sounds the model was trained to make, which VGGish never heard. The
-# price: its distances compare with each other, not with published FAD values. We train a clean
-# one here (no codec renderings among its training clips, unlike the script's default) on 400
-# clips of 1 s with 16 channels in fast mode, 1000 clips with 64 in full mode (the script's
-# default: 3000 clips of 3 s, 64), cached by `get_classifier` under `OUT/eval` (a second run
-# reuses it).
+# `evaluation/eval_audio.py` (in `evaluation/metrics.py`): a small log-mel CNN trained on the
+# built-in data's labels (source, scene, instrument), whose embedding is its last convolution
+# averaged over time (`Classifier`, `classify`). Two reasons: there is nothing to download
+# (VGGish's weights come from a model hub), and it knows exactly the sounds the model was trained
+# to make, which VGGish never heard. The price: its distances compare with each other, not with
+# published FAD values. We train a clean one here (no codec renderings among its training clips,
+# unlike the script's default) on 400 clips of 1 s with 16 channels in fast mode, 1000 clips with
+# 64 in full mode (the script's default: 3000 clips of 3 s, 64), cached by `get_classifier` under
+# `OUT/eval` (a second run reuses it).
 #
 # Three sets against one reference R of held-out real clips: other real clips A (the floor: two
 # finite samples of one distribution are never at distance 0), the shipped model's clips for A's
 # captions, and the clips of the model trained in steps 2-4 for the same captions. FAD is biased
 # upwards for small sets, so compare sets of one size only.
-# Target: your FAD == `eval_audio.fad` on the same embeddings, your S^(1/2) squared == S, the
+# Target: your FAD == `metrics.fad` on the same embeddings, your S^(1/2) squared == S, the
 # similarity argument checked on the eigenvalues of S1 S2 themselves (assertions); the real set A
 # closest to R; `07_fad.png` and the first clip of each set, heard.
 
@@ -426,28 +426,28 @@ def my_fad(e1, e2):
 n_fad, fad_dur = (24, 1.0) if FAST else (64, LM["duration"])
 clf_flags = ["--clean-classifier", "--duration", str(fad_dur)] + (
     ["--fast", "--train-clips", "400", "--epochs", "8", "--width", "16"] if FAST else ["--train-clips", "1000"])
-settings = eval_audio.classifier_settings(eval_audio.parse_args(clf_flags))  # sizes, seed, ...: the cache key
-clf, acc = eval_audio.get_classifier(settings, str(OUT / "eval"), device)  # trained once, then reused
+settings = metrics.classifier_settings(eval_audio.parse_args(clf_flags))  # sizes, seed, ...: the cache key
+clf, acc = metrics.get_classifier(settings, str(OUT / "eval"), device)  # trained once, then reused
 print("classifier held-out accuracy: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in acc.items()))
-real = [make_clip(i, eval_audio.EVAL_SEED, fad_dur) for i in range(2 * n_fad)]  # held out from all training
+real = [make_clip(i, metrics.EVAL_SEED, fad_dur) for i in range(2 * n_fad)]  # held out from all training
 captions_a = [c["tags"] for c in real[:n_fad]]
 sets = {"real clips A": torch.stack([torch.from_numpy(c["wav"]) for c in real[:n_fad]]),  # [n, T]
         "shipped model": shipped.generate(captions_a, duration=fad_dur, seed=0)[:, 0],
         "model trained here": model.generate(captions_a, duration=fad_dur, seed=0)[:, 0]}
-assert shipped_codec.sample_rate == codec.sample_rate == eval_audio.SR  # else: data.resample to the classifier's
-emb_r = eval_audio.classify(clf, torch.stack([torch.from_numpy(c["wav"]) for c in real[n_fad:]]))[0]  # [n, D]
-embs = {name: eval_audio.classify(clf, w)[0] for name, w in sets.items()}  # [n, D] float64 each
+assert shipped_codec.sample_rate == codec.sample_rate == metrics.SR  # else: audio.resample to the classifier's
+emb_r = metrics.classify(clf, torch.stack([torch.from_numpy(c["wav"]) for c in real[n_fad:]]))[0]  # [n, D]
+embs = {name: metrics.classify(clf, w)[0] for name, w in sets.items()}  # [n, D] float64 each
 print(f"{n_fad} clips of {fad_dur:g} s per set, embeddings of {emb_r.shape[1]}; FAD to the reference R:")
 fads = {}
 for name, e in embs.items():
     fads[name] = my_fad(e, emb_r)
-    library = eval_audio.fad(e, emb_r)
-    print(f"  {name:20s} yours {fads[name]:8.3f}   eval_audio.fad {library:8.3f}")
+    library = metrics.fad(e, emb_r)
+    print(f"  {name:20s} yours {fads[name]:8.3f}   metrics.fad {library:8.3f}")
     assert math.isclose(fads[name], library, rel_tol=1e-6, abs_tol=1e-9)
 # 24 clips of 1 s per set, embeddings of 16; FAD to the reference R:       (fast mode, CPU)
-#   real clips A         yours    1.765   eval_audio.fad    1.765
-#   shipped model        yours    4.054   eval_audio.fad    4.054
-#   model trained here   yours   11.968   eval_audio.fad   11.968
+#   real clips A         yours    1.765   metrics.fad    1.765
+#   shipped model        yours    4.054   metrics.fad    4.054
+#   model trained here   yours   11.968   metrics.fad   11.968
 # (the model trained in fast mode makes one kind of noise for every caption: its clips sit in one
 #  corner of `07_fad.png`, far from the spread of the real ones)
 assert fads["real clips A"] < min(fads["shipped model"], fads["model trained here"])
@@ -546,8 +546,9 @@ assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (fol
 # speech spends its capacity on speech. `FolderDataset`, and with it `--data` in `train_lm.py` and
 # `train_codec.py`, has two remedies:
 #
-# - `exclude_tags=("speech",)` (`--exclude-tags speech`) leaves out every file whose caption or
-#   sidecar fields hold the word;
+# - `exclude_tags=("speech",)` (`--exclude-tags speech`) leaves out every file whose tags hold it
+#   (a file's tags: the `tags` field of its caption file, a list or a comma-separated string, or
+#   without one the words of its captions);
 # - `balance_tags=True` (`--balance-tags`) draws files by inverse tag frequency, this repo's
 #   one-flag balance: file f scores the mean over its tags t (the words of its captions, less "a",
 #   "the", ...) of 1 / n_t, with n_t the number of files that hold t, so the files of each tag
@@ -605,30 +606,30 @@ for label, options in settings.items():
     drawn[label] = shares(datasets[label])
     print("  items:", ", ".join(f"{t} {s:.0%}" for t, s in drawn[label].items()))
 # --- plain: no option
-# FolderDataset .../skewed_manifest: 20 audio files, 20 with captions
+# FolderDataset .../skewed_manifest/data.jsonl: 20 audio files, 20 with captions
 #   items: speech 60%, dog bark 30%, bird chirp 10%
 # --- exclude_tags: exclude_tags=('speech',)
-# FolderDataset .../skewed_manifest: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
+# FolderDataset .../skewed_manifest/data.jsonl: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
 #   tags (share of files before -> after exclusion): speech 60% -> 0%, bark 30% -> 75%, dog 30% -> 75%,
 #   bird 10% -> 25%, chirp 10% -> 25%
 #   items: speech 0%, dog bark 75%, bird chirp 25%
 # --- exclude + duration: exclude_tags=('speech',), sample_on_duration=True
-# FolderDataset .../skewed_manifest: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
+# FolderDataset .../skewed_manifest/data.jsonl: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
 #   tags (share of files before -> after exclusion -> of the draws): speech 60% -> 0% -> 0%, bark 30% -> 75% -> 75%,
 #   dog 30% -> 75% -> 75%, bird 10% -> 25% -> 25%, chirp 10% -> 25% -> 25%
 #   items: speech 0%, dog bark 74%, bird chirp 26%
 # --- balance_tags: balance_tags=True
-# FolderDataset .../skewed_manifest: 20 audio files, 20 with captions
+# FolderDataset .../skewed_manifest/data.jsonl: 20 audio files, 20 with captions
 #   tags (share of files before -> after exclusion -> of the draws): speech 60% -> 60% -> 33%, bark 30% -> 30% -> 33%,
 #   dog 30% -> 30% -> 33%, bird 10% -> 10% -> 33%, chirp 10% -> 10% -> 33%
 #   items: speech 30%, dog bark 37%, bird chirp 34%
 # --- both: exclude_tags=('speech',), balance_tags=True
-# FolderDataset .../skewed_manifest: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
+# FolderDataset .../skewed_manifest/data.jsonl: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
 #   tags (share of files before -> after exclusion -> of the draws): speech 60% -> 0% -> 0%, bark 30% -> 75% -> 50%,
 #   dog 30% -> 75% -> 50%, bird 10% -> 25% -> 50%, chirp 10% -> 25% -> 50%
 #   items: speech 0%, dog bark 48%, bird chirp 52%
 # --- exclude + weights: exclude_tags=('speech',), sample_on_weight=True
-# FolderDataset .../skewed_manifest: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
+# FolderDataset .../skewed_manifest/data.jsonl: 8 audio files, 8 with captions, 12 excluded by tag (speech 12)
 #   tags (share of files before -> after exclusion -> of the draws): speech 60% -> 0% -> 0%, bark 30% -> 75% -> 50%,
 #   dog 30% -> 75% -> 50%, bird 10% -> 25% -> 50%, chirp 10% -> 25% -> 50%
 #   items: speech 0%, dog bark 48%, bird chirp 52%
@@ -683,7 +684,7 @@ for caption in groups:
 #
 # MusicGen's music sidecars hold more than a description: `key`, `bpm`, `genre`, `moods`,
 # `instrument`, `keywords`. AudioCraft's `MusicDataset` turns them into text at training time, and
-# `data.augment_description` does it as it does (`data.music_info` first reads the fields as
+# `manifest.augment_description` does it as it does (`manifest.music_info` first reads the fields as
 # `MusicInfo` does: lower-cased, bpm a float, lists joined by ", "). With probability
 # `merge_text_p` a caption is augmented: each field is kept with probability `drop_other_p` (in
 # AudioCraft's code the chance to KEEP a field, despite its name) and written "name: value", the
@@ -700,7 +701,7 @@ for caption in groups:
 # text from the sidecar (assertions).
 
 # %%
-from data import augment_description, music_info  # noqa: E402
+from manifest import augment_description, music_info  # noqa: E402
 
 music = OUT / "music_meta"
 music.mkdir(parents=True, exist_ok=True)
