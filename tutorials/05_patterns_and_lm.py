@@ -83,7 +83,7 @@ listen(codec.decode(codes[:1])[0], codec.sample_rate, f"05_clip_{K}_codebooks.wa
 # so generating T frames samples S - 1 steps. MusicGen Sec. 2.2 compares:
 #
 # - delay (MusicGen's choice): step 1 + t + delays[q], delays (0, 1, 2, 3); S = T + max_delay + 1
-#   = T + 4 steps (`lm.pattern_steps`), T + 3 of them sampled. Codebook q of frame t is
+#   = T + 4 steps (`patterns.pattern_steps`), T + 3 of them sampled. Codebook q of frame t is
 #   predicted after codebooks < q of the same frame.
 # - parallel: all K codes of a frame in one step; S = T + 1. Fastest, but codebooks of a frame
 #   are drawn independently of each other.
@@ -127,8 +127,8 @@ save(fig, "05_patterns.png")
 #
 # The delay pattern is a shift: row q of the [K, S] grid is the special token everywhere except
 # steps 1 + delays[q] .. delays[q] + T, which hold codebook q's T codes in order. Its inverse
-# reads the same slices back. Write both in a few lines, then compare with `lm.build_pattern`
-# (which scatters the codes to `pattern_steps`' indices, for any pattern) and `lm.revert_pattern`
+# reads the same slices back. Write both in a few lines, then compare with `patterns.build_pattern`
+# (which scatters the codes to `pattern_steps`' indices, for any pattern) and `patterns.revert_pattern`
 # (which gathers them). Every code lands in exactly one cell, so a sequence holds K T codes and
 # S K - K T special tokens.
 # Target: your grid of a 4 x 5 example (below, by eye: each row one step later than the one
@@ -434,7 +434,7 @@ save(fig, "05_cross_attention.png")
 #   `LMConfig.cross_attention_mask=True`, as transformers' MusicGen), the official models do not.
 #   With one prompt, as in step 9, there is no padding and both agree. With padding, add
 #   `source_mask` to the logits before the softmax of step 9.
-# - `lm.py`'s patterns are index maps (`pattern_steps`), not AudioCraft's layout lists; the official
+# - `patterns.py`'s patterns are index maps (`pattern_steps`), not AudioCraft's layout lists; the official
 #   models all use 'delay'. 'flatten' is AudioCraft's 'unroll'; the MusicLM pattern is not here.
 # - Step 6's clips are held out but drawn from the same generator as the training data: the loss
 #   says how well the LM learnt that generator, not how it would do on real audio.
