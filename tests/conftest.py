@@ -3,17 +3,23 @@ What several test files share, as pytest fixtures (a test file imports no other 
 
 - one_thread: tiny models on one thread, the steady way next to another job;
 - tiny_codec: a function, seed -> the tiny codec with random weights, its codebooks initialised;
-- train_tiny_lm: a function, folder -> train_lm.py's export of a tiny LM trained for 2 steps on that codec;
+- tiny_lm_export: a function, folder -> a tiny text-to-audio model with random weights, written as
+  train_lm.py exports one (lm.pt, codec.pt, tokenizer.model), built by the library, not the trainer;
 - interrupted_run: a function that runs a training script's main with a real Ctrl-C in the middle;
-- encodec_package, fill_codebooks, encodec_24khz: the official `encodec` package (skipped, saying why, without it)
-  and its 24 kHz model with random weights and filled codebooks, saved as the official file.
+- encodec_package, fill_codebooks, encodec_24khz: the official `encodec` package (skipped, saying
+  why, without it) and its 24 kHz model with random weights and filled codebooks, saved as the
+  official file (evaluation/encodec_reference.py, which bench_codec.py shares).
+
+The repository's root goes on sys.path here, for every test file: the library modules, and the
+evaluation scripts as the package `evaluation`.
 """
 
-import importlib.machinery
+import math
+import shutil
 import signal
+import string
 import sys
-import types
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -22,10 +28,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import synth  # noqa: E402
+from checkpoint import codec_hash, half, load_codec, save_atomic  # noqa: E402
 from codec import PRESETS, Codec  # noqa: E402
-
-ENCODEC_MISSING = ("the official `encodec` package is not installed: `pip install --no-deps encodec==0.1.1` "
-                   "(with its dependencies it would pull torchaudio and another torch)")
+from conditioners import (MelodyConditioner, TextConditioner, Tokenizer,  # noqa: E402
+                          normalize_text)
+from evaluation import encodec_reference  # noqa: E402
+from lm import LM, PRESETS as LM_PRESETS  # noqa: E402
+from model import TextToAudio  # noqa: E402
+from t5 import T5_PRESETS, T5Encoder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -37,32 +47,67 @@ def one_thread():
     yield
     torch.set_num_threads(n)
 
-# ----------------------------------------------------------------------------- tiny models
+# -----------------------------------------------------------------------------
+# tiny models
 
 
 def make_tiny_codec(seed=0):
     """The tiny codec with random weights, its codebooks initialised by one k-means batch."""
     torch.manual_seed(seed)
     codec = Codec(PRESETS["tiny"]).train()
-    codec(torch.stack([torch.from_numpy(synth.make_clip(i, seed, 0.5)["wav"])[None] for i in range(4)]))
+    clips = [torch.from_numpy(synth.make_clip(i, seed, 0.5)["wav"])[None] for i in range(4)]
+    codec(torch.stack(clips))  # [4, 1, T]: the first batch initialises the codebooks
     return codec.eval()
 
 
-def export_tiny_lm(folder, *extra, codec=None):
-    """train_lm.py (in this process) on 8 built-in clips of 1 s, a tiny LM (--dim 32 --layers 1) for 2 steps, on
-    codec (a codec.pt; None: make_tiny_codec() saved as folder/codec.pt), extra flags added -> its export folder,
-    folder/export (lm.pt, codec.pt, tokenizer.model); the run is folder/run."""
-    import train_lm  # the script, for the tests of what reads its export (sample.py, evaluation/eval_audio.py)
-    folder = Path(folder)
+def tiny_tokenizer(path, n_clips=8, duration=1.0):
+    """A sentencepiece tokenizer fit as train_lm.py fits one to the captions of the built-in clips
+    0..n_clips-1 (tags and sentence, normalised; each word once more; every letter and digit),
+    written to path -> Tokenizer with known = the pieces of those captions (any other reads as
+    <unk>)."""
+    clips = [synth.make_clip(i, 0, duration) for i in range(n_clips)]
+    caps = [normalize_text(c[k]) for c in clips for k in ("tags", "sentence")]
+    words = sorted({w for c in caps for w in c.split()})
+    Tokenizer.train(caps + words + [" ".join(string.ascii_letters + string.digits)], 1000, path)
+    known = sorted({i for ids in Tokenizer(path).sp.encode(caps) for i in ids})
+    return Tokenizer(path, known=known)
+
+
+def export_tiny_lm(folder, codec=None, melody=None):
+    """A tiny text-to-audio model with random weights (seed 0), built by the library as train_lm.py
+    builds one: the tiny LM preset 32 wide, 1 layer, 2 heads, 1 s clips, fitted to the codec; a
+    tiny T5 for tiny_tokenizer; melody: None (text only) or the fuse of a MelodyConditioner
+    ('prepend' or 'sum'). Written as train_lm.py exports it -> its folder, folder/export (lm.pt,
+    codec.pt, tokenizer.model), which model.load_model reads. codec: a codec file (None:
+    make_tiny_codec() saved as folder/codec.pt)."""
+    folder, out = Path(folder), Path(folder) / "export"
+    out.mkdir(parents=True, exist_ok=True)
     if codec is None:
         tiny = make_tiny_codec()
         codec = folder / "codec.pt"
         torch.save({"config": asdict(tiny.config), "model": tiny.state_dict()}, codec)
-    train_lm.main(train_lm.parser.parse_args([
-        "--codec", str(codec), "--out-dir", str(folder / "run"), "--export", str(folder / "export"),
-        "--n-clips", "8", "--eval-clips", "2", "--duration", "1", "--dim", "32", "--layers", "1", "--heads", "2",
-        "--batch-size", "4", "--steps", "2", "--eval-every", "2", "--n-samples", "1", *extra]))
-    return str(folder / "export")
+    shutil.copyfile(codec, out / "codec.pt")
+    codec = load_codec(str(codec))
+    tokenizer = tiny_tokenizer(str(out / "tokenizer.model"))
+    config = replace(LM_PRESETS["tiny"], dim=32, cond_dim=32, num_layers=1, num_heads=2,
+                     card=codec.config.bins, frame_rate=codec.frame_rate, max_duration=1.0,
+                     extend_stride=round(1.0 / 3, 2))
+    melody_meta = None
+    if melody is not None:  # the chroma at the codec's rate, MusicGen's time resolution
+        melody_meta = dict(sample_rate=codec.sample_rate,
+                           radix2_exp=14 - round(math.log2(32000 / codec.sample_rate)),
+                           duration=1.0, fuse=melody)
+    torch.manual_seed(0)
+    lm = LM(config)
+    t5 = T5Encoder(replace(T5_PRESETS["tiny"], vocab_size=tokenizer.vocab_size))
+    text = TextConditioner(t5, tokenizer, config.dim, finetune=True, normalize=True)
+    melody = None if melody_meta is None else MelodyConditioner(config.dim, **melody_meta)
+    model = TextToAudio(lm, text, melody, codec)
+    conditioner = dict(t5=asdict(t5.config), tokenizer="tokenizer.model", normalize=True,
+                       melody=melody_meta, finetune=True, known=sorted(tokenizer.known))
+    save_atomic(dict(config=asdict(config), model=half(model.checkpoint()), conditioner=conditioner,
+                     codec=dict(path="codec.pt", hash=codec_hash(codec))), out / "lm.pt")
+    return str(out)
 
 
 @pytest.fixture(scope="session")
@@ -72,17 +117,19 @@ def tiny_codec():
 
 
 @pytest.fixture(scope="session")
-def train_tiny_lm():
-    """export_tiny_lm: train_tiny_lm(folder, *extra_flags, codec=None) -> the export folder."""
+def tiny_lm_export():
+    """export_tiny_lm: tiny_lm_export(folder, codec=None, melody=None) -> the export folder."""
     return export_tiny_lm
 
-# ----------------------------------------------------------------------------- Ctrl-C
+# -----------------------------------------------------------------------------
+# Ctrl-C
 
 
 def run_interrupted(module, patched, at_call, args):
-    """Run module.main(args) with a real Ctrl-C (SIGINT to this process) sent during call number at_call of
-    module.<patched> (called once per training step); return what ended it: the SystemExit, or the
-    KeyboardInterrupt a script without the Ctrl-C handling would raise (caught here, not by pytest)."""
+    """Run module.main(args) with a real Ctrl-C (SIGINT to this process) sent during call number
+    at_call of module.<patched> (called once per training step); return what ended it: the
+    SystemExit, or the KeyboardInterrupt a script without the Ctrl-C handling would raise (caught
+    here, not by pytest)."""
     original, calls = getattr(module, patched), []
 
     def hooked(*a, **k):
@@ -105,73 +152,38 @@ def run_interrupted(module, patched, at_call, args):
 
 @pytest.fixture(scope="session")
 def interrupted_run():
-    """run_interrupted: interrupted_run(script module, name of its per-step function, step, argv) -> what ended it."""
+    """run_interrupted: interrupted_run(script module, name of its per-step function, step, argv) ->
+    what ended it."""
     return run_interrupted
 
-# ----------------------------------------------------------------------------- the official encodec package
-
-
-def import_encodec():
-    """The encodec package imports torchaudio for its file helpers only; torchaudio has no build
-    for this torch on CPU, so a stand-in module is registered while encodec is imported.
-    ImportError (ENCODEC_MISSING) when the package is absent: it is installed apart, see .ci/run."""
-    import transformers  # noqa: F401  (imported first: it probes torchaudio's spec at import)
-    stub = "torchaudio" not in sys.modules
-    if stub:
-        sys.modules["torchaudio"] = types.ModuleType("torchaudio")
-        sys.modules["torchaudio"].__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
-    try:
-        import encodec
-    except ImportError:
-        raise ImportError(ENCODEC_MISSING) from None
-    finally:
-        if stub:
-            del sys.modules["torchaudio"]
-    return encodec
-
-
-def fill_random_codebooks(latent, codebooks, quantize, decode, seed=0):
-    """Fill each codebook with random vectors shaped like its input, stage by stage.
-
-    Codes are drawn from a Gaussian with the per-dimension mean and std of the residual they
-    quantize: all distinct (no near ties that float noise could flip) and all in use.
-    """
-    g = torch.Generator().manual_seed(seed)
-    residual = latent.transpose(1, 2).reshape(-1, latent.shape[1])  # [N, D]
-    for cb in codebooks:
-        mean, std = residual.mean(0), residual.std(0)
-        cb.embed.copy_(mean + std * torch.randn(cb.embed.shape, generator=g))
-        cb.embed_avg.copy_(cb.embed)
-        cb.inited.fill_(1)
-        residual = residual - decode(cb, quantize(cb, residual))
+# -----------------------------------------------------------------------------
+# the official encodec package
 
 
 @pytest.fixture(scope="session")
 def encodec_package():
-    """The `encodec` module (import_encodec); the test is skipped, saying why, without the package."""
+    """The `encodec` module (encodec_reference.import_encodec); the test is skipped, saying why,
+    without the package."""
     try:
-        return import_encodec()
+        return encodec_reference.import_encodec()
     except ImportError as e:
         pytest.skip(str(e))
 
 
 @pytest.fixture(scope="session")
 def fill_codebooks():
-    """fill_random_codebooks: the reference models' codebooks are all zeros until k-means runs; filled with real
-    latent vectors first, or every code would be 0 and the comparisons would prove nothing."""
-    return fill_random_codebooks
+    """encodec_reference.fill_codebooks: the reference models' codebooks are all zeros until k-means
+    runs; filled with random vectors shaped like real latents first, or every code would be 0 and
+    the comparisons would prove nothing."""
+    return encodec_reference.fill_codebooks
 
 
 @pytest.fixture(scope="module")
 def encodec_24khz(encodec_package, tmp_path_factory):
-    """The encodec package's 24 kHz model with random weights and filled codebooks, saved as the
-    official bare state-dict file `encodec_24khz-<sha>.th` -> (model, path)."""
-    torch.manual_seed(0)
-    ref = encodec_package.EncodecModel.encodec_model_24khz(pretrained=False).eval()
-    with torch.no_grad():
-        latent = ref.encoder(0.1 * torch.randn(4, 1, 24000))
-        fill_random_codebooks(latent, [l._codebook for l in ref.quantizer.vq.layers],
-                              lambda cb, x: cb.quantize(x), lambda cb, i: cb.dequantize(i))
+    """The encodec package's 24 kHz model with random weights and filled codebooks
+    (encodec_reference.filled_model), saved as the official bare state-dict file
+    `encodec_24khz-<sha>.th` -> (model, path)."""
+    ref = encodec_reference.filled_model(encodec_package, "encodec_24khz", clips=4)
     path = tmp_path_factory.mktemp("enc") / "encodec_24khz-d7cc33bc.th"
     torch.save(ref.state_dict(), path)
     return ref, path
