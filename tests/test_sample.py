@@ -1,11 +1,12 @@
 """
 Tests for sample.py. Run: python -m pytest -q tests/test_sample.py (CPU, about 30 s).
 
-A model exported by train_lm.py (tiny, 2 steps) is sampled in-process and as a subprocess: a 16-bit WAV of the
-requested duration, names made from the prompt, the same seed -> the same bytes, continuation; every bad input is
-a one-line error with a non-zero exit and no file. Directories of official AudioCraft files built from random
-weights (state_dict.bin, compression_state_dict.bin or a transformers codec, a transformers T5) sample end to end,
-melody included. The shipped model in checkpoints/ is sampled when it is there.
+A tiny model with random weights, exported as train_lm.py exports one, is sampled in-process and
+as a subprocess: a 16-bit WAV of the requested duration, names made from the prompt, the same seed
+-> the same bytes, continuation; every bad input is a one-line error with a non-zero exit and no
+file. Directories of official AudioCraft files built from random weights (state_dict.bin,
+compression_state_dict.bin or a transformers codec, a transformers T5) sample end to end, melody
+included. The shipped model in checkpoints/ is sampled when it is there.
 """
 
 import itertools
@@ -23,61 +24,76 @@ import pytest
 import soundfile as sf
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import sample  # noqa: E402
-from conditioners import Tokenizer  # noqa: E402
-from lm import LM, LMConfig  # noqa: E402
-from model import COND, MELODY, TextToAudio, load_model  # noqa: E402
+import sample
+from conditioners import Tokenizer
+from lm import LM, LMConfig
+from model import COND, MELODY, TextToAudio, load_model
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the subprocesses compute as the in-process runs (one thread)
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "checkpoints"
+# the subprocesses compute as the in-process runs (one thread)
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
-def model(train_tiny_lm, tmp_path_factory):
-    """train_lm.py's export of a tiny LM trained for 2 steps: lm.pt, codec.pt, tokenizer.model (see conftest.py)."""
-    return train_tiny_lm(tmp_path_factory.mktemp("model"))
+def model(tiny_lm_export, tmp_path_factory):
+    """A tiny model with random weights in train_lm.py's export folder: lm.pt, codec.pt,
+    tokenizer.model (see conftest.py)."""
+    return tiny_lm_export(tmp_path_factory.mktemp("model"))
 
 
 def wavs(folder):
     return sorted(p.name for p in Path(folder).glob("*.wav*"))
 
 
+def sine(n):
+    """n samples of a 440 Hz sine at 16 kHz, amplitude 0.5, float32."""
+    return (np.sin(2 * np.pi * 440 * np.arange(n) / 16000) * 0.5).astype(np.float32)
+
+
 def test_wav_of_the_requested_duration_same_seed_same_bytes(model, tmp_path):
     a, b, c = (str(tmp_path / f"{n}.wav") for n in "abc")
-    assert sample.main(["--model", model, "--prompt", "dog bark park", "--duration", "1.5", "--out", a]) == [a]
+    args = ["--model", model, "--prompt", "dog bark park", "--duration", "1.5"]
+    assert sample.main([*args, "--out", a]) == [a]
     info = sf.info(a)
-    assert info.samplerate == 16000 and info.subtype == "PCM_16" and info.frames == 24000  # 1.5 s, past max_duration
-    sample.main(["--model", model, "--prompt", "dog bark park", "--duration", "1.5", "--out", b])
-    sample.main(["--model", model, "--prompt", "dog bark park", "--duration", "1.5", "--out", c, "--seed", "1"])
+    assert info.samplerate == 16000 and info.subtype == "PCM_16"
+    assert info.frames == 24000  # 1.5 s, past max_duration
+    sample.main([*args, "--out", b])
+    sample.main([*args, "--out", c, "--seed", "1"])
     assert Path(a).read_bytes() == Path(b).read_bytes() != Path(c).read_bytes()
 
 
 def test_prompt_alone_or_in_a_batch_and_bf16(model, tmp_path):
-    """The padding of a short prompt batched with a longer one is masked (cross_attention_mask, on in train_lm's
-    tiny preset): greedy, its audio is the same alone or in the batch. --bf16 runs the LM in bfloat16."""
+    """The padding of a short prompt batched with a longer one is masked (cross_attention_mask, on
+    in train_lm's tiny preset): greedy, its audio is the same alone or in the batch. --bf16 runs the
+    LM in bfloat16."""
     a, b = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
     greedy = ["--model", model, "--duration", "0.5", "--temperature", "0"]
     sample.main([*greedy, "--prompt", "dog bark", "--out", a])
-    sample.main([*greedy, "--prompt", "dog bark", "--prompt", "a siren wails on a busy street", "--out", b])
-    alone, batched = sf.read(a, dtype="int16")[0], sf.read(tmp_path / "b_0.wav", dtype="int16")[0]
-    assert np.abs(alone.astype(int) - batched).max() <= 1  # same codes; the batched decoder rounds a few samples apart
-    sample.main(["--model", model, "--prompt", "dog bark", "--duration", "0.5", "--bf16", "--out", a])
-    sample.main(["--model", model, "--prompt", "dog bark", "--duration", "0.5", "--bf16", "--out", b])
+    sample.main([*greedy, "--prompt", "dog bark", "--prompt", "a siren wails on a busy street",
+                 "--out", b])
+    alone = sf.read(a, dtype="int16")[0]
+    batched = sf.read(tmp_path / "b_0.wav", dtype="int16")[0]
+    # same codes; the batched decoder rounds a few samples apart
+    assert np.abs(alone.astype(int) - batched).max() <= 1
+    bf16 = ["--model", model, "--prompt", "dog bark", "--duration", "0.5", "--bf16"]
+    sample.main([*bf16, "--out", a])
+    sample.main([*bf16, "--out", b])
     assert sf.info(a).frames == 8000 and Path(a).read_bytes() == Path(b).read_bytes()
 
 
 def test_names_from_prompts_and_subprocess(model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    sample.main(["--model", model, "--prompt", "Dog bark, park!", "--duration", "0.5", "--top-p", "0.9"])
-    sample.main(["--model", model, "--prompt", "rain", "--prompt", "siren street", "--duration", "0.5"])
+    sample.main(["--model", model, "--prompt", "Dog bark, park!", "--duration", "0.5",
+                 "--top-p", "0.9"])
+    two = ["--model", model, "--prompt", "rain", "--prompt", "siren street", "--duration", "0.5"]
+    sample.main(two)
     assert wavs(tmp_path) == ["dog_bark_park.wav", "rain_0.wav", "siren_street_1.wav"]
     # the same run as a script: same bytes, a progress line, what it wrote on stdout
-    out = subprocess.run([sys.executable, str(ROOT / "sample.py"), "--model", model, "--prompt", "rain", "--prompt",
-                          "siren street", "--duration", "0.5", "--out", "x.wav"],
+    out = subprocess.run([sys.executable, str(ROOT / "sample.py"), *two, "--out", "x.wav"],
                          capture_output=True, text=True, env=ENV, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "wrote x_0.wav (0.50 s, 16000 Hz)" in out.stdout
@@ -87,28 +103,30 @@ def test_names_from_prompts_and_subprocess(model, tmp_path, monkeypatch):
 
 def test_continuation(model, tmp_path):
     start = tmp_path / "start.wav"
-    sf.write(start, np.sin(2 * np.pi * 440 * np.arange(8000) / 16000).astype(np.float32) * 0.5, 16000)
+    sf.write(start, sine(8000), 16000)
     out = str(tmp_path / "more.wav")
-    sample.main(["--model", model, "--prompt", "bell room", "--duration", "0.9", "--continuation", str(start),
-                 "--out", out])
+    sample.main(["--model", model, "--prompt", "bell room", "--duration", "0.9",
+                 "--continuation", str(start), "--out", out])
     assert sf.info(out).frames == 14400
-    with pytest.raises(SystemExit, match="prompt"):  # 0.5 s of audio prompt leaves nothing to generate in 0.4 s
-        sample.main(["--model", model, "--prompt", "bell", "--duration", "0.4", "--continuation", str(start),
-                     "--out", str(tmp_path / "short.wav")])
+    # 0.5 s of audio prompt leaves nothing to generate in 0.4 s
+    with pytest.raises(SystemExit, match="prompt"):
+        sample.main(["--model", model, "--prompt", "bell", "--duration", "0.4",
+                     "--continuation", str(start), "--out", str(tmp_path / "short.wav")])
 
 
 def test_continuation_longer_than_the_window(model, tmp_path, capsys):
-    """The README's `--continuation dog_bark_park.wav --duration 8` with a 5 s prompt and a 3 s window, scaled to the
-    test model (1 s window, extend_stride 0.33 s: W = 50, S = 16 frames): a 1.5 s prompt (75 frames) and 2 s in all.
-    The codes start with the prompt's; the LM sees its last W - S = 34 frames: windows at frames 41 and 57. The same
-    seed gives the same bytes; the progress line counts the windows and the time left. A prompt as long as
-    --duration is a one-line error naming both."""
+    """The README's `--continuation dog_bark_park.wav --duration 8` with a 5 s prompt and a 3 s
+    window, scaled to the test model (1 s window, extend_stride 0.33 s: W = 50, S = 16 frames): a
+    1.5 s prompt (75 frames) and 2 s in all. The codes start with the prompt's; the LM sees its last
+    W - S = 34 frames: windows at frames 41 and 57. The same seed gives the same bytes; the
+    progress line counts the windows and the time left. A prompt as long as --duration is a
+    one-line error naming both."""
     start = tmp_path / "start.wav"
-    sf.write(start, np.sin(2 * np.pi * 440 * np.arange(24000) / 16000).astype(np.float32) * 0.5, 16000)
+    sf.write(start, sine(24000), 16000)
     a, b = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
     for out in (a, b):
-        sample.main(["--model", model, "--prompt", "bell room", "--duration", "2", "--continuation", str(start),
-                     "--out", out])
+        sample.main(["--model", model, "--prompt", "bell room", "--duration", "2",
+                     "--continuation", str(start), "--out", out])
     assert sf.info(a).frames == 32000 and Path(a).read_bytes() == Path(b).read_bytes()
     assert re.search(r"window 2/2, step 12/12 \| \d+ s elapsed, ~0 s left", capsys.readouterr().err)
     m = load_model(model, "cpu")
@@ -118,17 +136,20 @@ def test_continuation_longer_than_the_window(model, tmp_path, capsys):
     m.codec.decode = lambda codes: decoded.append(codes) or decode(codes)
     cont = sample.load_audio(str(start), 16000, 1)
     m.generate(["bell room"], 2.0, continuation=cont)
-    assert decoded[0].shape[-1] == 100 and torch.equal(decoded[0][..., :75], m.codec.encode(cont[None], n_q=4))
-    with pytest.raises(SystemExit, match=r"^sample.py: error: --continuation is 1.5 s, --duration 1.5 s: ask for a "
-                                         r"duration longer than the audio prompt$"):
-        sample.main(["--model", model, "--prompt", "bell", "--duration", "1.5", "--continuation", str(start),
-                     "--out", str(tmp_path / "c.wav")])
+    assert decoded[0].shape[-1] == 100
+    assert torch.equal(decoded[0][..., :75], m.codec.encode(cont[None], n_q=4))
+    with pytest.raises(SystemExit, match=r"^sample.py: error: --continuation is 1.5 s, --duration "
+                                         r"1.5 s: ask for a duration longer than the audio "
+                                         r"prompt$"):
+        sample.main(["--model", model, "--prompt", "bell", "--duration", "1.5",
+                     "--continuation", str(start), "--out", str(tmp_path / "c.wav")])
 
 
 def test_progress_estimates_the_time_left(model, monkeypatch, capsys):
-    """--duration 100000 (the issue's run of hours) with a 1 s window hopping by 16 frames: 1 + ceil((5e6 - 50) / 16)
-    = 312498 windows, of 53 steps then 19. A clock that advances 1 ms per reading: after the first step the line
-    says about 5.9 million steps x 1 ms = 1.6 h left. Generation is stopped there (a fake generate)."""
+    """--duration 100000 (a run of hours) with a 1 s window hopping by 16 frames:
+    1 + ceil((5e6 - 50) / 16) = 312498 windows, of 53 steps then 19. A clock that advances 1 ms per
+    reading: after the first step the line says about 5.9 million steps x 1 ms = 1.6 h left.
+    Generation is stopped there (a fake generate)."""
     monkeypatch.setattr(sample, "time", SimpleNamespace(time=itertools.count(0, 0.001).__next__))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
 
@@ -138,24 +159,29 @@ def test_progress_estimates_the_time_left(model, monkeypatch, capsys):
     monkeypatch.setattr(TextToAudio, "generate", first_step)
     with pytest.raises(SystemExit, match="stopped after one step"):
         sample.main(["--model", model, "--prompt", "rain", "--duration", "100000"])
-    assert "generating 1 x 100000 s: window 1/312498, step 1/53 | 0 s elapsed, ~1.6 h left" in capsys.readouterr().err
+    line = "generating 1 x 100000 s: window 1/312498, step 1/53 | 0 s elapsed, ~1.6 h left"
+    assert line in capsys.readouterr().err
 
 
 def test_help_shows_defaults_and_the_seed_terms(model, tmp_path, capsys):
-    """--help shows every default; --seed says when a seed reproduces a file, and the last line names the thread
-    count (one here, conftest's one_thread)."""
-    flags = {b.split()[0]: " ".join(b.split()) for b in re.split(r"\n  (?=-)", sample.parser.format_help())}
-    for flag, default in [("--duration", "5.0"), ("--cfg-coef", "3.0"), ("--top-k", "250"), ("--top-p", "0.0"),
-                          ("--temperature", "1.0"), ("--seed", "0"), ("--device", sample.parser.get_default("device"))]:
+    """--help shows every default; --seed says when a seed reproduces a file, and the last line
+    names the thread count (one here, conftest's one_thread)."""
+    blocks = re.split(r"\n  (?=-)", sample.parser.format_help())
+    flags = {b.split()[0]: " ".join(b.split()) for b in blocks}
+    defaults = [("--duration", "5.0"), ("--cfg-coef", "3.0"), ("--top-k", "250"),
+                ("--top-p", "0.0"), ("--temperature", "1.0"), ("--seed", "0"),
+                ("--device", sample.parser.get_default("device"))]
+    for flag, default in defaults:
         assert f"(default: {default}" in flags[flag], flags[flag]
     assert "same model, torch version, device and number of threads" in flags["--seed"]
-    sample.main(["--model", model, "--prompt", "rain", "--duration", "0.5", "--out", str(tmp_path / "x.wav")])
+    sample.main(["--model", model, "--prompt", "rain", "--duration", "0.5",
+                 "--out", str(tmp_path / "x.wav")])
     assert re.search(r"^1 x 0.5 s in [\d.]+ s on cpu \(1 thread\)$", capsys.readouterr().out, re.M)
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--device", "cuda"], "--device cuda: no CUDA device is available (torch.cuda.is_available() is False); "
-                           "use --device cpu"),
+    (["--device", "cuda"], "--device cuda: no CUDA device is available "
+                           "(torch.cuda.is_available() is False); use --device cpu"),
     (["--device", "cuda:1"], "--device cuda:1: no CUDA device is available"),
     (["--device", "tpu"], "--device 'tpu' is not a device: use cpu, cuda or cuda:N"),
     (["--device", "mps"], "--device mps: only cpu and cuda are supported"),
@@ -167,7 +193,8 @@ def test_device_and_model_are_checked_before_loading(args, match, monkeypatch):
     monkeypatch.setattr(sample, "load_model", lambda *a: pytest.fail("loaded before checking"))
     with pytest.raises(SystemExit) as e:
         sample.main(["--prompt", "rain", "--device", "cpu", *args])
-    assert str(e.value).startswith(f"sample.py: error: {match}") and "\n" not in str(e.value), str(e.value)
+    msg = str(e.value)
+    assert msg.startswith(f"sample.py: error: {match}") and "\n" not in msg, msg
 
 
 BAD = [  # (arguments, what the one-line error says)
@@ -228,8 +255,9 @@ def test_errors_as_a_script(model, tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "lm.pt").write_bytes(b"garbage")
     for args in (["--prompt", ""], ["--model", str(tmp_path / "bad"), "--prompt", "rain"]):
-        out = subprocess.run([sys.executable, str(ROOT / "sample.py"), "--model", model, *args, "--out",
-                              str(tmp_path / "x.wav")], capture_output=True, text=True, env=ENV, timeout=120)
+        cmd = [sys.executable, str(ROOT / "sample.py"), "--model", model, *args,
+               "--out", str(tmp_path / "x.wav")]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
         assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert out.stderr.startswith("sample.py: error:") and not (tmp_path / "x.wav").exists()
 
@@ -243,7 +271,8 @@ def to_audiocraft(state):
         if k.startswith("quantizer."):
             k = re.sub(r"^quantizer\.layers\.(\d+)\.", r"quantizer.vq.layers.\1._codebook.", k)
         elif ".lstm." not in k:
-            wrap = ".convtr.convtr." if re.match(r"decoder\.model\.(3|6|9|12)\.", k) else ".conv.conv."
+            transposed = re.match(r"decoder\.model\.(3|6|9|12)\.", k)
+            wrap = ".convtr.convtr." if transposed else ".conv.conv."
             k = re.sub(r"\.(weight_g|weight_v|bias)$", wrap + r"\1", k)
         out[k] = v
     return out
@@ -252,10 +281,11 @@ def to_audiocraft(state):
 def codec_xp_cfg(c):
     """The few fields of AudioCraft's compression xp.cfg that load_codec reads."""
     b = lambda x: str(x).lower()
-    return (f"sample_rate: {c.sample_rate}\nchannels: {c.channels}\ncompression_model: encodec\nencodec:\n"
-            f"  renormalize: false\nseanet:\n  dimension: {c.dimension}\n  n_filters: {c.n_filters}\n"
-            f"  ratios: {list(c.ratios)}\n  causal: {b(c.causal)}\n  pad_mode: {c.pad_mode}\n  true_skip: "
-            f"{b(c.true_skip)}\n  lstm: {c.lstm}\n  norm: weight_norm\nrvq:\n  n_q: {c.n_q}\n  bins: {c.bins}\n"
+    return (f"sample_rate: {c.sample_rate}\nchannels: {c.channels}\ncompression_model: encodec\n"
+            f"encodec:\n  renormalize: false\nseanet:\n  dimension: {c.dimension}\n"
+            f"  n_filters: {c.n_filters}\n  ratios: {list(c.ratios)}\n  causal: {b(c.causal)}\n"
+            f"  pad_mode: {c.pad_mode}\n  true_skip: {b(c.true_skip)}\n  lstm: {c.lstm}\n"
+            f"  norm: weight_norm\nrvq:\n  n_q: {c.n_q}\n  bins: {c.bins}\n"
             f"  q_dropout: {b(c.q_dropout)}\n  decay: {c.decay}\n  kmeans_iters: {c.kmeans_iters}\n"
             f"  threshold_ema_dead_code: {c.threshold_ema_dead_code}\n")
 
@@ -273,13 +303,16 @@ codebooks_pattern:
 
 
 def official_dir(root, codec, codec_format, melody=False):
-    """Random weights in AudioCraft's files: state_dict.bin (+ the conditioners' output_proj), a T5 folder saved by
-    transformers, and the codec as compression_state_dict.bin or (MusicGen) a transformers folder + a pointer."""
+    """Random weights in AudioCraft's files: state_dict.bin (+ the conditioners' output_proj), a T5
+    folder saved by transformers, and the codec as compression_state_dict.bin or (MusicGen) a
+    transformers folder + a pointer."""
     tf = pytest.importorskip("transformers")
     root.mkdir()
     torch.manual_seed(0)
-    tok = Tokenizer.train(["dog bark park", "rain street", "happy piano slow", "jazz tune"] * 5, 60, str(root / "sp"))
-    t5 = tf.T5EncoderModel(tf.T5Config(vocab_size=64, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)).eval()
+    captions = ["dog bark park", "rain street", "happy piano slow", "jazz tune"] * 5
+    tok = Tokenizer.train(captions, 60, str(root / "sp"))
+    t5_config = tf.T5Config(vocab_size=64, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+    t5 = tf.T5EncoderModel(t5_config).eval()
     t5.save_pretrained(root / "t5-base")
     torch.save(t5.state_dict(), root / "t5-base" / "pytorch_model.bin")
     shutil.move(tok.path, root / "t5-base" / "spiece.model")
@@ -287,22 +320,26 @@ def official_dir(root, codec, codec_format, melody=False):
                      cross_attention=not melody))
     state = {**lm.state_dict(), COND + "output_proj.weight": torch.randn(32, 16),
              COND + "output_proj.bias": torch.randn(32)}
-    if melody:  # musicgen-melody: chroma conditioner, text and chroma prepended (no cross-attention)
+    # musicgen-melody: chroma conditioner, text and chroma prepended (no cross-attention)
+    if melody:
         state.update({MELODY + "output_proj.weight": torch.randn(32, 12),
                       MELODY + "output_proj.bias": torch.zeros(32),
                       MELODY + "chroma.spec.window": torch.hann_window(16384)})
     torch.save({"best_state": state, "xp.cfg": LM_XP_CFG, "version": "1.3.0", "exported": True},
                root / "state_dict.bin")
     if codec_format == "audiocraft":  # AudioGen: the codec weights in compression_state_dict.bin
-        torch.save({"best_state": to_audiocraft(codec.state_dict()), "xp.cfg": codec_xp_cfg(codec.config),
-                    "exported": True}, root / "compression_state_dict.bin")
+        torch.save({"best_state": to_audiocraft(codec.state_dict()),
+                    "xp.cfg": codec_xp_cfg(codec.config), "exported": True},
+                   root / "compression_state_dict.bin")
     else:  # MusicGen: the .bin only points to facebook/encodec_32khz, a transformers EncodecModel
-        torch.save({"pretrained": "facebook/encodec_32khz", "exported": True}, root / "compression_state_dict.bin")
+        torch.save({"pretrained": "facebook/encodec_32khz", "exported": True},
+                   root / "compression_state_dict.bin")
         c = codec.config
         tf.EncodecModel(tf.EncodecConfig(
-            sampling_rate=c.sample_rate, upsampling_ratios=list(c.ratios), num_filters=c.n_filters,
-            hidden_size=c.dimension, codebook_size=c.bins, target_bandwidths=[c.n_q * math.log2(c.bins) * 50 / 1000],
-            use_causal_conv=False, use_conv_shortcut=False, pad_mode=c.pad_mode)).save_pretrained(root / "encodec")
+            sampling_rate=c.sample_rate, upsampling_ratios=list(c.ratios),
+            num_filters=c.n_filters, hidden_size=c.dimension, codebook_size=c.bins,
+            target_bandwidths=[c.n_q * math.log2(c.bins) * 50 / 1000], use_causal_conv=False,
+            use_conv_shortcut=False, pad_mode=c.pad_mode)).save_pretrained(root / "encodec")
     return str(root)
 
 
@@ -310,7 +347,8 @@ def official_dir(root, codec, codec_format, melody=False):
 def test_official_files(tiny_codec, tmp_path, codec_format):
     root = official_dir(tmp_path / "audiogen", tiny_codec(), codec_format)
     out = str(tmp_path / "x.wav")
-    sample.main(["--model", root, "--prompt", "dog bark park", "--prompt", "rain", "--duration", "1", "--out", out])
+    sample.main(["--model", root, "--prompt", "dog bark park", "--prompt", "rain",
+                 "--duration", "1", "--out", out])
     assert sf.info(out.replace(".wav", "_1.wav")).frames == 16000
     with pytest.raises(SystemExit, match="melody model"):
         sample.main(["--model", root, "--prompt", "rain", "--melody", "x_0.wav", "--out", out])
@@ -321,36 +359,42 @@ def test_official_melody_model(tiny_codec, tmp_path):
     tune = tmp_path / "tune.wav"
     sf.write(tune, 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000), 16000)
     a, b = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
-    sample.main(["--model", root, "--prompt", "jazz tune", "--duration", "0.5", "--melody", str(tune), "--out", a])
-    sample.main(["--model", root, "--prompt", "jazz tune", "--duration", "0.5", "--out", b])  # no melody: the null one
+    args = ["--model", root, "--prompt", "jazz tune", "--duration", "0.5"]
+    sample.main([*args, "--melody", str(tune), "--out", a])
+    sample.main([*args, "--out", b])  # no melody: the null one
     assert sf.info(a).frames == 8000 and Path(a).read_bytes() != Path(b).read_bytes()
     sf.write(tmp_path / "silent.wav", np.zeros(16000), 16000)
     with pytest.raises(SystemExit, match="silent"):
-        sample.main(["--model", root, "--prompt", "jazz", "--melody", str(tmp_path / "silent.wav"), "--out", a])
+        sample.main(["--model", root, "--prompt", "jazz", "--melody",
+                     str(tmp_path / "silent.wav"), "--out", a])
 
 
-@pytest.mark.skipif(not (ROOT / "checkpoints" / "lm.pt").exists(), reason="no shipped model in checkpoints/")
+@pytest.mark.skipif(not (SHIPPED / "lm.pt").exists(), reason="no shipped model in checkpoints/")
 def test_shipped_model(tmp_path):
     out = str(tmp_path / "dog.wav")
-    sample.main(["--prompt", "dog bark park", "--model", str(ROOT / "checkpoints"), "--out", out])
+    sample.main(["--prompt", "dog bark park", "--model", str(SHIPPED), "--out", out])
     assert sf.info(out).duration == 5.0
 
 
-@pytest.mark.skipif(not (ROOT / "checkpoints" / "lm.pt").exists(), reason="no shipped model in checkpoints/")
+@pytest.mark.skipif(not (SHIPPED / "lm.pt").exists(), reason="no shipped model in checkpoints/")
 def test_shipped_model_follows_a_melody(tmp_path):
-    """The default model is a melody model: sample.py --prompt "organ" --melody tune.wav plays the tune. A tune it
-    never heard (a whistled scale walk, 4 notes a second, at -20 dBFS): the pitch classes of the output's chroma
-    frames equal the tune's far more often than without --melody (the same prompt and seed)."""
+    """The default model is a melody model: sample.py --prompt "organ" --melody tune.wav plays the
+    tune. A tune it never heard (a whistled scale walk, 4 notes a second, at -20 dBFS): the pitch
+    classes of the output's chroma frames equal the tune's far more often than without --melody
+    (the same prompt and seed)."""
     from conditioners import MelodyConditioner
     sr, notes = 16000, [60, 62, 64, 67, 69, 67, 64, 62, 60, 65, 69, 72]  # MIDI, 0.25 s each: 3 s
     t = np.arange(int(0.25 * sr)) / sr
     tune = np.concatenate([0.1 * np.sin(2 * np.pi * 440 * 2 ** ((n - 69) / 12) * t) for n in notes])
     sf.write(tmp_path / "tune.wav", tune, sr)
-    args = ["--model", str(ROOT / "checkpoints"), "--prompt", "organ", "--duration", "3"]
-    sample.main([*args, "--melody", str(tmp_path / "tune.wav"), "--out", str(tmp_path / "with.wav")])
+    args = ["--model", str(SHIPPED), "--prompt", "organ", "--duration", "3"]
+    sample.main([*args, "--melody", str(tmp_path / "tune.wav"),
+                 "--out", str(tmp_path / "with.wav")])
     sample.main([*args, "--out", str(tmp_path / "without.wav")])
     chroma = MelodyConditioner(8, sample_rate=sr, radix2_exp=13, duration=3.0).chroma
     ref = chroma([torch.from_numpy(tune).float()])
-    share = {k: (chroma([torch.from_numpy(sf.read(tmp_path / f"{k}.wav")[0]).float()]) == ref).float().mean().item()
-             for k in ("with", "without")}
+    share = {}
+    for k in ("with", "without"):
+        out = torch.from_numpy(sf.read(tmp_path / f"{k}.wav")[0]).float()
+        share[k] = (chroma([out]) == ref).float().mean().item()
     assert share["with"] > 0.4 and share["with"] > share["without"] + 0.25, share
