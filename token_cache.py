@@ -125,6 +125,8 @@ def cache_path(args, codec_hash, n_q, melody=None):
     settings = dict(codec=codec_hash, n_q=n_q, data=data,
                     n_clips=args.n_clips, eval_clips=args.eval_clips, duration=args.duration,
                     seed=args.seed, **training.folder_options(args))
+    if args.data:  # the files shuffled by seed before the hold-out and --n-clips (data.holdout)
+        settings["order"] = "shuffled"
     if args.valid_data:
         settings["valid_data"] = os.path.abspath(args.valid_data)
     if args.aug_p > 0:

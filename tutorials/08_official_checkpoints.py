@@ -263,7 +263,7 @@ if hf_codec is not None:  # the miniature: the reference implementation is in me
 # %% [markdown]
 # ## Step 5. T5: transformers' names are ours
 #
-# `conditioners.T5Encoder` uses the key names of transformers' `T5EncoderModel` (`shared`,
+# `t5.T5Encoder` uses the key names of transformers' `T5EncoderModel` (`shared`,
 # `encoder.block.i.layer.0.SelfAttention.{q,k,v,o}`, the relative position table in block 0 only,
 # `DenseReluDense.{wi,wo}`, RMS norms), so `checkpoint.load_t5` reads `config.json` for the sizes
 # and copies the tensors by name; a full `T5ForConditionalGeneration` file such as t5-base's also
