@@ -1,10 +1,12 @@
 """
-The README's picture: spectrograms of what the default model makes for a few prompts, one panel each.
+The README's picture: spectrograms of what the default model makes for a few prompts, one panel
+each.
 
-    python evaluation/spectrograms.py            # -> assets/spectrograms.png, about 10 s on one CPU thread
+    python evaluation/spectrograms.py    # -> assets/spectrograms.png, about 10 s on one CPU thread
 
-Deterministic: one thread, seed 0 (sample.py's default), so the same torch version draws the same clips. Each panel
-is the log-magnitude STFT (dB below the clip's loudest bin) of a 5 s clip, 0 Hz to the codec's Nyquist frequency.
+Deterministic: one thread, seed 0 (sample.py's default), so the same torch version draws the same
+clips. Each panel is the log-magnitude STFT (dB below the clip's loudest bin) of a 5 s clip, 0 Hz to
+the codec's Nyquist frequency.
 """
 
 import argparse
@@ -25,15 +27,19 @@ from model import load_model  # noqa: E402
 
 PROMPTS = ("dog bark park", "bird chirp beach", "thunder street", "happy piano slow")
 
-parser = argparse.ArgumentParser(description="Spectrograms of the default model's clips for a few prompts.")
-parser.add_argument("--model", default=os.path.join(ROOT, "checkpoints"), help="what sample.py --model takes")
-parser.add_argument("--out", default=os.path.join(ROOT, "assets", "spectrograms.png"), help="the PNG written")
+parser = argparse.ArgumentParser(description="Spectrograms of the default model's clips for a few "
+                                 "prompts.")
+parser.add_argument("--model", default=os.path.join(ROOT, "checkpoints"),
+                    help="what sample.py --model takes")
+parser.add_argument("--out", default=os.path.join(ROOT, "assets", "spectrograms.png"),
+                    help="the PNG written")
 parser.add_argument("--duration", type=float, default=5.0, help="seconds per clip")
 
 
 def log_spectrogram(wav, n_fft=512):
     """wav [T] -> dB [n_fft // 2 + 1, frames], 0 dB = the loudest bin, floored at -80 dB."""
-    spec = torch.stft(wav, n_fft, hop_length=n_fft // 4, window=torch.hann_window(n_fft), return_complex=True)
+    spec = torch.stft(wav, n_fft, hop_length=n_fft // 4, window=torch.hann_window(n_fft),
+                      return_complex=True)
     db = 20 * torch.log10(spec.abs() + 1e-7)  # [F, frames]
     return (db - db.max()).clamp(min=-80)
 
@@ -56,7 +62,10 @@ if __name__ == "__main__":
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     png = io.BytesIO()
     fig.savefig(png, dpi=80)
-    # 64 colours instead of 24-bit RGB: a quarter of the bytes (~65 KB), no visible change; PIL writes no version
-    image = Image.open(png).convert("RGB").quantize(64, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    # 64 colours instead of 24-bit RGB: a quarter of the bytes (~65 KB), no visible change; PIL
+    # writes no version
+    image = Image.open(png).convert("RGB").quantize(64, method=Image.Quantize.FASTOCTREE,
+                                                    dither=Image.Dither.NONE)
     image.save(args.out, optimize=True)
-    print(f"{args.out}: {os.path.getsize(args.out) // 1000} KB, prompts {', '.join(PROMPTS)}, {sr} Hz")
+    print(f"{args.out}: {os.path.getsize(args.out) // 1000} KB, prompts {', '.join(PROMPTS)}, "
+          f"{sr} Hz")

@@ -2,7 +2,8 @@
 Every library module's `__main__` demo runs, as the README tells a reader to run it (STYLE rule 18).
 Run: python -m pytest -q tests/test_demos.py (CPU, about 20 s on an idle machine).
 
-Each demo runs in a fresh interpreter from the repository root and must exit 0 and print what it promises.
+Each demo runs in a fresh interpreter from the repository root and must exit 0 and print what it
+promises.
 """
 
 import os
@@ -26,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ])
 def test_demo_runs(argv, expect, tmp_path):
     argv = [a.format(tmp=tmp_path / "clips") for a in argv]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # steady next to another job (see test_tutorials.py)
-    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    # one thread: steady next to another job (see test_tutorials.py)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, env=env,
+                         timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert expect in out.stdout, out.stdout[-2000:]

@@ -1,26 +1,26 @@
 """
-Tests for evaluation/eval_codec.py (what a codec keeps per class and octave band). Run: python -m pytest -q
-tests/test_eval_codec.py (CPU, seconds).
+Tests for evaluation/eval_codec.py (what a codec keeps per class and octave band). Run: python -m
+pytest -q tests/test_eval_codec.py (CPU, seconds).
 
-The shipped codec on 6 held-out clips: a row per class and one for all clips, the bands of each clip adding up to
-the whole clip.
+The shipped codec on 6 held-out clips: a row per class and one for all clips, the bands of each
+clip adding up to the whole clip.
 """
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from evaluation import eval_codec
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "evaluation"))
-import eval_codec  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def test_eval_codec_script_prints_a_row_per_class(capsys):
-    results, share, classes = eval_codec.main(["--codec", str(ROOT / "checkpoints" / "codec.pt"), "--n-clips", "6"])
+    codec = str(ROOT / "checkpoints" / "codec.pt")
+    results, share, classes = eval_codec.main(["--codec", codec, "--n-clips", "6"])
     out = capsys.readouterr().out
     assert set(results) == {1, 2, 4, 8} and results[4][0].shape == (6, 5) and share.shape == (6, 5)
     assert all(f"| {c} (" in out for c in set(classes)) and "| all clips (6) |" in out
