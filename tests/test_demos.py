@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
     (["codec.py"], "1 s of audio ->"),
     (["quantizer.py"], "perplexity"),
     (["conditioners.py"], "null row = 0: True"),
+    (["t5.py"], "tiny T5:"),
     (["lm.py"], "generated"),
     (["entropy.py"], "decoded back: True"),
     (["synth.py"], "clips of 5 s"),
