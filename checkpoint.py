@@ -6,18 +6,21 @@ Checkpoint I/O in one place: this repo's files and the official ones, read from 
                                        transformers)
     load_lm(path)                      this repo's LM checkpoint or AudioCraft's state_dict.bin
     load_t5(folder)                    a transformers T5 folder (config.json, weights, spiece.model)
+    lm_from_hf(config, state, ...)     the decoder of transformers' MusicGen (model.load_model reads
+                                       the whole folder)
     load_entropy_lm(path, frame_rate)  this repo's entropy LM or the official encodec_lm_24khz-*.th
 
-Official names map to ours by short rename lists (codec) or not at all (LM, T5): each loader is a
-loop with shape checks, each failure one line naming the file and the fix.
-torch.load(weights_only=True): a checkpoint cannot run code.
+Official names map to ours by short rename lists (codec, transformers' MusicGen decoder) or not at
+all (AudioCraft's LM, T5): each loader is a loop with shape checks, each failure one line naming
+the file and the fix. torch.load(weights_only=True): a checkpoint cannot run code.
 
 References:
 1) EnCodec checkpoints: facebookresearch/encodec encodec/model.py; AudioCraft's
    audiocraft/models/loaders.py (compression_state_dict.bin, state_dict.bin: {'best_state',
    'xp.cfg'}), audiocraft/utils/export.py; the entropy LM: encodec/model.py
    EncodecModel.get_lm_model (a bare LMModel state dict)
-2) transformers: models/encodec/convert_encodec_checkpoint_to_pytorch.py (its key names), models/t5
+2) transformers: models/encodec/convert_encodec_checkpoint_to_pytorch.py (its key names), models/t5,
+   models/musicgen/convert_musicgen_transformers.py (rename_keys), configuration_musicgen.py
 """
 
 import hashlib
@@ -365,10 +368,26 @@ def load_lm(path, device='cpu', ckpt=None):
     return model.to(device).eval(), cond_state
 
 
+def t5_from_hf(hf, state, source):
+    """A transformers T5 config (config.json as a dict) and state dict -> T5Encoder in eval mode.
+    Decoder and lm_head weights of a full T5ForConditionalGeneration are ignored."""
+    try:
+        config = T5Config(**{k.name: hf[k.name] for k in fields(T5Config) if k.name in hf})
+    except Exception as e:  # a bad feed_forward_proj, ...
+        raise ValueError(f"cannot read the T5 config of {source} ({type(e).__name__}: {e}); "
+                         f"download it again") from None
+    if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
+        # the tied input embedding, stored under either name
+        state["shared.weight"] = state["encoder.embed_tokens.weight"]
+    model = T5Encoder(config)
+    encoder_state = {k: state[k] for k in model.state_dict() if k in state}  # encoder weights only
+    load_state(model, encoder_state, source)
+    return model.eval()
+
+
 def load_t5(folder):
     """A Hugging Face T5 folder (config.json, pytorch_model.bin or model.safetensors, spiece.model)
-    -> (T5Encoder in eval mode, Tokenizer). Decoder and lm_head weights of a full
-    T5ForConditionalGeneration are ignored."""
+    -> (T5Encoder in eval mode, Tokenizer)."""
     for name in ("config.json", "spiece.model"):
         if not os.path.isfile(os.path.join(folder, name)):
             raise FileNotFoundError(f"{os.path.join(folder, name)} missing: download the whole "
@@ -376,18 +395,62 @@ def load_t5(folder):
     try:
         with open(os.path.join(folder, "config.json")) as f:
             hf = json.load(f)
-        config = T5Config(**{k.name: hf[k.name] for k in fields(T5Config) if k.name in hf})
-    except Exception as e:  # JSON errors, a bad feed_forward_proj, ...
+    except Exception as e:  # JSON errors
         raise ValueError(f"cannot read {folder}/config.json ({type(e).__name__}: {e}); "
                          f"download it again") from None
-    state = read_hf_weights(folder, "T5")
-    if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
-        # the tied input embedding, stored under either name
-        state["shared.weight"] = state["encoder.embed_tokens.weight"]
-    model = T5Encoder(config)
-    encoder_state = {k: state[k] for k in model.state_dict() if k in state}  # encoder weights only
-    load_state(model, encoder_state, folder)
-    return model.eval(), Tokenizer(os.path.join(folder, "spiece.model"))
+    model = t5_from_hf(hf, read_hf_weights(folder, "T5"), folder)
+    return model, Tokenizer(os.path.join(folder, "spiece.model"))
+
+# -----------------------------------------------------------------------------
+# transformers' MusicGen decoder (MusicgenForCausalLM), in its folder under decoder.*
+
+# The decoder's names, ours (AudioCraft's) -> transformers' (convert_musicgen_transformers.py):
+# a key's prefix, then any of its parts; in_proj_weight [3D, D] is q_proj, k_proj, v_proj.
+HF_LM_PREFIXES = (("emb.", "model.decoder.embed_tokens."), ("linears.", "lm_heads."),
+                  ("out_norm.", "model.decoder.layer_norm."),
+                  ("transformer.layers.", "model.decoder.layers."))
+HF_LM_PARTS = (("norm1", "self_attn_layer_norm"), ("norm_cross", "encoder_attn_layer_norm"),
+               ("norm2", "final_layer_norm"), ("cross_attention", "encoder_attn"),
+               ("linear1", "fc1"), ("linear2", "fc2"))
+
+
+def rename_lm_hf(key, to_hf=True):
+    """One LM key, ours -> transformers' decoder's (to_hf), or back."""
+    src, dst = (0, 1) if to_hf else (1, 0)
+    for pair in HF_LM_PREFIXES:
+        if key.startswith(pair[src]):
+            key = pair[dst] + key[len(pair[src]):]
+            break
+    parts = {pair[src]: pair[dst] for pair in HF_LM_PARTS}
+    return ".".join(parts.get(part, part) for part in key.split("."))
+
+
+def lm_from_hf(dec, state, frame_rate, max_duration, source):
+    """transformers' decoder config (dict) and state (keys without 'decoder.') -> LM (eval mode).
+    transformers masks padded text in cross-attention: cross_attention_mask. It holds no window
+    hop: extend_stride is MusicGen's ratio, 18 s of 30."""
+    odd = (dec.get("audio_channels", 1), dec.get("activation_function", "gelu"),
+           dec.get("scale_embedding", False))
+    if odd != (1, "gelu", False):
+        raise ValueError(f"{source}: only mono decoders with gelu, unscaled embeddings load here")
+    dim = dec["hidden_size"]
+    config = LMConfig(
+        dim=dim, num_heads=dec["num_attention_heads"], num_layers=dec["num_hidden_layers"],
+        hidden_scale=dec["ffn_dim"] // dim, n_q=dec["num_codebooks"], card=dec["vocab_size"],
+        delays=tuple(range(dec["num_codebooks"])), cond_dim=dim, cross_attention_mask=True,
+        frame_rate=frame_rate, max_duration=max_duration, extend_stride=0.6 * max_duration)
+    ours = {}
+    for key, value in state.items():
+        if key.endswith(("k_proj.weight", "v_proj.weight")) or "embed_positions" in key:
+            continue  # with q_proj; the sinusoid is recomputed
+        if key.endswith("q_proj.weight"):  # [D, D] x 3 -> in_proj_weight [3D, D]
+            base = key[:-len("q_proj.weight")]
+            key, value = base + "in_proj_weight", torch.cat([state[base + f"{n}_proj.weight"]
+                                                             for n in "qkv"])
+        ours[rename_lm_hf(key, to_hf=False)] = value
+    model = LM(config)
+    load_state(model, ours, source)
+    return model.eval()
 
 
 def load_entropy_lm(path, frame_rate):

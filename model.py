@@ -29,13 +29,17 @@ References:
 3) Classifier-free guidance, Ho & Salimans 2022, arXiv:2207.12598
 """
 
+import json
 import os
 from contextlib import nullcontext
 
 import torch
 import torch.nn as nn
 
-from checkpoint import load_codec, load_lm, load_state, load_t5, torch_load
+from checkpoint import (cfg_get, config_from_hf, lm_from_hf, load_codec, load_lm, load_state,
+                        load_t5, read_hf_weights, read_xp_cfg, rename_official, t5_from_hf,
+                        torch_load)
+from codec import Codec
 from conditioners import MelodyConditioner, TextConditioner, Tokenizer
 from lm import codebook_cross_entropy
 from t5 import T5Config
@@ -52,13 +56,15 @@ def strip_prefix(state, prefix):
 
 class TextToAudio(nn.Module):
     """The LM, its conditioners and the frozen codec as one module, seen whole by DDP, torch.compile
-    and the optimizer."""
+    and the optimizer. t5_name: the hub name of a pretrained T5 (t5-base, ...: its folder's name),
+    which AudioCraft's xp.cfg names it by (export.py); None: a T5 trained here."""
 
-    def __init__(self, lm, text, melody=None, codec=None):
+    def __init__(self, lm, text, melody=None, codec=None, t5_name=None):
         super().__init__()
         self.lm = lm
         self.conditioner = text
         self.melody = melody
+        self.t5_name = t5_name
         if codec is not None:
             codec = codec.eval().requires_grad_(False)  # never trained here
         self.codec = codec
@@ -205,7 +211,7 @@ def from_checkpoint(path, codec=None, ckpt=None):
         if not os.path.isfile(codec_path):
             codec_path = ckpt["codec"]["path"]  # the stored path as is
         codec = load_codec(codec_path)
-    return TextToAudio(lm, text, melody, codec), ckpt
+    return TextToAudio(lm, text, melody, codec, meta.get("t5_name")), ckpt
 
 
 def from_official(folder):
@@ -213,7 +219,9 @@ def from_official(folder):
     folder inside it (config.json, weights, spiece.model: t5-base/ for MusicGen, t5-large/ for
     AudioGen) and the codec, a transformers EncodecModel folder inside it (MusicGen's
     facebook/encodec_32khz), else compression_state_dict.bin."""
-    lm, cond_state = load_lm(os.path.join(folder, "state_dict.bin"))
+    path = os.path.join(folder, "state_dict.bin")
+    pkg = torch_load(path, "LM checkpoint")  # read once: load_lm gets the dict
+    lm, cond_state = load_lm(path, ckpt=pkg)
     t5_dir = subdir(folder, "spiece.model")
     if t5_dir is None:
         raise FileNotFoundError(f"no T5 folder (config.json, weights, spiece.model) inside "
@@ -228,21 +236,59 @@ def from_official(folder):
         codec_path = os.path.join(folder, "compression_state_dict.bin")
     codec = load_codec(codec_path)
     melody = None
-    # musicgen-melody: chroma prepended to the sequence
+    # musicgen-melody: chroma prepended to the sequence; the STFT size from xp.cfg
     if any(k.startswith(MELODY) for k in cond_state):
-        melody = MelodyConditioner(lm.config.dim, codec.sample_rate,
-                                   duration=lm.config.max_duration)
+        chroma = cfg_get(read_xp_cfg(pkg.get("xp.cfg", "")), "conditioners.self_wav.chroma_stem")
+        chroma = chroma if isinstance(chroma, dict) else {}
+        melody = MelodyConditioner(lm.config.dim, codec.sample_rate, chroma.get("n_chroma", 12),
+                                   chroma.get("radix2_exp", 14), lm.config.max_duration)
         stored = strip_prefix(cond_state, MELODY)
         # only output_proj: the stored chroma.spec.window is not needed
         kept = {k: v for k, v in stored.items() if k.startswith("output_proj.")}
         load_state(melody, kept, folder)
-    return TextToAudio(lm, text, melody, codec)
+    return TextToAudio(lm, text, melody, codec, os.path.basename(os.path.normpath(t5_dir)))
+
+
+def from_transformers(folder):
+    """transformers' MusicGen folder (MusicgenForConditionalGeneration.save_pretrained: config.json
+    with model_type 'musicgen', model.safetensors or pytorch_model.bin; spiece.model beside them)
+    -> TextToAudio: text_encoder.* (a T5), audio_encoder.* (an EncodecModel), decoder.*
+    (checkpoint.lm_from_hf) and enc_to_dec_proj (output_proj). generation_config.json's max_length
+    gives max_duration (default 30 s)."""
+    def read(name, default=None):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            return default
+        with open(path) as f:
+            return json.load(f)
+
+    hf = read("config.json", {})
+    if hf.get("model_type") != "musicgen":
+        raise ValueError(f"{folder}/config.json describes a {hf.get('model_type')!r} model, not "
+                         f"transformers' text MusicGen ('musicgen')")
+    spiece = os.path.join(folder, "spiece.model")
+    if not os.path.isfile(spiece):
+        raise FileNotFoundError(f"{spiece} missing: put the T5 tokenizer's spiece.model there")
+    state = read_hf_weights(folder, "MusicGen")
+    codec = Codec(config_from_hf(hf["audio_encoder"], folder))
+    load_state(codec, rename_official(strip_prefix(state, "audio_encoder.")), folder)
+    fr = codec.frame_rate
+    max_length = read("generation_config.json", {}).get("max_length", 30 * fr)
+    lm = lm_from_hf(hf["decoder"], strip_prefix(state, "decoder."), fr, max_length / fr, folder)
+    t5 = t5_from_hf(hf["text_encoder"], strip_prefix(state, "text_encoder."), folder)
+    text = TextConditioner(t5, Tokenizer(spiece), lm.config.dim)
+    proj = strip_prefix(state, "enc_to_dec_proj.")
+    if not proj:  # transformers has none where the T5 is as wide as the LM: the identity
+        proj = {"weight": torch.eye(lm.config.dim), "bias": torch.zeros(lm.config.dim)}
+    load_state(text.output_proj, proj, folder)
+    name = hf["text_encoder"].get("_name_or_path") or None
+    return TextToAudio(lm, text, None, codec.eval(), name)
 
 
 def load_model(path, device="cpu"):
     """For inference: this repo's export folder (lm.pt, codec.pt, tokenizer.model) or LM checkpoint
-    file, or a folder of official AudioCraft files (see from_official) -> TextToAudio in eval mode,
-    frozen, on device."""
+    file, a folder of official AudioCraft files (see from_official) or transformers' MusicGen
+    folder (from_transformers) -> TextToAudio in eval mode, frozen, on device."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: not found")
     if os.path.basename(path) == "state_dict.bin":  # an official LM file: its folder holds the rest
@@ -253,9 +299,12 @@ def load_model(path, device="cpu"):
         model = from_checkpoint(os.path.join(path, "lm.pt"))[0]
     elif os.path.isfile(os.path.join(path, "state_dict.bin")):
         model = from_official(path)
+    elif os.path.isfile(os.path.join(path, "config.json")):
+        model = from_transformers(path)
     else:
-        raise FileNotFoundError(f"no lm.pt (this repo) nor state_dict.bin (AudioCraft) in {path}: "
-                                f"train a model with train_lm.py or download an official one")
+        raise FileNotFoundError(f"no lm.pt (this repo), state_dict.bin (AudioCraft) nor "
+                                f"config.json (transformers) in {path}: train a model with "
+                                f"train_lm.py or download an official one")
     c, codec = model.lm.config, model.codec
     if c.card != codec.config.bins or c.n_q > codec.config.n_q or c.frame_rate != codec.frame_rate:
         raise ValueError(f"the LM ({c.n_q} x {c.card} codes, {c.frame_rate} Hz) does not fit the "
