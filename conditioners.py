@@ -359,13 +359,19 @@ class MelodyConditioner(nn.Module):
             raise ValueError(f"melody fuse={fuse!r} is unknown; use 'prepend' (MusicGen-melody) "
                              f"or 'sum'")
         self.sample_rate, self.n_chroma, self.n_fft = sample_rate, n_chroma, 2**radix2_exp
-        self.fuse = fuse
+        self.fuse, self.duration = fuse, duration
         # chroma frames per second: sample_rate / hop = 7.8125 at 32 kHz
         self.hop = self.n_fft // 4
         # centred STFT frames: 235 for 30 s
         self.chroma_len = 1 + int(sample_rate * duration) // self.hop
         # AudioCraft: ...conditioners.self_wav.output_proj
         self.output_proj = nn.Linear(n_chroma, dim)
+
+    def settings(self):
+        """The keyword arguments that rebuild it with dim (a checkpoint's 'melody' entry; 12 pitch
+        classes)."""
+        return dict(sample_rate=self.sample_rate, radix2_exp=self.n_fft.bit_length() - 1,
+                    duration=self.duration, fuse=self.fuse)
 
     def forward(self, melodies, sample_rate=None):
         return self.embed(self.chroma(melodies, sample_rate))

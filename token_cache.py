@@ -8,6 +8,12 @@ depends on; each step's batch is then drawn from it, a function of (seed, step).
                                           chroma, mix}} saved at cache_path(args, ...)
     get_batch(tokens, step, args)     -> codes [B, K, T], texts [B], chroma [B, chroma_len] or None
 
+Mixing, as AudioCraft's and not: a cached pool of n_clips mixes, not fresh ones each step
+(AudioCraft draws B = 2 x batch_size clips and keeps batch_size = mix_p B: mixes of pairs with
+probability aug_p, else plain clips; here one coin picks the pool, so half the batches are mixes as
+there), pairs of two different clips (there: a clip meets itself with probability 1/B), an SNR,
+offset and level per mix (there: per batch).
+
 References:
 1) AudioGen, Kreuk et al. 2022, arXiv:2209.15352 (one caption drawn per item, mixing, CFG dropout
    0.1); audiocraft/data/sound_dataset.py (mix_samples), audiocraft/solvers/audiogen.py
@@ -25,8 +31,8 @@ import numpy as np
 import torch
 
 import training
-from checkpoint import save_atomic
-from conditioners import cfg_dropout, normalize_text, word_dropout
+from checkpoint import codec_hash, save_atomic
+from conditioners import MelodyConditioner, cfg_dropout, normalize_text, word_dropout
 from data import MIX_LEVEL_DB, MIX_MIN_OVERLAP, MIX_SNR_DB, VALID_SEED_OFFSET, mix_clips
 from synth import make_clip
 
@@ -136,6 +142,27 @@ def cache_path(args, codec_hash, n_q, melody=None):
         settings["melody"] = {k: v for k, v in melody.items() if k != "fuse"}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     return os.path.join(args.cache_dir or os.path.join(args.out_dir, "cache"), f"tokens_{key}.pt")
+
+
+def load_tokens(args, env, codec, n_q, melody=None):
+    """The token cache of this run's settings (cache_path) -> (train, valid): encoded by rank 0 if
+    new (build_cache), read by every rank. melody: MelodyConditioner's settings (the chroma of the
+    music clips is cached), or None."""
+    if args.aug_p > 0 and args.n_clips < 2:
+        raise SystemExit(f"--aug-p {args.aug_p} mixes pairs of clips: use --n-clips 2 or more, or "
+                         "--aug-p 0")
+    path = cache_path(args, codec_hash(codec), n_q, melody)
+    if env.master and os.path.isfile(path):
+        print(f"token cache: reusing {path}")
+    elif env.master:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        print(f"token cache: encoding {args.n_clips} + {args.eval_clips} clips of "
+              f"{args.duration} s -> {path}")
+        # its chroma() only: dim 1
+        build_cache(args, codec, n_q, path, MelodyConditioner(1, **melody) if melody else None)
+    training.barrier(env)  # the other ranks wait for the cache
+    cache = torch.load(path, weights_only=True)
+    return cache["train"], cache["valid"]
 
 
 # ------------------------------------------------------------------------------- the batches

@@ -8,43 +8,40 @@ Train the text-to-audio language model (lm.py) on codec tokens, with AudioGen's 
     python train_lm.py --resume --export checkpoints  # (re)write the shippable model only
     python train_lm.py --melody                       # music also conditioned on its chromagram
     python train_lm.py --t5 path/to/t5-base --no-normalize  # a frozen pretrained T5 (HF folder)
+    python train_lm.py --init checkpoints --data my_audio --lora 16   # fine-tune a trained model
 
-1. The codec encodes the clips ONCE into a token cache, with as many mixed clips (AudioGen's mixing
-   augmentation, data.mix_clips); a sentencepiece tokenizer is fit to the (normalised) captions, or
-   --t5 DIR brings T5's own.
-2. The LM and the text conditioner (a T5 encoder + output_proj) are trained jointly from scratch on
-   the delay-patterned codes, with the cross-entropy of each codebook; --t5 DIR: the T5 stays
-   frozen, only output_proj and the LM train. One coin per step (p = aug_p 0.5) takes the whole
-   batch from the mixes. Each caption word is dropped (--word-dropout) or replaced with <unk>
-   (--unk-dropout): a word the model never saw reads as <unk> and must not derail the others. One
-   CFG coin per step nulls every prompt (p = 0.1, AudioGen). --melody: each music clip's own
-   chromagram conditions it, as MusicGen-melody's self_wav; the same coin nulls it, and a second
-   one (p = 0.5, AudioCraft's attribute dropout) the melodies alone.
+1. The codec encodes the clips ONCE into a token cache (token_cache.py), with as many mixed clips
+   (AudioGen's mixing augmentation); a sentencepiece tokenizer is fit to the (normalised)
+   captions, or --t5 DIR / --init SRC brings its own.
+2. The LM and the text conditioner (a T5 encoder + output_proj) are trained jointly on the
+   delay-patterned codes, with the cross-entropy of each codebook; a pretrained T5 (--t5 DIR, or
+   SRC's) stays frozen; --lora RANK trains low-rank adapters of the LM alone (lora.py). One coin per
+   step (p = aug_p 0.5) takes the whole batch from the mixes. Each caption word is dropped
+   (--word-dropout) or replaced with <unk> (--unk-dropout): a word the model never saw reads as
+   <unk> and must not derail the others. One CFG coin per step nulls every prompt (p = 0.1,
+   AudioGen). --melody: each music clip's own chromagram conditions it, as MusicGen-melody's
+   self_wav; the same coin nulls it, and a second one (p = 0.5, attribute dropout) the melodies.
 3. Every --eval-every steps: the held-out loss, a few held-out captions sampled with CFG (next to
    real_*.wav: their own clips through the codec), ckpt.pt. At the end: the shippable model (lm.pt,
-   codec.pt, tokenizer.model). Both checkpoints are model.py's format (model.from_checkpoint);
-   ckpt.pt adds what an exact resume needs (checkpoint).
+   codec.pt, tokenizer.model; adapters merged). Both checkpoints are model.py's format
+   (model.from_checkpoint); ckpt.pt adds what an exact resume needs (checkpoint).
 
 References:
 1) AudioGen, Kreuk et al. 2022, arXiv:2209.15352 (text normalisation, CFG dropout 0.1, one caption
-   drawn per item, mixing). Official code: audiocraft/solvers/audiogen.py, data/sound_dataset.py
-   (mix_samples), config/solver/audiogen/audiogen_base_16khz.yaml (aug_p 0.5, mix_p 0.5),
-   conditioner/text2sound.yaml (frozen T5)
+   drawn per item, mixing). Official code: audiocraft/solvers/audiogen.py,
+   config/solver/audiogen/audiogen_base_16khz.yaml, conditioner/text2sound.yaml (frozen T5)
 2) MusicGen, Copet et al. 2023, arXiv:2306.05284 Sec. 4.1 (AdamW betas (0.9, 0.95), weight decay
    0.1, gradient clipping 1.0, cosine schedule with warmup); audiocraft/solvers/musicgen.py
 3) Classifier-free guidance, Ho & Salimans 2022, arXiv:2207.12598 (conditioners.cfg_dropout)
-4) nanoGPT train.py (loop, warmup + cosine, DDP, torch.compile, bf16), github.com/karpathy/nanoGPT
+4) LoRA, Hu et al. 2021, arXiv:2106.09685 (lora.py)
+5) nanoGPT train.py (loop, warmup + cosine, DDP, torch.compile, bf16), github.com/karpathy/nanoGPT
 
 Deviations from AudioCraft (also in the README): by default the T5 is trained from scratch with the
 LM (AudioCraft: a frozen pretrained t5-large, --t5 DIR); normalize_text is on (released configs:
-off); --unk-dropout 0.1 (words the T5 trained here never saw read as <unk>); mixing draws from a
-cached pool of n_clips mixes, not fresh ones each step (AudioCraft draws B = 2 x batch_size clips
-and keeps batch_size = mix_p B: mixes of pairs with probability aug_p, else plain clips; here the
-coin picks the pool, so half the batches are mixes as there), pairs of two different clips (there:
-a clip meets itself with probability 1/B), an SNR, offset and level per mix (there: per batch);
---melody prepends the clip's own chroma (no demucs stem separation) while the text stays in
-cross-attention, or with --melody-fuse sum adds it to each frame at its time; synthetic data;
-max_duration is the training clip length, and sampling past it hops by max_duration / 3.
+off); --unk-dropout 0.1 (words the T5 trained here never saw read as <unk>); mixing from a cached
+pool (token_cache.py says how it differs); --melody prepends the clip's own chroma (no demucs stem
+separation) while the text stays in cross-attention, or with --melody-fuse sum adds it to each
+frame at its time; max_duration is the training clip length, sampling past it hops by a third.
 """
 
 import argparse
@@ -59,15 +56,17 @@ import soundfile as sf
 import torch
 import torch.nn as nn
 
+import finetune
 import training
 from checkpoint import codec_hash, half, load_codec, load_t5, save_atomic, save_codec
 from codec import Codec
 from conditioners import MelodyConditioner, TextConditioner, Tokenizer
 from data import probability
 from lm import LM, PRESETS, LMConfig
+from lora import merge_lora, trainable
 from model import TextToAudio, from_checkpoint
 from t5 import T5_PRESETS, T5Encoder
-from token_cache import as_prompt, build_cache, cache_path, get_batch, seen_captions
+from token_cache import as_prompt, get_batch, load_tokens, seen_captions
 
 P = training.arg_type(probability)  # the probability flags: a number in [0, 1], or a one-line error
 parser = argparse.ArgumentParser(description="Train the text-to-audio LM on codec tokens.")
@@ -76,8 +75,14 @@ parser.add_argument("--out-dir", default="runs/lm", help="checkpoints, tokenizer
 parser.add_argument("--resume", action="store_true", help="continue from out_dir/ckpt.pt (exactly)")
 parser.add_argument("--export", default="", help="where the shippable model goes at the end "
                     "(default out_dir/export)")
+parser.add_argument("--export-format", default="ours",
+                    choices=("ours", "audiocraft", "transformers"), help="its files: this repo's (lm.pt, codec.pt, tokenizer.model), AudioCraft's "
+                    "(get_pretrained) or transformers' (MusicgenForConditionalGeneration)")
 parser.add_argument("--codec", default="runs/codec/ckpt.pt", help="trained codec (any load_codec "
                     "file)")
+parser.add_argument("--init", default=None, help="start from a trained model: anything "
+                    "model.load_model reads (this repo's export folder or LM checkpoint, a folder "
+                    "of AudioCraft's files); its architecture, codec, tokenizer and melody path")
 parser.add_argument("--cache-dir", default="", help="token caches (default out_dir/cache)")
 parser.add_argument("--n-clips", type=int, default=2000, help="training clips to encode (a folder: "
                     "crops)")
@@ -105,6 +110,11 @@ parser.add_argument("--melody", action="store_true", help="also condition on eac
 parser.add_argument("--melody-fuse", default="prepend", choices=("prepend", "sum"),
                     help="how the LM takes the chroma: 'prepend' (MusicGen-melody: before the "
                     "sequence) or 'sum' (added to each codec frame at its time)")
+parser.add_argument("--lora", type=int, default=None, help="train only rank-LORA adapters of the "
+                    "LM's linear layers (lora.TARGETS; everything else frozen); the export merges "
+                    "them")
+parser.add_argument("--lora-alpha", type=float, default=None, help="the adapters' scale is "
+                    "alpha / rank (default: the rank, scale 1)")
 parser.add_argument("--melody-dropout", type=P, default=0.5, help="P(all melodies of a step -> "
                     "null) (AudioCraft's attribute dropout of self_wav)")
 # Optimization (MusicGen Sec. 4.1; lr 1e-3 suits the tiny LM)
@@ -147,6 +157,7 @@ class Run:
     config: LMConfig
     meta: dict  # the checkpoints' entries: codec (path, hash), then conditioner (build)
     ckpt: dict = None
+    src: TextToAudio = None  # --init's model
     melody: dict = None
     t5: tuple = None
     train: dict = None
@@ -171,9 +182,12 @@ def checkpoint(run, args, rngs):
     codec) + for an exact resume: optimizer, step, rngs (each rank's RNG state between two steps,
     gathered by the caller), CUDA RNG, flags."""
     cuda = next(run.model.parameters()).is_cuda
-    return dict(config=asdict(run.model.lm.config), model=run.model.checkpoint(), **run.meta,
-                optimizer=run.opt.state_dict(), step=run.step, elapsed=run.elapsed,
-                args=vars(args), rng=rngs, cuda_rng=torch.cuda.get_rng_state() if cuda else None)
+    state = run.model.checkpoint()  # --lora: the base weights under their keys, + lora_A, lora_B
+    lora = {k: v for k, v in state.items() if ".lora_" in k}
+    return dict(config=asdict(run.model.lm.config), **run.meta, optimizer=run.opt.state_dict(),
+                model={k: v for k, v in state.items() if k not in lora}, lora=lora or None,
+                step=run.step, elapsed=run.elapsed, args=vars(args), rng=rngs,
+                cuda_rng=torch.cuda.get_rng_state() if cuda else None)
 
 
 def save(run, args, rngs):
@@ -237,30 +251,41 @@ def eval_and_save(run, args, env, rngs, sync):
 # ------------------------------------------------------------------------------ the stages of main
 
 
+def lm_config(args, codec):
+    """The LM's config from scratch: the preset resized by the flags and fitted to the codec."""
+    if args.preset not in PRESETS:
+        raise SystemExit(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
+    base, dim = PRESETS[args.preset], args.dim or PRESETS[args.preset].dim
+    return replace(base, dim=dim, cond_dim=dim, num_layers=args.layers or base.num_layers,
+                   num_heads=args.heads or base.num_heads, card=codec.config.bins,
+                   frame_rate=codec.frame_rate, max_duration=args.duration,
+                   extend_stride=round(args.duration / 3, 2))
+
+
 def setup(args, env):
     """The Run's start: the frozen codec (it encodes the data once and decodes the samples), ckpt on
-    --resume, the LM's config (ckpt's, or the preset resized by the flags and fitted to the codec),
-    the checkpoints' codec entry (path, hash), the melody settings, and a --t5 folder's (T5Encoder,
-    Tokenizer), read before the long encoding."""
+    --resume, --init's model, the LM's config (ckpt's, SRC's, or lm_config), the checkpoints' codec
+    entry (path, hash), the melody settings, and a --t5 folder's (T5Encoder, Tokenizer), read
+    before the long encoding. An --init run keeps SRC's codec as out_dir/codec.pt (its --resume
+    reads it there)."""
+    codec_path = os.path.join(args.out_dir, "codec.pt") if args.init else args.codec
+    src = finetune.start_from(args, parser) if args.init and not args.resume else None
     try:
-        codec = load_codec(args.codec).to(env.device)
+        codec = src.codec if src else load_codec(codec_path)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"--codec: {e}; train one with train_codec.py") from None
-    run = Run(codec, None, dict(codec=dict(path=args.codec, hash=codec_hash(codec))))
+    if src and env.master:
+        save_atomic(dict(config=asdict(codec.config), model=codec.state_dict()), codec_path)
+    codec = codec.to(env.device)
+    run = Run(codec, None, dict(codec=dict(path=codec_path, hash=codec_hash(codec))), src=src)
     run.ckpt = training.load_resume(args.out_dir) if args.resume else None
     if run.ckpt and run.ckpt["codec"]["hash"] != run.meta["codec"]["hash"]:
-        raise SystemExit(f"--resume: {args.codec} is not the codec "
+        raise SystemExit(f"--resume: {codec_path} is not the codec "
                          f"{os.path.join(args.out_dir, 'ckpt.pt')} was trained on; pass that one")
     if run.ckpt:
         run.config = LMConfig(**run.ckpt["config"])
-    elif args.preset not in PRESETS:
-        raise SystemExit(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     else:
-        base, dim = PRESETS[args.preset], args.dim or PRESETS[args.preset].dim
-        run.config = replace(base, dim=dim, cond_dim=dim, num_layers=args.layers or base.num_layers,
-                             num_heads=args.heads or base.num_heads, card=codec.config.bins,
-                             frame_rate=codec.frame_rate, max_duration=args.duration,
-                             extend_stride=round(args.duration / 3, 2))
+        run.config = src.lm.config if src else lm_config(args, codec)
     if run.config.n_q > codec.config.n_q:
         raise SystemExit(f"the LM models {run.config.n_q} codebooks, the codec has "
                          f"{codec.config.n_q}: pick another preset")
@@ -268,44 +293,34 @@ def setup(args, env):
     # 32 kHz: 7.8 frames/s)
     if run.ckpt:
         run.melody = run.ckpt["conditioner"].get("melody")
+    elif src:
+        run.melody = src.melody.settings() if src.melody else None
     elif args.melody:
         run.melody = dict(sample_rate=codec.sample_rate,
                           radix2_exp=14 - round(math.log2(32000 / codec.sample_rate)),
                           duration=args.duration, fuse=args.melody_fuse)
-    if not run.ckpt and args.t5 not in T5_PRESETS:
-        if not os.path.isdir(args.t5):
-            raise SystemExit(f"--t5 {args.t5!r}: neither a preset ({', '.join(T5_PRESETS)}) nor a "
-                             "folder")
-        try:
-            run.t5 = load_t5(args.t5)
-        except (FileNotFoundError, ValueError, ImportError) as e:
-            raise SystemExit(f"--t5: {e}") from None
+    if not run.ckpt and not src and args.t5 not in T5_PRESETS:
+        run.t5 = load_t5_folder(args.t5)
     return run
 
 
+def load_t5_folder(path):
+    """--t5 DIR -> (T5Encoder, Tokenizer), or one line."""
+    if not os.path.isdir(path):
+        raise SystemExit(f"--t5 {path!r}: neither a preset ({', '.join(T5_PRESETS)}) nor a folder")
+    try:
+        return load_t5(path)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        raise SystemExit(f"--t5: {e}") from None
+
+
 def prepare_data(run, args, env):
-    """The token cache (cache_path; encoded by rank 0 if new) -> run.train, run.valid; then the
-    tokenizer, trained once per run (a --t5 folder: its spiece.model)."""
-    if args.aug_p > 0 and args.n_clips < 2:
-        raise SystemExit(f"--aug-p {args.aug_p} mixes pairs of clips: use --n-clips 2 or more, or "
-                         "--aug-p 0")
-    path = cache_path(args, run.meta["codec"]["hash"], run.config.n_q, run.melody)
-    if env.master and os.path.isfile(path):
-        print(f"token cache: reusing {path}")
-    elif env.master:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        print(f"token cache: encoding {args.n_clips} + {args.eval_clips} clips of "
-              f"{args.duration} s -> {path}")
-        # its chroma() only
-        melody = MelodyConditioner(run.config.dim, **run.melody) if run.melody else None
-        build_cache(args, run.codec, run.config.n_q, path, melody)
-    training.barrier(env)  # the other ranks wait for the cache
-    cache = torch.load(path, weights_only=True)
-    run.train, run.valid = cache["train"], cache["valid"]
+    """The token cache (token_cache.load_tokens) -> run.train, run.valid; then the tokenizer,
+    trained once per run (a --t5 folder or --init's model: its own)."""
+    run.train, run.valid = load_tokens(args, env, run.codec, run.config.n_q, run.melody)
     tokenizer = os.path.join(args.out_dir, "tokenizer.model")
-    # a pretrained T5 reads its own pieces
-    if env.master and not args.resume and run.t5 is not None:
-        shutil.copyfile(run.t5[1].path, tokenizer)
+    if env.master and not args.resume and (run.t5 or run.src):  # a trained T5: its own pieces
+        shutil.copyfile((run.t5[1] if run.t5 else run.src.conditioner.tokenizer).path, tokenizer)
     elif env.master and not args.resume:  # the captions as the conditioner sees them, every letter
         caps = seen_captions(run.train, args.normalize)
         # each caption word once more as a sentence of its own: on the captions alone the unigram
@@ -326,6 +341,17 @@ def build(run, args, env):
     if run.ckpt:  # ckpt: read once
         run.model, _ = from_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), run.codec, run.ckpt)
         run.meta["conditioner"] = run.ckpt["conditioner"]
+    elif run.src:
+        run.model, text = run.src, run.src.conditioner
+        known = text.tokenizer.known  # a T5 trained here: the new captions' pieces join the known
+        if known is not None:
+            seen = text.tokenizer.sp.encode(seen_captions(run.train, args.normalize))
+            known = sorted(known | {i for ids in seen for i in ids})
+            text.tokenizer.known = frozenset(known)
+        run.meta["conditioner"] = dict(t5=asdict(text.t5.config), tokenizer="tokenizer.model",
+                                       normalize=text.normalize, melody=run.melody,
+                                       finetune=text.finetune, known=known,
+                                       t5_name=run.model.t5_name)
     else:
         lm, t5, known = LM(run.config), run.t5, None
         if t5 is None:  # known: the pieces the captions use; any other word reads as <unk>
@@ -342,6 +368,8 @@ def build(run, args, env):
         run.meta["conditioner"] = dict(t5=asdict(text.t5.config), tokenizer="tokenizer.model",
                                        normalize=args.normalize, melody=run.melody,
                                        finetune=text.finetune, known=known)
+    if args.lora is not None or (run.ckpt and run.ckpt.get("lora")):
+        finetune.adapt(run.model, args, run.ckpt)
     run.model.to(env.device).train()
     # AdamW, decay on matrices and embeddings only (nanoGPT), on what requires grad: not the codec
     params = [p for p in run.model.parameters() if p.requires_grad]
@@ -399,6 +427,12 @@ def export(run, args, env, out):
     """Write the shippable model to `out`: lm.pt (fp16 tensors, config, conditioner),
     tokenizer.model, codec.pt (save_codec); print what fp16 changes: the reloaded lm.pt's held-out
     loss, the codec's largest sample difference."""
+    if args.lora:
+        merge_lora(run.model.lm)  # W0 + (alpha / r) B A under W0's keys: loading needs nothing new
+    if args.export_format != "ours":  # AudioCraft's or transformers' files
+        finetune.export_as(run.model, args, out)
+        print(f"exported to {out} in the {args.export_format} format")
+        return
     os.makedirs(out, exist_ok=True)
     shutil.copyfile(os.path.join(args.out_dir, "tokenizer.model"),
                     os.path.join(out, "tokenizer.model"))
@@ -431,6 +465,10 @@ def describe(run, args, env):
           f"{len(run.train['codes'])} clips + {n_mix} mixes of {T} frames; {env.world} "
           f"process(es) x {args.batch_size} clips = {env.world * args.batch_size * K * T} tokens "
           "per step")
+    n_train, n_all, state = trainable(model)  # the codec included in all, never trained
+    print(f"trainable: {n_train / 1e6:.2f}M of {n_all / 1e6:.2f}M parameters"
+          + (f" (LoRA adapters of rank {args.lora})" if args.lora else "")
+          + f"; AdamW state {state / 2**20:.1f} MiB")
 
 
 def main(args):
@@ -448,9 +486,11 @@ def main(args):
         if run.picked:  # --n-samples 0: none
             write_wavs(run.codec.decode(run.valid["codes"][run.picked].long().to(env.device)),
                        run.codec.sample_rate, f"{args.out_dir}/samples/real_{{}}.wav")
+    out = args.export or os.path.join(args.out_dir, "export")
+    finetune.check_export(run.model, args, out)  # now, not after the training
     loop(run, args, env)
     if env.master:
-        export(run, args, env, args.export or os.path.join(args.out_dir, "export"))
+        export(run, args, env, out)
     training.teardown(env)
     return run.model
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
     (["quantizer.py"], "perplexity"),
     (["conditioners.py"], "null row = 0: True"),
     (["t5.py"], "tiny T5:"),
+    (["lora.py"], "same keys as the base: True"),
     (["lm.py"], "generated"),
     (["entropy.py"], "decoded back: True"),
     (["synth.py"], "clips of 5 s"),

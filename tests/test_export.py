@@ -43,7 +43,9 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import yaml
 
@@ -371,3 +373,42 @@ def test_no_half_written_export(musicgen, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         to_audiocraft(model, tmp_path / "ft")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_fine_tune_an_official_folder_and_export(tmp_path, capsys):
+    """train_lm.py --init on the miniature official folder with --lora 4, a few steps on a folder of
+    captioned clips (16 kHz, resampled to the codec's 32 kHz), then --export-format transformers:
+    transformers' logits on the export equal ours (1e-4); the T5 stays the source's (frozen, as
+    AudioCraft fine-tunes) and the LM moved. The same run exported in AudioCraft's format reloads
+    through load_model with the same logits; a format that cannot hold the model is refused at
+    start-up, before any training."""
+    import train_lm
+    src = official_folder(tmp_path / "musicgen-small")
+    data = tmp_path / "clips"
+    data.mkdir()
+    for i in range(8):
+        t = np.arange(16000) / 16000
+        sf.write(str(data / f"c{i}.wav"), 0.3 * np.sin(2 * np.pi * (300 + 50 * i) * t), 16000)
+        (data / f"c{i}.txt").write_text(PROMPTS[i % 2])
+
+    def run(out, fmt, *extra):
+        argv = ["--init", str(src), "--data", str(data), "--duration", "1", "--n-clips", "8",
+                "--eval-clips", "2", "--steps", "3", "--eval-every", "3", "--batch-size", "2",
+                "--aug-p", "0", "--n-samples", "0", "--unk-dropout", "0", "--lr", "1e-2",
+                "--out-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
+                "--export", str(out), "--export-format", fmt, *extra]
+        return train_lm.main(train_lm.parser.parse_args(argv))
+    model = run(tmp_path / "hf", "transformers", "--lora", "4")
+    assert "(LoRA adapters of rank 4)" in capsys.readouterr().out
+    back = load_model(str(tmp_path / "hf"))
+    assert_transformers_logits(back, tmp_path / "hf", PROMPTS)
+    source = load_model(str(src))
+    assert all(torch.equal(a, b) for a, b in zip(back.conditioner.t5.state_dict().values(),
+                                                 source.conditioner.t5.state_dict().values()))
+    assert not torch.equal(back.lm.transformer.layers[0].linear1.weight,
+                           source.lm.transformer.layers[0].linear1.weight)
+    model = run(tmp_path / "ac", "audiocraft")
+    assert_same_logits(model.eval(), load_model(str(tmp_path / "ac")), PROMPTS[:1])
+    with pytest.raises(SystemExit, match=r"^--export-format transformers: .* exists and is not "
+                                         "empty"):
+        run(tmp_path / "hf", "transformers")
