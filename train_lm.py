@@ -76,8 +76,9 @@ parser.add_argument("--resume", action="store_true", help="continue from out_dir
 parser.add_argument("--export", default="", help="where the shippable model goes at the end "
                     "(default out_dir/export)")
 parser.add_argument("--export-format", default="ours",
-                    choices=("ours", "audiocraft", "transformers"), help="its files: this repo's (lm.pt, codec.pt, tokenizer.model), AudioCraft's "
-                    "(get_pretrained) or transformers' (MusicgenForConditionalGeneration)")
+                    choices=("ours", "audiocraft", "transformers"), help="its files: this "
+                    "repo's (lm.pt, codec.pt, tokenizer.model), AudioCraft's (get_pretrained) or "
+                    "transformers' (MusicgenForConditionalGeneration)")
 parser.add_argument("--codec", default="runs/codec/ckpt.pt", help="trained codec (any load_codec "
                     "file)")
 parser.add_argument("--init", default=None, help="start from a trained model: anything "
