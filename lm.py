@@ -12,6 +12,7 @@ References:
 3) Classifier-free guidance, Ho & Salimans 2022, arXiv:2207.12598
 4) Attention Is All You Need (sinusoidal positions), Vaswani et al. 2017, arXiv:1706.03762
 5) Nucleus (top-p) sampling, Holtzman et al. 2019, arXiv:1904.09751
+6) Gradient checkpointing, Chen et al. 2016, arXiv:1604.06174 (torch.utils.checkpoint)
 
 Deviations from AudioCraft (none changes the official models' numbers): cross-attention keys and
 values are computed once per window (AudioCraft: every step); a preallocated self-attention cache;
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from patterns import build_pattern, revert_pattern, step_frames, window_steps
 
@@ -196,7 +198,10 @@ class Layer(nn.Module):
 
 class LM(nn.Module):
     """Embeddings (summed over codebooks) + sinusoidal positions -> layers -> out_norm -> K
-    heads."""
+    heads. grad_checkpointing (train_lm.py --grad-checkpointing; not in the config, no saved file
+    changes): a training forward keeps only each layer's input [B, S, D] and recomputes the layer
+    in backward, one more forward of the layers instead of storing what is inside them (attention
+    maps, the 4 D wide feed-forward)."""
 
     def __init__(self, config):
         super().__init__()
@@ -207,6 +212,7 @@ class LM(nn.Module):
         self.transformer = nn.ModuleDict(dict(layers=layers))  # AudioCraft's transformer.layers.{i}
         self.out_norm = nn.LayerNorm(c.dim)
         self.linears = nn.ModuleList([nn.Linear(c.dim, c.card, bias=False) for _ in range(c.n_q)])
+        self.grad_checkpointing = False
         # AudioCraft init ('gaussian', depthwise 'current'): truncated normal, std 1/sqrt(fan_in),
         # divided by sqrt(2 * depth) in layer `depth`; the fused in_proj escapes that loop:
         # nn.Linear's U(-1/sqrt(D), 1/sqrt(D)).
@@ -269,9 +275,15 @@ class LM(nn.Module):
             x = torch.cat([prepend.to(x.dtype), x], dim=1)                           # [B, P + S, D]
         positions = torch.arange(offset, offset + x.shape[1], device=x.device)       # [P + S]
         x = x + sin_embedding(positions, x.shape[-1]).to(x.dtype)
+        # a training forward (no cache, gradients on) with grad_checkpointing: non-reentrant
+        # checkpoint, which recomputes under the same autocast and lets FSDP re-gather the layer
+        recompute = self.grad_checkpointing and cache is None and torch.is_grad_enabled()
         for i, layer in enumerate(self.transformer.layers):
             layer_cache = cache['layers'][i] if cache is not None else None
-            x = layer(x, condition, layer_cache, offset, cross_mask)
+            if recompute:
+                x = checkpoint(layer, x, condition, None, offset, cross_mask, use_reentrant=False)
+            else:
+                x = layer(x, condition, layer_cache, offset, cross_mask)
         if cache is not None:
             cache['offset'] += x.shape[1]
         x = self.out_norm(x[:, -seq.shape[2]:])                                      # [B, S, D]

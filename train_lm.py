@@ -4,6 +4,7 @@ Train the text-to-audio language model (lm.py) on codec tokens, with AudioGen's 
     python train_lm.py --codec runs/codec/ckpt.pt     # tiny LM on the built-in data (CPU ok)
     python train_lm.py --data path/to/folder --device cuda --compile
     torchrun --nproc_per_node 2 train_lm.py ...       # data parallel (DDP; gloo on CPU)
+    torchrun --nproc_per_node 8 train_lm.py --fsdp --grad-checkpointing ...  # a larger LM, sharded
     python train_lm.py --resume                       # continue exactly where out_dir stopped
     python train_lm.py --resume --export checkpoints  # (re)write the shippable model only
     python train_lm.py --melody                       # music also conditioned on its chromagram
@@ -73,23 +74,19 @@ parser = argparse.ArgumentParser(description="Train the text-to-audio LM on code
 # I/O and data
 parser.add_argument("--out-dir", default="runs/lm", help="checkpoints, tokenizer, samples and logs")
 parser.add_argument("--resume", action="store_true", help="continue from out_dir/ckpt.pt (exactly)")
-parser.add_argument("--export", default="", help="where the shippable model goes at the end "
-                    "(default out_dir/export)")
+parser.add_argument("--export", default="", help="the shippable model's folder (out_dir/export)")
 parser.add_argument("--export-format", default="ours",
                     choices=("ours", "audiocraft", "transformers"), help="its files: this "
                     "repo's (lm.pt, codec.pt, tokenizer.model), AudioCraft's (get_pretrained) or "
                     "transformers' (MusicgenForConditionalGeneration)")
-parser.add_argument("--codec", default="runs/codec/ckpt.pt", help="trained codec (any load_codec "
-                    "file)")
+parser.add_argument("--codec", default="runs/codec/ckpt.pt", help="trained codec (load_codec's)")
 parser.add_argument("--init", default=None, help="start from a trained model: anything "
                     "model.load_model reads (this repo's export folder or LM checkpoint, a folder "
                     "of AudioCraft's files); its architecture, codec, tokenizer and melody path")
 parser.add_argument("--cache-dir", default="", help="token caches (default out_dir/cache)")
-parser.add_argument("--n-clips", type=int, default=2000, help="training clips to encode (a folder: "
-                    "crops)")
+parser.add_argument("--n-clips", type=int, default=2000, help="training clips (folder: crops)")
 parser.add_argument("--eval-clips", type=int, default=64, help="held-out clips for the eval loss")
-parser.add_argument("--duration", type=float, default=3.0, help="clip length in s, also the LM's "
-                    "max_duration")
+parser.add_argument("--duration", type=float, default=3.0, help="clip length, s (= max_duration)")
 parser.add_argument("--seed", type=int, default=0, help="seed of the data, the init, the batches")
 parser.add_argument("--aug-p", type=P, default=0.5, help="P(a step's batch is all mixed clips) "
                     "(AudioGen's aug_p; 0 = no mixing); as many mixes as --n-clips are cached")
@@ -135,17 +132,13 @@ parser.add_argument("--unk-dropout", type=P, default=0.1, help="P(a caption word
                     "learns to read past words it does not know (AudioCraft has none; a pretrained "
                     "--t5 knows every piece: pass 0)")
 # Sampling (during training) and logging
-parser.add_argument("--eval-every", type=int, default=250, help="steps between eval, samples and "
-                    "checkpoints")
+parser.add_argument("--eval-every", type=int, default=250, help="steps between eval, samples, ckpt")
 parser.add_argument("--log-every", type=int, default=10, help="steps between progress lines")
-parser.add_argument("--n-samples", type=int, default=2, help="held-out captions sampled as WAV at "
-                    "each eval")
+parser.add_argument("--n-samples", type=int, default=2, help="captions sampled at each eval")
 parser.add_argument("--cfg-coef", type=float, default=3.0, help="guidance scale of the samples")
 parser.add_argument("--top-k", type=int, default=250, help="top-k of the samples")
-# System
-parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                    help="cpu or cuda")
-parser.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+# System: the device, --compile, --grad-checkpointing, --fsdp
+training.add_system_flags(parser)
 
 
 @dataclass
@@ -166,6 +159,7 @@ class Run:
     picked: list = field(default_factory=list)  # the held-out clips sampled at each eval
     model: TextToAudio = None
     opt: torch.optim.Optimizer = None
+    whole: TextToAudio = None  # --fsdp: rank 0's unsharded copy (training.shard, gather)
     step: int = 0
     elapsed: float = 0.0
 
@@ -230,9 +224,12 @@ def ce_line(ce):
 
 
 def eval_and_save(run, args, env, rngs, sync):
-    """Rank 0, every eval_every steps: the held-out loss, the picked held-out captions sampled with
-    CFG (a seeded generator: the global RNG, saved here, is untouched) with their clips' own
-    melodies, eval.tsv, ckpt.pt."""
+    """Rank 0 (FSDP: all, to gather), every eval_every steps: the held-out loss, the picked held-out
+    captions sampled with CFG (a seeded generator: the global RNG, saved here, is untouched) with
+    their clips' own melodies, eval.tsv, ckpt.pt."""
+    run = training.gather(run, env)  # FSDP: rank 0 gets the whole model, the others None
+    if run is None:
+        return
     model, valid = run.model, run.valid
     ce = evaluate(model, valid, args, env)  # [K]
     prompts = [valid["captions"][i][0] for i in run.picked]
@@ -372,6 +369,8 @@ def build(run, args, env):
     if args.lora is not None or (run.ckpt and run.ckpt.get("lora")):
         finetune.adapt(run.model, args, run.ckpt)
     run.model.to(env.device).train()
+    run.model.lm.grad_checkpointing = args.grad_checkpointing
+    run.whole = training.shard(run.model, run.model.lm.transformer.layers, env, keep=run.codec)
     # AdamW, decay on matrices and embeddings only (nanoGPT), on what requires grad: not the codec
     params = [p for p in run.model.parameters() if p.requires_grad]
     groups = [dict(params=[p for p in params if p.dim() >= 2], weight_decay=args.weight_decay),
@@ -381,7 +380,7 @@ def build(run, args, env):
     except RuntimeError:  # torch < 2.4 has no fused AdamW on CPU
         run.opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95))
     if run.ckpt:  # exact resume: weights (above), optimizer moments; step, RNG: training.resume
-        run.opt.load_state_dict(run.ckpt["optimizer"])
+        training.load_optimizer(run, run.ckpt["optimizer"], env)
 
 
 def loop(run, args, env):
@@ -402,7 +401,7 @@ def loop(run, args, env):
             loss = ce.mean()
             run.opt.zero_grad(set_to_none=True)
             loss.backward()
-            # DDP averaged the gradients over the ranks in backward; clip their norm (inf: measure)
+            # DDP/FSDP averaged the gradients over the ranks; clip their norm (inf: measure)
             clip = args.grad_clip if args.grad_clip > 0 else math.inf
             norm = nn.utils.clip_grad_norm_(run.model.parameters(), clip)
             run.opt.step()
@@ -418,7 +417,7 @@ def loop(run, args, env):
             if run.step % args.eval_every == 0 or run.step == args.steps:
                 # every rank's RNG state; DDP: the replicas compared
                 rngs, sync = training.check_and_gather(run.model, run.step, env)
-                if env.master:
+                if env.master or env.fsdp:  # FSDP: every rank gathers the shards
                     eval_and_save(run, args, env, rngs, sync)
             training.save_if_interrupted(interrupted, run.step, args.steps,
                                          lambda: save(run, args, [torch.get_rng_state()]))
@@ -473,7 +472,7 @@ def describe(run, args, env):
 
 
 def main(args):
-    env = training.setup(args.device)  # DDP (under torchrun), device, autocast
+    env = training.setup(args.device, args.fsdp)  # DDP or FSDP (under torchrun), device, autocast
     os.makedirs(os.path.join(args.out_dir, "samples"), exist_ok=True)
     run = setup(args, env)
     prepare_data(run, args, env)
@@ -490,8 +489,9 @@ def main(args):
     out = args.export or os.path.join(args.out_dir, "export")
     finetune.check_export(run.model, args, out)  # now, not after the training
     loop(run, args, env)
+    whole = training.gather(run, env)  # FSDP: every rank takes part
     if env.master:
-        export(run, args, env, out)
+        export(whole, args, env, out)
     training.teardown(env)
     return run.model
 

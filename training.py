@@ -1,22 +1,32 @@
 """
 What train_codec.py and train_lm.py share: the data flags and their datasets, DDP under torchrun,
-the batch seed, an exact resume, a Ctrl-C that ends the step first and saves.
+the batch seed, an exact resume, a Ctrl-C that ends the step first and saves; and train_lm.py's
+FSDP: the model sharded over the processes, gathered whole onto rank 0 to be saved.
 
 References:
 1) PyTorch DDP: https://pytorch.org/docs/stable/notes/ddp.html
 2) nanoGPT train.py (DDP, bf16 autocast), github.com/karpathy/nanoGPT
+3) ZeRO, Rajbhandari et al. 2019, arXiv:1910.02054 (stage 3: weights, gradients and optimizer
+   state sharded); PyTorch FSDP, Zhao et al. 2023, arXiv:2304.11277. FSDP2's fully_shard:
+   https://pytorch.org/docs/stable/distributed.fsdp.fully_shard.html; torchtitan's
+   parallelize_llama (a unit per transformer layer, then the root)
 """
 
 import argparse
+import copy
 import inspect
 import os
 import signal
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from data import FolderDataset, probability, seconds
 from manifest import parse_tags
@@ -105,11 +115,15 @@ def open_split(args, split, **settings):
 # ----------------------------------------------------------------------------------------- the run
 
 
-def setup(device):
-    """-> env (ddp, rank, world, master, device, ctx). Under torchrun (WORLD_SIZE > 1) one process
-    per GPU (nccl, device cuda:LOCAL_RANK) or per CPU process (gloo). ctx: bf16 autocast on CUDA,
-    else nothing."""
+def setup(device, fsdp=False):
+    """-> env (ddp, fsdp, rank, world, master, device, ctx). Under torchrun (WORLD_SIZE > 1, ddp)
+    one process per GPU (nccl, device cuda:LOCAL_RANK) or per CPU process (gloo); fsdp: they shard
+    the model (shard) instead of replicating it (wrap). ctx: bf16 autocast on CUDA, else
+    nothing."""
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if fsdp and not ddp:
+        raise SystemExit("--fsdp shards the model over torchrun's processes: run under torchrun "
+                         "--nproc_per_node N (N > 1)")
     rank, world = 0, 1
     if ddp:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
@@ -119,8 +133,8 @@ def setup(device):
             torch.cuda.set_device(device)
     cuda = device.startswith("cuda")
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
-    return SimpleNamespace(ddp=ddp, rank=rank, world=world, master=rank == 0, device=device,
-                           ctx=ctx)
+    return SimpleNamespace(ddp=ddp, fsdp=fsdp, rank=rank, world=world, master=rank == 0,
+                           device=device, ctx=ctx)
 
 
 def barrier(env):
@@ -138,10 +152,10 @@ def teardown(env):
 
 
 def wrap(model, env, compile=False, sync_buffers=True):
-    """The module the loop calls: DDP (it averages the gradients over the ranks inside backward),
-    compiled. sync_buffers=False: rank 0's buffers are not sent at every forward (equal anyway: a
-    frozen codec's)."""
-    if env.ddp:
+    """The module the loop calls: DDP (it averages the gradients over the ranks inside backward;
+    not under FSDP, sharded by shard), compiled. sync_buffers=False: rank 0's buffers are not sent
+    at every forward (equal anyway: a frozen codec's)."""
+    if env.ddp and not env.fsdp:
         ddp = nn.parallel.DistributedDataParallel
         # torch 2.13 renamed broadcast_buffers to forward_sync_buffers
         if "forward_sync_buffers" in inspect.signature(ddp).parameters:
@@ -151,6 +165,93 @@ def wrap(model, env, compile=False, sync_buffers=True):
     if compile:
         model = torch.compile(model)
     return model
+
+
+# ------------------------------------------------------------------ a model larger than one device
+
+
+def add_system_flags(parser):
+    """train_lm.py's System flags: the device, torch.compile, and what trains a larger model:
+    activation checkpointing (lm.LM.grad_checkpointing) and FSDP (shard)."""
+    p = parser.add_argument
+    p("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    p("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p("--grad-checkpointing", action="store_true", help="recompute each transformer layer in "
+      "backward instead of keeping its activations: less memory, one more forward of the layers")
+    p("--fsdp", action="store_true", help="under torchrun: shard the weights, gradients and AdamW "
+      "state over the processes (FSDP2's fully_shard) instead of replicating them (DDP)")
+
+
+def shard(model, layers, env, keep=None):
+    """--fsdp: fully_shard (FSDP2) each of `layers` (one all-gather of its weights before its
+    forward, freed after; gradients reduce-scattered after its backward), then model, one more
+    unit for the rest. Each rank then holds 1/world of every weight, its gradient and its AdamW
+    moments (ZeRO stage 3), as DTensors: build the optimizer after this. Not sharded, whole on
+    every rank: keep (the frozen codec), and a weight its module reads through a property
+    (lora.LoRAAttention's frozen in_proj_weight, read as W0 + B A): FSDP reads a parameter back
+    with getattr, and would take the property's sum for the weight. Rank 0 first copies the
+    model: eval, samples, checkpoints and the export run on that copy (gather), which needs the
+    weights alone (4 bytes a parameter; training: 16 with gradients and moments, and the
+    activations). -> the copy on rank 0, else None."""
+    if not env.fsdp:
+        return None
+    whole = copy.deepcopy(model) if env.master else None
+    mesh = init_device_mesh(torch.device(env.device).type, (env.world,))
+    ignored = {p for m in model.modules() for name, p in m.named_parameters(recurse=False)
+               if isinstance(getattr(type(m), name, None), property)}
+    ignored |= set(keep.parameters()) if keep is not None else set()
+    for layer in layers:
+        fully_shard(layer, mesh=mesh, ignored_params=ignored)
+    fully_shard(model, mesh=mesh, ignored_params=ignored)
+    return whole
+
+
+def on_rank0(x, env):
+    """A tensor of the model or its optimizer as rank 0 saves it: a DTensor (a shard on each rank)
+    gathered whole (a collective: every rank calls it, in the same order), on the CPU; None on the
+    other ranks, which drop it at once."""
+    if isinstance(x, DTensor):
+        x = x.full_tensor()
+    if not env.master:
+        return None
+    return x.cpu() if torch.is_tensor(x) else x
+
+
+def gather(run, env):
+    """--fsdp, on every rank: each weight and AdamW moment gathered whole onto rank 0, one tensor
+    at a time, on the CPU; the weights go into rank 0's copy (run.whole, from shard). -> on rank 0
+    run as a run without FSDP holds it: model the copy, opt whose state_dict() is the gathered
+    one, in torch.optim's format (a checkpoint resumes with or without FSDP); on the others None.
+    Without FSDP: run itself. By hand, not torch.distributed.checkpoint's get_model_state_dict:
+    that walks each name with getattr, which calls LoRAAttention's in_proj_weight property (whole
+    W0 + sharded B A: a RuntimeError, 'mixed torch.Tensor and DTensor')."""
+    if not env.fsdp:
+        return run
+    weights = {k: on_rank0(v, env) for k, v in run.model.state_dict().items()}
+    optim = run.opt.state_dict()  # {state: {i: {step, exp_avg, exp_avg_sq}}, param_groups}
+    optim["state"] = {i: {k: on_rank0(v, env) for k, v in state.items()}
+                      for i, state in optim["state"].items()}
+    if not env.master:
+        return None
+    run.whole.load_state_dict(weights)
+    return replace(run, model=run.whole, opt=SimpleNamespace(state_dict=lambda: optim))
+
+
+def load_optimizer(run, state, env):
+    """A checkpoint's optimizer state (torch.optim's format, saved with or without FSDP) into
+    run.opt. Under FSDP every rank read it whole and keeps its own shard of each moment: the rows
+    its parameter's DTensor holds (distribute_tensor without communication, src_data_rank None)."""
+    if env.fsdp:
+        params = [p for group in run.opt.param_groups for p in group["params"]]
+
+        def shard_like(x, p):  # a moment [same shape as p] -> the DTensor laid out as p
+            if isinstance(p, DTensor) and torch.is_tensor(x) and x.shape == p.shape:
+                return distribute_tensor(x.to(p.device), p.device_mesh, p.placements,
+                                         src_data_rank=None)
+            return x  # step, or a parameter FSDP left whole
+        state = dict(state, state={i: {k: shard_like(v, params[i]) for k, v in s.items()}
+                                   for i, s in state["state"].items()})
+    run.opt.load_state_dict(state)
 
 
 def batch_generator(seed, step):
@@ -163,14 +264,16 @@ def batch_generator(seed, step):
 def check_and_gather(model, step, env):
     """On every rank, between two steps -> (every rank's CPU RNG state in rank order, for an exact
     resume of each; a note for the eval line). DDP replicas must hold the same weights: a checksum
-    is compared across the ranks."""
+    is compared across the ranks (FSDP has no replicas: each rank holds a shard of each weight)."""
     if not env.ddp:
         return [torch.get_rng_state()], ""
+    rngs = [None] * env.world
+    dist.all_gather_object(rngs, torch.get_rng_state())
+    if env.fsdp:
+        return rngs, f" | sharded over {env.world} ranks (FSDP)"
     s = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
     sums = [torch.zeros_like(s) for _ in range(env.world)]
-    rngs = [None] * env.world
     dist.all_gather(sums, s)
-    dist.all_gather_object(rngs, torch.get_rng_state())
     if not all(torch.equal(x, sums[0]) for x in sums):
         raise RuntimeError(f"DDP replicas diverged at step {step}: {[x.item() for x in sums]}")
     return rngs, " | replicas in sync"
