@@ -186,10 +186,10 @@ for step in range(1, steps + 1):
 model.eval()
 print(f"{steps} steps of {batch} x {clips.duration} s in {time.time() - t0:.0f} s; last:",
       {k: round(v, 3) for k, v in history[-1].items()})
-# 40 steps of 4 x 0.5 s in 235 s; last: {'l1': 0.077, 'msspec': 1.276, 'adv': 0.01, 'feat': 0.003, 'd': 2.0, 'commit': 0.015}
-# (one thread on 2 CPU cores shared with a training job: alone, about 25 s. The losses move in
-# the last digits with the number of threads; a GPU trains another size, 600 steps of 8 clips in
-# bf16, so other numbers.)
+# 40 steps of 4 x 0.5 s in 25 s; last: {'l1': 0.077, 'msspec': 1.276, 'adv': 0.01, 'feat': 0.003, 'd': 2.0, 'commit': 0.015}
+# (one thread, an idle 2-core CPU: the seconds depend on the machine and its load, the losses move
+# in the last digits with the number of threads; a GPU trains another size, 600 steps of 8 clips
+# in bf16, so other numbers.)
 assert all(math.isfinite(v) for h in history for v in h.values()) and all(h["commit"] > 0 for h in history)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.2), layout="constrained")
@@ -359,9 +359,10 @@ for c in shown + ["all clips"]:
 # bird chirp (3)               +7.5     +4.8    +10.1     -1.1     +0.0
 # all clips (96)               +0.6     +0.5     -0.4     -1.0     -0.8
 # (CPU, the shipped codec. The bass has next to nothing above 1 kHz: +17 to +45 dB there is the
-# decoder's faint noise over an empty band, not a gain. Above 1 kHz the bird chirp (its energy is
-# mostly at 2-4 kHz), the drums and the rain come back within 4 dB. Still lost: clock ticks at 2-4
-# kHz. Too loud: the chirp's low bands, which hold little, and the drums at 0.5-1 kHz.)
+# decoder's faint noise over an empty band, not a gain. Where they hold their energy the drums,
+# the rain and the bird chirp (mostly at 2-4 kHz: -1.1 dB) come back within 4 dB. Still lost:
+# clock ticks at 2-4 kHz. Too loud: the chirp's bands below 2 kHz (+5 to +10 dB), which hold little
+# of its energy, and the drums at 0.5-1 kHz.)
 assert all(v.shape == (n_band, len(names)) for v in levels.values())
 
 fig, ax = plt.subplots(figsize=(8, 3.5), layout="constrained")

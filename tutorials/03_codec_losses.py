@@ -315,8 +315,9 @@ for c in shown + ["all clips"]:
 # all clips (96), with discriminator     +0.6     +0.5     -0.4     -1.0     -0.8
 # all clips (96), L1 + mel only          -0.3     -1.0     -3.4     -5.7     -7.1
 # (CPU, full mode. In 200 steps without the discriminator the bird chirp's 2-4 kHz, where most of
-# its energy is, falls from -1 to -18 dB, a sixtieth; drums and rain lose 5-10 dB above 1 kHz;
-# below 500 Hz nothing moves by more than 2 dB. Fast mode, 25 steps, goes the same way, less far.)
+# its energy is, falls from -1 to -18 dB, 17 dB or about a fiftieth of the energy; drums and rain
+# lose 5-10 dB above 1 kHz; below 500 Hz nothing moves by more than 2.1 dB (the clock tick). Fast
+# mode, 25 steps, goes the same way, less far.)
 ship, rec = (v.median(0).values for v in levels.values())
 assert rec[-1] < ship[-1] and rec[-2] < ship[-2]  # without the discriminator the top octaves fall
 

@@ -176,10 +176,11 @@ for name, d in PATTERNS.items():
 # ## Step 4. Which positions the training loss sees
 #
 # In training the LM reads the first S_valid = T + 1 steps (`valid_only=True`, AudioCraft's
-# keep_only_valid_steps), and the output at step s predicts the cells of step s + 1. A code at
-# step T + 1 or later has no prediction in that window: with delays the last delays[q] frames of
-# codebook q are never trained (`revert_pattern(..., logits=True)` marks them invalid, NaN in
-# `LM.forward`'s logits). By hand for K = 3, T = 4, delays (0, 1, 2), codes a, b, c:
+# keep_only_valid_steps), and the output at step s predicts the cells of step s + 1. The output at
+# the last step, T, exists and would predict the cells of step T + 1, but the library drops it (as
+# AudioCraft does): a code at step T + 1 or later is never a target, so with delays the last
+# delays[q] frames of codebook q are never trained (`revert_pattern(..., logits=True)` marks them
+# invalid, NaN in `LM.forward`'s logits). By hand for K = 3, T = 4, delays (0, 1, 2), codes a, b, c:
 #
 #     step:   0  1  2  3  4 | 5  6        predicted from step:  a0..a3: 0 1 2 3
 #             S a0 a1 a2 a3 | S  S                              b0..b2: 1 2 3

@@ -356,5 +356,6 @@ listen(cont, codec.sample_rate, "06_continuation.wav")
 #   batch) is not implemented.
 # - `TextToAudio.generate` runs the LM under bf16 autocast on a GPU: the same seed gives the same
 #   audio on one machine, but CPU and GPU runs differ.
-# - Past max_duration, the window is re-prompted with its own tokens; the melody of a melody model
-#   is not re-windowed (the `lm.py` docstring lists this deviation).
+# - Past max_duration, the window is re-prompted with its own tokens. A prepended melody (MusicGen-
+#   melody's 'prepend') is not re-windowed (the `lm.py` docstring lists this deviation); the
+#   default model's 'sum' melody is: each window reads the chroma of its own frames.

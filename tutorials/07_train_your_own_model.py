@@ -483,7 +483,8 @@ save(fig, "07_fad.png")
 # Files are resampled to the codec's rate and cropped at random to the training length. At start-up
 # every file is checked (its header, with `sf.info`; the manifest's own durations are not trusted)
 # and one line says what will happen: how many files, how many have a caption (a clip without one
-# trains as the null condition, like the 10% of prompts dropped for classifier-free guidance), which
+# trains as the null condition, like the 10% of batches whose prompts are all dropped for
+# classifier-free guidance), which
 # were skipped and why (missing, unreadable, shorter than a crop: `train_codec.py` skips those,
 # `train_lm.py` pads them with silence), how many get resampled or zero-padded. Below: a three-file
 # folder of the second layout, read back. Target: 3 items of 1 s with their captions (assertions).
@@ -528,7 +529,8 @@ assert len(ds) == 3 and item["wav"].shape == (1, 16000) and item["text"] == (fol
 # python train_codec.py --init runs/codec/ckpt.pt --out-dir runs/codec_gan --w-l1 0.1 --w-adv 4 --w-feat 4 \
 #     --lr 3e-4 --steps 3000 --eval-every 500    # + a discriminator phase -> runs/codec_gan/ckpt.pt
 # OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 train_lm.py --codec runs/codec_gan/ckpt.pt \
-#     --n-clips 4000 --batch-size 8 --steps 4000 --eval-every 500 --export checkpoints   # tiny LM
+#     --n-clips 4000 --batch-size 8 --steps 4000 --eval-every 500 --melody --melody-fuse sum \
+#     --export checkpoints                       # tiny LM, following a melody
 # ```
 #
 # `torchrun --nproc_per_node N` trains data-parallel (one process per core or GPU); AudioCraft's
