@@ -41,7 +41,7 @@ from conditioners import normalize_text  # noqa: E402
 from data import VALID_SEED_OFFSET  # noqa: E402
 from lm import LM, PRESETS, codebook_cross_entropy, sin_embedding  # noqa: E402
 from model import load_model  # noqa: E402
-from patterns import build_pattern, pattern_steps, revert_pattern  # noqa: E402
+from patterns import build_pattern, pattern_steps, revert_pattern, step_frames  # noqa: E402
 from synth import make_clip  # noqa: E402
 
 torch.set_grad_enabled(False)  # nothing is trained here
@@ -51,11 +51,18 @@ torch.set_grad_enabled(False)  # nothing is trained here
 #
 # `model.load_model` rebuilds the LM and its text conditioner from the config stored in
 # `lm.pt`, loads the codec next to it (`checkpoint.load_codec` of `codec.pt`) and returns them
-# as one frozen `TextToAudio` in eval mode: `.lm`, `.conditioner`, `.melody` (None: this LM reads
-# text only) and `.codec`. The LM models the first `n_q` codebooks of the codec (4 of its 8). We
-# take held-out clips (`synth.make_clip` with the valid seed: never seen in training). Listen to
-# the first clip and to its K = 4 codebooks decoded: the second is what the LM has to model, and
-# the best any sample of it can sound.
+# as one frozen `TextToAudio` in eval mode: `.lm`, `.conditioner`, `.melody` and `.codec`. The
+# shipped LM is a melody model with the 'sum' fuse: besides the text (by cross-attention) it reads
+# one melody embedding per frame, added to the input of the steps that write that frame. Where no
+# tune is given, that is the null melody (pitch class C in every frame, the chroma of silence), and
+# it matters: the model was trained with it on every clip without a tune, so an LM call without it
+# feeds an input the model never saw. Every LM call below therefore takes its conditioning from
+# `model.conditions(texts, n_frames=...)`, as `TextToAudio.generate` does: `condition`,
+# `condition_mask` (text) and `frames`, `null_frames` [B, n_frames, D] (the melody and its CFG
+# null; with no tune both are the null melody). The LM models the first `n_q` codebooks of the
+# codec (4 of its 8). We take held-out clips (`synth.make_clip` with the valid seed: never seen in
+# training). Listen to the first clip and to its K = 4 codebooks decoded: the second is what the
+# LM has to model, and the best any sample of it can sound.
 # Target: codes [B, K, T] with T = duration * 50 Hz and every code in [0, card); two sounds.
 
 # %%
@@ -63,7 +70,9 @@ model = load_model(str(ROOT / "checkpoints"), device)  # TextToAudio: .lm, .cond
 lm, cond, codec = model.lm, model.conditioner, model.codec
 c = lm.config
 K, card, delays = c.n_q, c.card, c.delays
-print(f"LM: {K} codebooks of {card} codes, pattern {c.pattern!r} {delays}, max_duration {c.max_duration} s")
+print(f"LM: {K} codebooks of {card} codes, pattern {c.pattern!r} {delays}, max_duration {c.max_duration} s; "
+      f"melody fuse {model.melody.fuse!r}")
+assert model.melody is not None and model.melody.fuse == "sum"
 duration, n_clips = (1.0, 2) if FAST else (c.max_duration, 8)
 clips = [make_clip(i, VALID_SEED_OFFSET, duration, codec.sample_rate) for i in range(n_clips)]
 wav = torch.stack([torch.from_numpy(x["wav"])[None] for x in clips]).to(device)  # [B, 1, samples]
@@ -239,30 +248,41 @@ for name, pc in PRESETS.items():
 # audiogen-medium   1536     48    24  4 x 2048  1359.2M  453.1M     25.2M  1837.6M
 # tiny               256      6     8  4 x  256     4.7M    1.6M      0.5M     6.8M
 print(f"shipped LM: {sum(p.numel() for p in lm.parameters()) / 1e6:.2f}M parameters, "
-      f"text conditioner {sum(p.numel() for p in cond.parameters()) / 1e6:.2f}M")
+      f"text conditioner {sum(p.numel() for p in cond.parameters()) / 1e6:.2f}M, "
+      f"melody conditioner {sum(p.numel() for p in model.melody.parameters()) / 1e6:.3f}M")
 
 # %% [markdown]
 # ## Step 6. A forward pass and the loss
 #
-# `LM.forward(codes, condition, condition_mask, targets)` builds the training input (step 4), runs
-# the transformer and reverts the logits to [B, K, T, card], aligned with the codes (no shift
-# needed). The loss is the cross-entropy of each codebook over its trained positions
+# `LM.forward(codes, condition, condition_mask, targets, frames=...)` builds the training input
+# (step 4), adds each step's melody embedding (`frames`, here the null melody), runs the
+# transformer and reverts the logits to [B, K, T, card], aligned with the codes (no shift needed).
+# The loss is the cross-entropy of each codebook over its trained positions
 # (`codebook_cross_entropy`), averaged over K (AudioCraft's solvers/musicgen.py). A uniform guess
 # scores ln(card) = ln 256 = 5.55 nats; a fresh (random) LM a little worse (about 6: its
 # random logits are confidently wrong now and then; tutorial 07 step 3 derives ln 256 + 1/2 = 6.05).
-# Target: logits NaN exactly where step 4 says; loss == mean of the K values; the trained LM
-# below ln(card) on held-out clips, and below a fresh LM.
+# `model(codes, texts)` (`TextToAudio.forward`, what training runs) builds the same conditioning
+# itself; our logits must equal its, which they would not if the null melody were left out.
+# Target: logits NaN exactly where step 4 says; loss == mean of the K values; logits == the
+# model's own forward; the trained LM below ln(card) on held-out clips, below a fresh LM, and
+# below the same LM called without the null melody.
 
 # %%
 texts = [x["tags"] for x in clips]
-embeds, mask = cond(texts)  # [B, L, D] (padding zeroed), [B, L]
-logits, loss = lm(codes, embeds, mask, targets=codes)  # [B, K, T, card], scalar
+conditions = model.conditions(texts, n_frames=T)  # text and the null melody, as TextToAudio.generate
+embeds, mask = conditions["condition"], conditions["condition_mask"]  # [B, L, D] (padding zeroed), [B, L]
+frames = conditions["frames"]  # [B, T, D]: the null melody, one embedding per frame
+logits, loss = lm(codes, embeds, mask, targets=codes, frames=frames)  # [B, K, T, card], scalar
 ce = codebook_cross_entropy(logits, codes)  # [K]
 torch.manual_seed(0)
-fresh_ce = codebook_cross_entropy(LM(c).to(device).eval()(codes, embeds, mask)[0], codes)
+fresh_ce = codebook_cross_entropy(LM(c).to(device).eval()(codes, embeds, mask, frames=frames)[0], codes)
 print(f"logits {tuple(logits.shape)}; cross-entropy per codebook {[round(v, 2) for v in ce.tolist()]}, "
       f"mean {loss.item():.2f} nats (ln {card} = {math.log(card):.2f}); fresh LM {fresh_ce.mean().item():.2f}")
 assert torch.equal(logits[..., 0].isnan(), ~trained_real.expand(len(texts), K, T))
+assert torch.allclose(logits, model(codes, texts)[0], atol=1e-5, equal_nan=True)  # the model's own conditioning
+text_only = lm(codes, embeds, mask, targets=codes)[1]  # the null melody left out: an input never trained on
+print(f"without the null melody: {text_only.item():.2f} nats")
+assert loss < text_only
 assert torch.allclose(loss, ce.mean()) and loss < math.log(card) and loss < fresh_ce.mean()
 
 # %% [markdown]
@@ -280,8 +300,8 @@ assert torch.allclose(loss, ce.mean()) and loss < math.log(card) and loss < fres
 t0 = 5
 changed = codes[:1].clone()
 changed[0, 0, t0] = (changed[0, 0, t0] + 1) % card  # another code for codebook 1, frame t0
-a = lm(codes[:1], embeds[:1], mask[:1])[0]  # [1, K, T, card]
-b = lm(changed, embeds[:1], mask[:1])[0]
+a = lm(codes[:1], embeds[:1], mask[:1], frames=frames[:1])[0]  # [1, K, T, card]
+b = lm(changed, embeds[:1], mask[:1], frames=frames[:1])[0]
 moved = (a - b).abs().amax(-1)[0]  # [K, T], NaN where untrained
 steps = pattern_steps(T, K, c.pattern, delays)[0]  # [K, T]
 earlier = (steps - 1) < steps[0, t0]  # predicted before the changed cell enters
@@ -310,10 +330,10 @@ save(fig, "05_causality.png")
 # to the cache, and attends with q to every cached key: no mask, all of them are in its past.
 #
 # Write that step yourself, for the first layer's self-attention on the input it really gets
-# (norm1 of the summed code embeddings + positions of a real sequence), one step at a time. Then
-# compare with `lm.Attention` fed one step at a time with its own cache (the `cache=`, `offset=`
-# arguments `LM.sample_window` passes), and with `lm.Attention` on the whole sequence at once,
-# no cache, a causal mask instead (what training runs).
+# (norm1 of the summed code embeddings + each step's melody embedding + positions of a real
+# sequence), one step at a time. Then compare with `lm.Attention` fed one step at a time with its
+# own cache (the `cache=`, `offset=` arguments `LM.sample_window` passes), and with `lm.Attention`
+# on the whole sequence at once, no cache, a causal mask instead (what training runs).
 # Target: yours == cached == uncached at every step, the last included; your cache == its cache
 # (assertions, up to float round-off).
 
@@ -324,6 +344,7 @@ hd = D // H  # head_dim
 n_steps = 12
 seq = build_pattern(codes[:1], card, c.pattern, delays)[0][..., :n_steps]  # [1, K, n_steps]
 x = sum(emb(seq[:, k]) for k, emb in enumerate(lm.emb))  # [1, n_steps, D]: codes summed over codebooks
+x = x + frames[:1, step_frames(n_steps, T, c.pattern, delays)]  # + the melody of the frame each step writes
 x = layer0.norm1(x + sin_embedding(torch.arange(n_steps, device=device), D))  # what layer 1's self_attn reads
 Wq, Wk, Wv = attn.in_proj_weight.split(D)  # [D, D] each
 heads = lambda z: z.view(1, -1, H, hd).transpose(1, 2)  # [1, n, D] -> [1, H, n, hd]  # noqa: E731
@@ -358,7 +379,8 @@ assert torch.allclose(k_cache, cache["k"], atol=1e-6) and torch.allclose(v_cache
 # %%
 gen_dur = 0.5 if FAST else c.max_duration
 S = pattern_steps(round(gen_dur * c.frame_rate), K, c.pattern, delays)[1]
-prompt_embeds, prompt_mask = cond(texts[:1])  # [1, L, D], [1, L]
+# text, the null melody and its CFG null (the same here: no tune), for the frames generated
+gen_conditions = model.conditions(texts[:1], n_frames=round(gen_dur * c.frame_rate))
 seen = []
 hook = lm.emb[0].register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[1]))  # [2B, steps]
 result = {}
@@ -367,7 +389,7 @@ for use_cache in (True, False):
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.time()
-    tokens = lm.generate(prompt_embeds, condition_mask=prompt_mask, duration=gen_dur, temperature=0,
+    tokens = lm.generate(**gen_conditions, duration=gen_dur, temperature=0,
                          use_cache=use_cache)  # [1, K, T], greedy
     if device == "cuda":
         torch.cuda.synchronize()
@@ -403,7 +425,9 @@ def grab(i):
 
 layers = lm.transformer.layers
 handles = [layer.cross_attention.register_forward_hook(grab(i), with_kwargs=True) for i, layer in enumerate(layers)]
-lm(codes[:1], prompt_embeds, prompt_mask)
+one = model.conditions(texts[:1], n_frames=T)  # one prompt (no padding) and the null melody
+prompt_embeds = one["condition"]  # [1, L, D]
+lm(codes[:1], prompt_embeds, one["condition_mask"], frames=one["frames"])
 for h in handles:
     h.remove()
 

@@ -39,7 +39,7 @@ from data import VALID_SEED_OFFSET  # noqa: E402
 from lm import cfg_logits, sample_next_token  # noqa: E402
 from losses import mel_spectrogram  # noqa: E402
 from model import load_model  # noqa: E402
-from patterns import build_pattern, pattern_steps  # noqa: E402
+from patterns import build_pattern, pattern_steps, step_frames  # noqa: E402
 from synth import make_clip  # noqa: E402
 
 torch.set_grad_enabled(False)  # nothing is trained here
@@ -61,43 +61,55 @@ def entropy(p):
 # ## Step 1. Classifier-free guidance on one step
 #
 # `model.load_model` returns the whole model, frozen and in eval mode: a `TextToAudio` whose parts
-# are the LM (`.lm`), the text conditioner (`.conditioner`), the melody conditioner (`.melody`,
-# None here: this LM reads text only) and the codec (`.codec`). For CFG the LM runs every prompt
-# twice, as ONE batch of 2B rows: the B conditional rows, then B null rows (the text embeddings
-# replaced by zeros and the mask all False: the "no text" condition the LM learnt from condition
-# dropout, tutorial 04). With cond and uncond the logits of the two halves, guidance extrapolates
-# from uncond through cond:
+# are the LM (`.lm`), the text conditioner (`.conditioner`), the melody conditioner (`.melody`)
+# and the codec (`.codec`). The shipped LM is a melody model with the 'sum' fuse: each sequence
+# step also reads a melody embedding, that of the frame it writes (tutorial 05 step 1). With no
+# tune given that is the null melody (pitch class C in every frame), and the model was trained with
+# it on every clip without a tune: leave it out and the LM reads an input it never saw.
+# `model.conditions(prompts, n_frames=...)` builds the LM's whole conditioning, as
+# `TextToAudio.generate` passes it to `lm.generate`: text (`condition`, `condition_mask`) and the
+# melody per frame (`frames`, `null_frames`). For CFG the LM runs every prompt twice, as ONE batch
+# of 2B rows: the B conditional rows, then B null rows (the text embeddings replaced by zeros and
+# the mask all False: the "no text" condition the LM learnt from condition dropout, tutorial 04;
+# the melody by `null_frames`, here the same null melody). With cond and uncond the logits of the
+# two halves, guidance extrapolates from uncond through cond:
 #
 #     logits = uncond + cfg_coef * (cond - uncond)        (`lm.cfg_logits`)
 #
 # cfg_coef = 1 is plain conditional sampling, 0 ignores the text, > 1 pushes further towards what
 # the text changes. We take the first step of a generation: the input is step 0 (all special
-# tokens), so codebook 1 of frame 0 is predicted from the text alone.
+# tokens), so codebook 1 of frame 0 is predicted from the text (and the null melody) alone.
 # Target: cfg_coef = 1 gives cond, 0 gives uncond (assertions); the conditional rows of the 2B
-# batch equal a batch of B alone; `lm.generate`'s first greedy code (temperature 0) is the argmax
-# of the guided logits; `06_cfg_step.png`.
+# batch equal a batch of B alone and the model's own forward (`model(codes, prompts)`, which adds
+# the null melody itself); `lm.generate`'s first greedy code (temperature 0) is the argmax of the
+# guided logits; `06_cfg_step.png`.
 
 # %%
 model = load_model(str(ROOT / "checkpoints"), device)  # TextToAudio
-lm, text_cond, melody, codec = model.lm, model.conditioner, model.melody, model.codec
+lm, melody, codec = model.lm, model.melody, model.codec
 c = lm.config
 K, card, fr = c.n_q, c.card, c.frame_rate
 print(f"LM {K} x {card} codes at {fr} Hz, max_duration {c.max_duration} s, extend_stride {c.extend_stride} s; "
       f"codec {codec.sample_rate} Hz; melody conditioner: {melody}")
 prompts = ["dog bark park", "happy piano slow"]
 B = len(prompts)
-embeds, mask = text_cond(prompts)  # [B, L, D] (padding zeroed), [B, L] bool
+first_dur = 0.1  # 5 frames
+conditions = model.conditions(prompts, n_frames=round(first_dur * fr))  # text and the null melody
+embeds, mask = conditions["condition"], conditions["condition_mask"]  # [B, L, D] (padding zeroed), [B, L] bool
 start = torch.full((2 * B, K, 1), card, device=device)  # [2B, K, 1]: step 0, the special token
 condition = torch.cat([embeds, torch.zeros_like(embeds)])  # [2B, L, D]: conditional rows, then null rows
 condition_mask = torch.cat([mask, torch.zeros_like(mask)])  # [2B, L]: the null rows have no token
-logits = lm.step_logits(start, condition, condition_mask=condition_mask)[:, :, -1]  # [2B, K, card]
+frames = torch.cat([conditions["frames"], conditions["null_frames"]])[:, :1]  # [2B, 1, D]: step 0 writes frame 0
+logits = lm.step_logits(start, condition, condition_mask=condition_mask, frames=frames)[:, :, -1]  # [2B, K, card]
 cond, uncond = logits.chunk(2)  # [B, K, card] each
 assert torch.allclose(cfg_logits(cond, uncond, 1.0), cond, atol=1e-5)
 assert torch.equal(cfg_logits(cond, uncond, 0.0), uncond)
-alone = lm.step_logits(start[:B], embeds, condition_mask=mask)[:, :, -1]  # the conditional rows by themselves
+alone = lm.step_logits(start[:B], embeds, condition_mask=mask, frames=frames[:B])[:, :, -1]  # conditional rows alone
 assert torch.allclose(alone, cond, atol=1e-4)
-first = lm.generate(embeds, condition_mask=mask, duration=0.1, cfg_coef=3.0, temperature=0)  # [B, K, 5], greedy
+first = lm.generate(**conditions, duration=first_dur, cfg_coef=3.0, temperature=0)  # [B, K, 5], greedy
 assert torch.equal(first[:, 0, 0], cfg_logits(cond, uncond, 3.0)[:, 0].argmax(-1))
+# the model's own forward conditions itself (null melody included): same logits for codebook 1 of frame 0
+assert torch.allclose(model(first, prompts)[0][:, 0, 0], cond[:, 0], atol=1e-4)
 for b, prompt in enumerate(prompts):
     H = [entropy(cfg_logits(cond[b, 0], uncond[b, 0], w).softmax(-1)).item() for w in (0, 1, 3, 5)]
     print(f"{prompt!r}: entropy of codebook 1 (nats) at cfg_coef 0, 1, 3, 5: {[round(h, 2) for h in H]}")
@@ -126,20 +138,28 @@ save(fig, "06_cfg_step.png")
 # codes; with this model's 256 it keeps almost everything.
 # The first code of step 1 can be nearly certain (silence starts many clips), so we look inside a
 # held-out clip instead: its pattern sequence as the input (teacher forcing), conditional and null
-# rows as one batch again, and the guided distribution of codebook 4 (the least certain one,
-# tutorial 05 step 6) at its most uncertain frame. We draw many codes from it and count the
+# rows as one batch again (the null melody added to every step, each step that of the frame it
+# writes: `patterns.step_frames`), and the guided distribution of codebook 4 (the least certain
+# one, tutorial 05 step 6) at its most uncertain frame. We draw many codes from it and count the
 # distinct ones.
-# Target: entropy rises with the temperature; distinct codes <= k under top-k and <= the
-# nucleus size under top-p (assertions); `06_top_k_top_p.png`.
+# Target: the conditional rows equal the model's own forward (assertion); entropy rises with the
+# temperature; distinct codes <= k under top-k and <= the nucleus size under top-p (assertions);
+# `06_top_k_top_p.png`.
 
 # %%
 clip = make_clip(0, VALID_SEED_OFFSET, 1.0, codec.sample_rate)  # held out
 codes = codec.encode(torch.from_numpy(clip["wav"])[None, None].to(device), n_q=K)  # [1, K, T]
 seq, _ = build_pattern(codes, card, c.pattern, c.delays)  # [1, K, S]
-e, m = text_cond([clip["tags"]])  # [1, L, D], [1, L]
+clip_cond = model.conditions([clip["tags"]], n_frames=codes.shape[-1])  # text [1, L, D] and melody [1, T, D]
+e, m = clip_cond["condition"], clip_cond["condition_mask"]  # [1, L, D], [1, L]
+step_frame = step_frames(seq.shape[2], codes.shape[-1], c.pattern, c.delays)  # [S]: the frame each step writes
+melody_steps = torch.cat([clip_cond["frames"], clip_cond["null_frames"]])[:, step_frame]  # [2, S, D]
 both = lm.step_logits(torch.cat([seq, seq]), torch.cat([e, torch.zeros_like(e)]),
-                      condition_mask=torch.cat([m, torch.zeros_like(m)]))  # [2, K, S, card]
+                      condition_mask=torch.cat([m, torch.zeros_like(m)]), frames=melody_steps)  # [2, K, S, card]
 rows = pattern_steps(codes.shape[-1], K, c.pattern, c.delays)[0][K - 1] - 1  # [T]: the step predicting frame t
+own = model(codes, [clip["tags"]])[0][0, K - 1]  # [T, card]: the model's own forward, NaN where untrained
+trained = ~own[:, 0].isnan()  # [T]
+assert torch.allclose(both[0, K - 1, rows][trained], own[trained], atol=1e-4)  # the same conditioning
 guided_all = cfg_logits(both[0, K - 1, rows], both[1, K - 1, rows], 3.0)  # [T, card]: codebook K, cfg_coef 3
 t_max = int(entropy(guided_all.softmax(-1)).argmax())  # the most uncertain frame
 guided = guided_all[t_max]  # [card]
