@@ -27,20 +27,17 @@
 # from fast mode on a CPU and will differ in the last digits. The assertions hold everywhere.
 
 # %%
-import contextlib
-import io
 import json
 import math
 import re
 import shutil
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 sys.path.insert(0, str(HERE if (HERE / "common.py").exists() else HERE / "tutorials"))
-from common import FAST, OUT, ROOT, device, listen, save  # noqa: E402
+from common import FAST, OUT, ROOT, device, listen, run_script, save  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -64,19 +61,6 @@ def log_mel(wav, sample_rate):
     return torch.log10(1e-5 + mel_spectrogram(wav.reshape(1, 1, -1).float().cpu(), sample_rate, 1024, 256))[0]
 
 
-def run_script(script, argv):
-    """Run script.main(script.parser.parse_args(argv)) here, showing its output and returning it as text.
-    The scripts report training losses on stdout only (eval.tsv has the evaluations), so we keep a copy."""
-    class Tee(io.StringIO):
-        def write(self, s):
-            shown.write(s)
-            return super().write(s)
-    shown, buf = sys.stdout, Tee()
-    t0 = time.time()
-    with contextlib.redirect_stdout(buf):
-        script.main(script.parser.parse_args(argv))
-    print(f"({script.__name__}: {time.time() - t0:.0f} s)")
-    return buf.getvalue()
 
 
 # The sizes of each mode: fast (CI, seconds), full on a GPU (a short real run), full on a CPU (smaller).

@@ -21,17 +21,14 @@
 # moves the output folder (default `tutorials/out/`). Outputs pasted under prints come from fast mode on a CPU.
 
 # %%
-import contextlib
-import io
 import shutil
 import sys
-import time
 import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 sys.path.insert(0, str(HERE if (HERE / "common.py").exists() else HERE / "tutorials"))
-from common import FAST, OUT, ROOT, device, listen, save  # noqa: E402
+from common import FAST, OUT, ROOT, device, listen, run_script, save  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -54,20 +51,6 @@ shutil.rmtree(FT, ignore_errors=True)
 def log_mel(wav):
     """log10 mel spectrogram [64, frames] of a waveform [T] at 16 kHz (n_fft 1024, hop 256)."""
     return torch.log10(1e-5 + mel_spectrogram(torch.as_tensor(wav).reshape(1, 1, -1).float(), SR, 1024, 256))[0]
-
-
-def run_script(script, argv):
-    """Run script.main(script.parser.parse_args(argv)) here, showing its output and returning it as text."""
-    class Tee(io.StringIO):
-        def write(self, s):
-            shown.write(s)
-            return super().write(s)
-    shown, buf = sys.stdout, Tee()
-    t0 = time.time()
-    with contextlib.redirect_stdout(buf):
-        script.main(script.parser.parse_args(argv))
-    print(f"({script.__name__}: {time.time() - t0:.0f} s)")
-    return buf.getvalue()
 
 
 # %% [markdown]

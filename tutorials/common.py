@@ -1,6 +1,7 @@
 """
-What every tutorial shares: the repo on the import path, the fast/full switch, the output folder, the device, and
-two ways to show a result, `save` (a figure) and `listen` (a sound). Each tutorial starts with
+What every tutorial shares: the repo on the import path, the fast/full switch, the output folder, the device, two
+ways to show a result, `save` (a figure) and `listen` (a sound), and `run_script` (a training script run in the
+notebook, its output kept). Each tutorial starts with
 
     from common import FAST, OUT, device, listen, save
 
@@ -9,8 +10,11 @@ In a notebook (Jupyter, VS Code) a figure shows under its cell and a sound as an
 TUTORIAL_FAST=1 shrinks every step to seconds (the tests run the tutorials so); TUTORIAL_OUT=dir changes the output
 folder (default tutorials/out/, git-ignored).
 """
+import contextlib
+import io
 import os
 import sys
+import time
 from pathlib import Path
 
 import matplotlib
@@ -47,6 +51,22 @@ def listen(wav, sample_rate, name):
     if IN_NOTEBOOK:
         from IPython.display import Audio, display  # IPython is there in a notebook only
         display(Audio(wav.numpy(), rate=sample_rate, normalize=False))
+
+
+
+def run_script(script, argv):
+    """Run script.main(script.parser.parse_args(argv)) here, showing its output and returning it as text.
+    The scripts report training losses on stdout only (eval.tsv has the evaluations), so we keep a copy."""
+    class Tee(io.StringIO):
+        def write(self, s):
+            shown.write(s)
+            return super().write(s)
+    shown, buf = sys.stdout, Tee()
+    t0 = time.time()
+    with contextlib.redirect_stdout(buf):
+        script.main(script.parser.parse_args(argv))
+    print(f"({script.__name__}: {time.time() - t0:.0f} s)")
+    return buf.getvalue()
 
 
 print(f"device {device}, fast mode {FAST}")
