@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import training
-from checkpoint import codec_hash, save_atomic
+from checkpoint import save_atomic
 from conditioners import MelodyConditioner, cfg_dropout, normalize_text, word_dropout
 from data import MIX_LEVEL_DB, MIX_MIN_OVERLAP, MIX_SNR_DB, VALID_SEED_OFFSET, mix_clips
 from synth import make_clip
@@ -123,12 +123,12 @@ def build_cache(args, codec, n_q, path, melody=None):
     save_atomic(out, path)
 
 
-def cache_path(args, codec_hash, n_q, melody=None):
+def cache_path(args, codec_key, n_q, melody=None):
     """out_dir/cache/tokens_KEY.pt, KEY a hash of all that the cache holds: the codec's weights
-    (codec_hash), n_q codebooks, the data and its flags away from their defaults, the mixing, and
-    the chroma's settings (melody: MelodyConditioner's)."""
+    (codec_key: checkpoint.codec_hash), n_q codebooks, the data and its flags away from their
+    defaults, the mixing, and the chroma's settings (melody: MelodyConditioner's)."""
     data = os.path.abspath(args.data) if args.data else args.data
-    settings = dict(codec=codec_hash, n_q=n_q, data=data,
+    settings = dict(codec=codec_key, n_q=n_q, data=data,
                     n_clips=args.n_clips, eval_clips=args.eval_clips, duration=args.duration,
                     seed=args.seed, **training.folder_options(args))
     if args.data:  # the files shuffled by seed before the hold-out and --n-clips (data.holdout)
@@ -144,14 +144,14 @@ def cache_path(args, codec_hash, n_q, melody=None):
     return os.path.join(args.cache_dir or os.path.join(args.out_dir, "cache"), f"tokens_{key}.pt")
 
 
-def load_tokens(args, env, codec, n_q, melody=None):
+def load_tokens(args, env, codec, codec_key, n_q, melody=None):
     """The token cache of this run's settings (cache_path) -> (train, valid): encoded by rank 0 if
     new (build_cache), read by every rank. melody: MelodyConditioner's settings (the chroma of the
     music clips is cached), or None."""
     if args.aug_p > 0 and args.n_clips < 2:
         raise SystemExit(f"--aug-p {args.aug_p} mixes pairs of clips: use --n-clips 2 or more, or "
                          "--aug-p 0")
-    path = cache_path(args, codec_hash(codec), n_q, melody)
+    path = cache_path(args, codec_key, n_q, melody)
     if env.master and os.path.isfile(path):
         print(f"token cache: reusing {path}")
     elif env.master:

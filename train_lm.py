@@ -313,9 +313,9 @@ def load_t5_folder(path):
 
 
 def prepare_data(run, args, env):
-    """The token cache (token_cache.load_tokens) -> run.train, run.valid; then the tokenizer,
-    trained once per run (a --t5 folder or --init's model: its own)."""
-    run.train, run.valid = load_tokens(args, env, run.codec, run.config.n_q, run.melody)
+    """The token cache -> run.train, run.valid; the tokenizer, fit once (or --t5's, --init's)."""
+    run.train, run.valid = load_tokens(args, env, run.codec, run.meta["codec"]["hash"],
+                                       run.config.n_q, run.melody)
     tokenizer = os.path.join(args.out_dir, "tokenizer.model")
     if env.master and not args.resume and (run.t5 or run.src):  # a trained T5: its own pieces
         shutil.copyfile((run.t5[1] if run.t5 else run.src.conditioner.tokenizer).path, tokenizer)
