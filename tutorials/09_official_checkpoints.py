@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 08 Loading the official checkpoints
+# # 09 Loading the official checkpoints
 #
 # The modules of this repo use the official parameter names, so the released weights load with a
 # loop over names and shapes plus a short rename list. MusicGen (arXiv 2306.05284) is three
@@ -299,7 +299,7 @@ if hf_t5 is not None:
 # makes 5 s in seconds; on a CPU about a minute. The miniature's weights are random: its audio is
 # noise, its length and format are what we check.
 # Target: the parameter counts (musicgen-small: LM 419.58M, T5 encoder 109.63M, output_proj
-# 0.79M, codec 56.88M), `08_prompt.wav` of the requested length and heard, `08_generated.png`.
+# 0.79M, codec 56.88M), `09_prompt.wav` of the requested length and heard, `09_generated.png`.
 
 # %%
 model = load_model(str(model_dir), device)  # TextToAudio: .lm, .conditioner, .melody (None here), .codec
@@ -328,9 +328,9 @@ axes[1].imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=-5, vmax=1
                extent=(0, T / codec.sample_rate, 0, 64))
 axes[1].set(xlabel="time (s)", ylabel="mel band")
 fig.suptitle(f"{PROMPT!r}: " + ("musicgen-small" if REAL else "the miniature (random weights: noise)"))
-save(fig, "08_generated.png")
-listen(wav[0], codec.sample_rate, "08_prompt.wav")
-assert sf.info(OUT / "08_prompt.wav").frames == round(duration * codec.sample_rate)
+save(fig, "09_generated.png")
+listen(wav[0], codec.sample_rate, "09_prompt.wav")
+assert sf.info(OUT / "09_prompt.wav").frames == round(duration * codec.sample_rate)
 
 # %% [markdown]
 # ## Errata and notes

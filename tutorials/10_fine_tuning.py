@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 09 Fine-tuning: teach the default model a new sound
+# # 10 Fine-tuning: teach the default model a new sound
 #
 # Tutorial 07 trained a model from scratch. Here we start from the shipped default model (`checkpoints/`) and teach
 # it a sound its built-in data never had, a referee's whistle, with `train_lm.py --init checkpoints`, as AudioCraft
@@ -17,7 +17,7 @@
 # measured demonstration of RESULTS.md ("Fine-tuning: teaching the default model a new sound"): 100 clips of 3 s,
 # 400 steps, about 16 minutes of training on 2 busy CPU cores.
 #
-# Run: `python tutorials/09_fine_tuning.py`, or open it as a notebook (VS Code, Jupyter + jupytext); `TUTORIAL_OUT=dir`
+# Run: `python tutorials/10_fine_tuning.py`, or open it as a notebook (VS Code, Jupyter + jupytext); `TUTORIAL_OUT=dir`
 # moves the output folder (default `tutorials/out/`). Outputs pasted under prints come from fast mode on a CPU.
 
 # %%
@@ -60,7 +60,7 @@ def log_mel(wav):
 # about 3.2 kHz (the chamber's resonance) that the pea inside flutters at 20-30 Hz, blown 1 to 3 times. We put it
 # in one of the four built-in scenes (`sounds.ambience`, 20-30 dB down, as synth.py places its sources) and caption
 # it with words the model knows ("park", "beach", "a ... in the street") around the one it does not: "whistle".
-# Target: `N_CLIPS` wav + txt pairs, no built-in caption says "whistle", `09_whistle.wav` and its spectrogram beside
+# Target: `N_CLIPS` wav + txt pairs, no built-in caption says "whistle", `10_whistle.wav` and its spectrogram beside
 # a bird's (the nearest built-in sound: chirps sweeping through 3-6 kHz).
 
 # %%
@@ -111,8 +111,8 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 3), sharey=True, layout="constrained
 for ax, w, title in zip(axes, (new_wav, bird), ("the new sound: a whistle", "built-in: bird chirp")):
     ax.imshow(log_mel(w), origin="lower", aspect="auto", cmap="magma", vmin=-5, vmax=1, extent=(0, len(w) / SR, 0, 64))
     ax.set(title=title, xlabel="time (s)", ylabel="mel band")
-save(fig, "09_whistle.png")
-listen(new_wav, SR, "09_whistle.wav")
+save(fig, "10_whistle.png")
+listen(new_wav, SR, "10_whistle.wav")
 
 # %% [markdown]
 # ## Step 2. A check that can tell that sound
@@ -244,7 +244,7 @@ assert all((FT / "lora_model" / f).is_file() for f in ("lm.pt", "codec.pt", "tok
 # full fine-tuning beside it). What it forgot is measured by the built-in prompts' adherence, `python
 # evaluation/eval_audio.py --model DIR` (a few minutes), against the default model's: trained on whistles alone,
 # both forget (RESULTS.md: LoRA 70% of the built-in sources from tags against 98%, full fine-tuning 10%).
-# Target: "whistle" no longer maps to `<unk>`; in full mode 80% or more recognised; `09_after_*.wav`.
+# Target: "whistle" no longer maps to `<unk>`; in full mode 80% or more recognised; `10_after_*.wav`.
 
 # %%
 tuned = load_model(str(FT / "lora_model"), device)
@@ -259,9 +259,9 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 3), sharey=True, layout="constrained
 for ax, w, title in zip(axes, (wav_before[1], wav_after[1]), ("default model", f"after {STEPS} LoRA steps")):
     ax.imshow(log_mel(w), origin="lower", aspect="auto", cmap="magma", vmin=-5, vmax=1, extent=(0, GEN_S, 0, 64))
     ax.set(title=f"{title}: {PROMPTS[1]!r}", xlabel="time (s)")
-save(fig, "09_before_after.png")
-listen(wav_before[1], SR, "09_before.wav")
-listen(wav_after[1], SR, "09_after.wav")
+save(fig, "10_before_after.png")
+listen(wav_before[1], SR, "10_before.wav")
+listen(wav_after[1], SR, "10_after.wav")
 
 # %% [markdown]
 # The same from a shell, full fine-tuning (the whole LM and its T5 train) and LoRA, then the checks:
