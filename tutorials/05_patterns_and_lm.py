@@ -11,7 +11,7 @@
 # 2. four patterns (delay, parallel, flatten, coarse-first): steps per T frames, drawn as grids
 # 3. the delay pattern and its inverse, written by you; the round trip of every pattern
 # 4. which positions the training loss sees (`valid_only`), on a hand-checkable example
-# 5. the LM's architecture: the presets and their parameter counts
+# 5. the LM's architecture: the presets and their parameter counts; a melody as a prefix or summed per frame
 # 6. a forward pass: per-codebook cross-entropy of the shipped LM on held-out clips
 # 7. causality: changing one code moves only the predictions after it
 # 8. the KV cache: one attention step written by you, then identical greedy tokens, fewer positions
@@ -225,7 +225,21 @@ assert trained_real.sum() == K * T - sum(delays)
 # weights. We build each preset on the `meta` device (shapes only, no memory) and count.
 # MusicGen's 300M for its small model matches the 24 x 12 D^2 = 302M of self-attention +
 # feed-forward; with cross-attention (24 x 4 D^2 = 101M), embeddings and heads its LM holds 420M.
-# Target: the table; counted == analytic for every preset.
+#
+# The musicgen-melody row has no cross-attention at all. AudioCraft's melody model reads both of its
+# conditions as a prefix of the sequence (its ConditionFuser 'prepend'): the transformer's input is
+# [chroma | text | pattern steps], 235 chroma frames (30 s at 7.8 Hz, each a projected one-hot pitch
+# class), then the T5 embeddings, and causal self-attention reads the prefix like any earlier step.
+# To follow the tune at frame t, that LM has to learn where in the prefix the chroma of frame t's
+# time (t / 50 s) lies and find it by attention, and every step attends to 235 + L extra keys.
+# The shipped model's 'sum' fuse (step 1) gives that alignment instead of learning it: the chroma
+# frame at frame t's time is embedded and added to the input of the step that writes frame t, so
+# the melody costs no positions, and the text keeps its cross-attention (the 'tiny' row's 1.6M).
+# `model.conditions` builds either form: `frames`, `null_frames` for 'sum'; `prepend`,
+# `null_prepend` = [chroma | text] (null: the chroma of silence and zero text) for a
+# musicgen-melody checkpoint.
+# Target: the table; counted == analytic for every preset; cross-attention in the shipped LM, none
+# in musicgen-melody.
 
 # %%
 print(f"{'preset':16s} {'dim':>5s} {'layers':>6s} {'heads':>5s} {'K x card':>9s} {'self+FF':>8s} "
@@ -250,6 +264,7 @@ for name, pc in PRESETS.items():
 print(f"shipped LM: {sum(p.numel() for p in lm.parameters()) / 1e6:.2f}M parameters, "
       f"text conditioner {sum(p.numel() for p in cond.parameters()) / 1e6:.2f}M, "
       f"melody conditioner {sum(p.numel() for p in model.melody.parameters()) / 1e6:.3f}M")
+assert not PRESETS["musicgen-melody"].cross_attention and c.cross_attention  # prefix vs. cross-attention + 'sum'
 
 # %% [markdown]
 # ## Step 6. A forward pass and the loss
@@ -263,9 +278,20 @@ print(f"shipped LM: {sum(p.numel() for p in lm.parameters()) / 1e6:.2f}M paramet
 # random logits are confidently wrong now and then; tutorial 07 step 3 derives ln 256 + 1/2 = 6.05).
 # `model(codes, texts)` (`TextToAudio.forward`, what training runs) builds the same conditioning
 # itself; our logits must equal its, which they would not if the null melody were left out.
+#
+# What to expect per codebook: the cross-entropy rises from codebook 1 to codebook K. RVQ's first
+# codebook quantizes the whole frame, so it carries the coarse structure of the sound (its loudness
+# and broad spectral shape), which persists from frame to frame: the context predicts it best.
+# Each later codebook quantizes what the ones before it left over, a smaller and finer residual that
+# looks more and more like noise, and noise cannot be predicted from context. Reading the coarser
+# codes of the same frame first (the delay pattern, steps 2 and 7) helps the finer ones but does
+# not close the gap. A trained LM keeps every codebook below the uniform 5.55 nats. RESULTS.md
+# ("LM: training curve") measures the shipped LM on 64 held-out clips of 3 s: 1.44, 2.67, 3.12,
+# 3.65 nats (mean 2.72); a few clips here give the same order, not the same values.
 # Target: logits NaN exactly where step 4 says; loss == mean of the K values; logits == the
-# model's own forward; the trained LM below ln(card) on held-out clips, below a fresh LM, and
-# below the same LM called without the null melody.
+# model's own forward; the per-codebook loss rising with the codebook, every codebook below
+# ln(card) on held-out clips and below a fresh LM's; the mean below the same LM called without
+# the null melody.
 
 # %%
 texts = [x["tags"] for x in clips]
@@ -278,12 +304,15 @@ torch.manual_seed(0)
 fresh_ce = codebook_cross_entropy(LM(c).to(device).eval()(codes, embeds, mask, frames=frames)[0], codes)
 print(f"logits {tuple(logits.shape)}; cross-entropy per codebook {[round(v, 2) for v in ce.tolist()]}, "
       f"mean {loss.item():.2f} nats (ln {card} = {math.log(card):.2f}); fresh LM {fresh_ce.mean().item():.2f}")
+# logits (2, 4, 50, 256); cross-entropy per codebook [rising, each < 5.55], ...   (fast mode; values vary with weights)
 assert torch.equal(logits[..., 0].isnan(), ~trained_real.expand(len(texts), K, T))
 assert torch.allclose(logits, model(codes, texts)[0], atol=1e-5, equal_nan=True)  # the model's own conditioning
 text_only = lm(codes, embeds, mask, targets=codes)[1]  # the null melody left out: an input never trained on
 print(f"without the null melody: {text_only.item():.2f} nats")
 assert loss < text_only
 assert torch.allclose(loss, ce.mean()) and loss < math.log(card) and loss < fresh_ce.mean()
+assert (ce[1:] > ce[:-1]).all()  # coarse first codebook the most predictable, each finer residual less
+assert (ce < math.log(card)).all() and (ce < fresh_ce).all()  # every codebook learnt, not only the mean
 
 # %% [markdown]
 # ## Step 7. Causality
@@ -454,11 +483,8 @@ save(fig, "05_cross_attention.png")
 # %% [markdown]
 # ## Errata and notes
 #
-# - The padded text positions: AudioCraft zeroes them but still attends to them (the key of a zero
-#   vector is zero, logit 0); the shipped tiny LM masks them (its preset sets
-#   `LMConfig.cross_attention_mask=True`, as transformers' MusicGen), the official models do not.
-#   With one prompt, as in step 9, there is no padding and both agree. With padding, add
-#   `source_mask` to the logits before the softmax of step 9.
+# - Padding in cross-attention: see tutorial 04, notes. Step 9 takes one prompt, so it has no padding;
+#   for a padded batch its softmax would also need the LM's `source_mask` (-inf at the padded keys).
 # - `patterns.py`'s patterns are index maps (`pattern_steps`), not AudioCraft's layout lists; the official
 #   models all use 'delay'. 'flatten' is AudioCraft's 'unroll'; the MusicLM pattern is not here.
 # - Step 6's clips are held out but drawn from the same generator as the training data: the loss

@@ -133,8 +133,10 @@ save(fig, "06_cfg_step.png")
 # `lm.sample_next_token` draws all K codes of a step at once, AudioCraft's rules: divide the
 # logits by the temperature, softmax, then keep the k most likely codes (top-k, AudioCraft's
 # default k = 250) or the smallest set whose mass reaches p (top-p, nucleus sampling, arXiv
-# 1904.09751; it replaces top-k when p > 0), renormalise, draw. Temperature < 1 sharpens the
-# distribution (lower entropy), > 1 flattens it. Note that k = 250 was chosen for MusicGen's 2048
+# 1904.09751; it replaces top-k when p > 0), renormalise, draw. softmax(logits / T) is a Gibbs
+# (Boltzmann) distribution, p ~ exp(-E / T) with energy E = -logits at temperature T, as in
+# statistical physics: T < 1 sharpens it (lower entropy), T > 1 flattens it, and its entropy rises
+# with T at every T (dH/dT = Var(E) / T^3 > 0). Note that k = 250 was chosen for MusicGen's 2048
 # codes; with this model's 256 it keeps almost everything.
 # The first code of step 1 can be nearly certain (silence starts many clips), so we look inside a
 # held-out clip instead: its pattern sequence as the input (teacher forcing), conditional and null
@@ -364,9 +366,8 @@ listen(cont, codec.sample_rate, "06_continuation.wav")
 #   `--cfg-coef` flag compares guidance scales. It takes several minutes on a CPU, so it is not run here:
 #   `python evaluation/eval_audio.py --model checkpoints`. Tutorial 07 computes its Frechet distance
 #   by hand on a few clips.
-# - AudioCraft's cross-attention attends to the zeroed padding of the text; the shipped tiny LM
-#   masks it (its preset sets `LMConfig.cross_attention_mask=True`). A null row has no token at
-#   all, and attends to its zeros either way: its cross-attention output is 0.
+# - Padding in cross-attention: see tutorial 04, notes. Whatever the mask, the null rows of CFG have
+#   no token at all and attend to their zeros: their cross-attention output is 0.
 # - The null condition is zero embeddings with an all-False mask, not the encoding of an empty
 #   string: `conditioners.null_conditions` gives None for every text, and `TextConditioner` turns a
 #   None row into zeros (T5 reads "", but its output is multiplied by the all-False mask). The LM
@@ -374,8 +375,11 @@ listen(cont, codec.sample_rate, "06_continuation.wav")
 #   `train_lm.py --cfg-dropout`, p = 0.1 by default).
 # - CFG doubles the batch of every step. AudioCraft's `two_step_cfg` (two passes instead of one
 #   batch) is not implemented.
-# - `TextToAudio.generate` runs the LM under bf16 autocast on a GPU: the same seed gives the same
-#   audio on one machine, but CPU and GPU runs differ.
+# - `TextToAudio.generate` runs the LM under bf16 autocast on a GPU. bf16 (bfloat16) is a 16-bit
+#   float with fp32's 8 exponent bits, so fp32's range, but 8 bits of mantissa precision (a
+#   rounding error of up to 2^-8 = 0.4 %); `torch.autocast` runs the matrix products in it and keeps
+#   sensitive ops such as softmax and layer norm in fp32. The same seed gives the same audio on one
+#   machine, but CPU (fp32) and GPU runs differ.
 # - Past max_duration, the window is re-prompted with its own tokens. A prepended melody (MusicGen-
 #   melody's 'prepend') is not re-windowed (the `lm.py` docstring lists this deviation); the
 #   default model's 'sum' melody is: each window reads the chroma of its own frames.
