@@ -6,6 +6,7 @@ audio through it.
     load_audio(path, sr, channels) -> float32 [channels, T] at sr (down-mixed or repeated,
                                       resampled)
     resample(wav, sr_in, sr_out)   -> [..., ceil(T sr_out / sr_in)], windowed-sinc interpolation
+    write_audio(path, wav, sr)     16-bit WAV of wav [C, T], clipped to [-1, 1], never half-written
 
 References:
 1) J. O. Smith, Digital Audio Resampling Home Page, https://ccrma.stanford.edu/~jos/resample/
@@ -55,6 +56,14 @@ def resample(wav, sr_in, sr_out, zeros=16, rolloff=0.99):
     y = F.conv1d(x, h[:, None].to(wav), stride=down)
     # interleave the phases -> [..., n_out]
     return y.transpose(1, 2).reshape(*shape[:-1], -1)[..., :n_out]
+
+
+def write_audio(path, wav, sample_rate):
+    """Write wav [C, T] (float) as a 16-bit WAV file, clipped to [-1, 1], through a temporary file
+    and a rename: an interrupted run never leaves a half-written file."""
+    data = wav.detach().float().clamp(-1, 1).cpu().T.numpy()  # [T, C]
+    sf.write(path + ".tmp", data, sample_rate, subtype="PCM_16", format="WAV")
+    os.replace(path + ".tmp", path)
 
 
 def load_audio(path, sample_rate, channels=1, start=0, frames=-1):

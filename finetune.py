@@ -9,6 +9,8 @@ low-rank adapters, and the model written back in the format of the tools it came
                                  rest frozen; on --resume the checkpoint's adapters
     check_export(model, args)    --export-format: refused at start-up if the format cannot hold
                                  the model (export.py), not after hours of training
+    replay_share(args, src, ckpt)   --replay's default: the built-in data mixed into --data's
+                                 when SRC learnt it (against forgetting)
     export_as(model, args, out)  AudioCraft's or transformers' files (the adapters merged first)
 
 A caption word SRC never saw: a T5 trained here reads a word whose pieces it never saw as <unk>
@@ -20,12 +22,16 @@ References:
 1) AudioCraft's fine-tuning: solvers with continue_from (the released LM), the T5 frozen
    (conditioners' finetune: false) and the compression model never trained by the LM solver
 2) LoRA, Hu et al. 2021, arXiv:2106.09685 (lora.py); peft's merge_and_unload
+3) Rehearsal against catastrophic forgetting: Robins 1995, "Catastrophic forgetting, rehearsal
+   and pseudorehearsal", Connection Science 7(2)
 """
 
 import os
 
 from export import audiocraft_problems, refuse, t5_hub_name, to_audiocraft, to_transformers
 from export import transformers_problems
+import synth
+from conditioners import normalize_text
 from lora import add_lora, check_lora
 from model import load_model
 
@@ -57,6 +63,26 @@ def start_from(args, parser):
         src.conditioner.t5.requires_grad_(False)
     args.normalize = src.conditioner.normalize
     return src
+
+
+def replay_share(args, src, ckpt=None):
+    """--replay's value: the flag's; else 0.5 when --data fine-tunes a model that learnt the
+    built-in data (a T5 trained here that knows every piece of its sources, scenes and
+    instruments), 0 otherwise (an official model: its data is not here); on --resume, the
+    checkpoint's. Rehearsal: a share of the steps on the old data keeps the old prompts working
+    while the new data is learnt (ref. 3)."""
+    if args.replay is not None and args.data is None:
+        raise SystemExit("--replay mixes the built-in data into --data's: pass --data FOLDER")
+    if args.replay is not None or args.data is None:
+        return args.replay or 0.0
+    if ckpt:
+        return ckpt["args"].get("replay") or 0.0
+    text = src.conditioner if src else None
+    if text is None or text.tokenizer.known is None:
+        return 0.0
+    words = " ".join(synth.SOURCES + synth.SCENES + synth.INSTRUMENTS)
+    pieces = text.tokenizer.sp.encode(normalize_text(words) if text.normalize else words)
+    return 0.5 if text.tokenizer.known.issuperset(pieces) else 0.0
 
 
 def adapt(model, args, ckpt=None):

@@ -31,10 +31,9 @@ import sys
 import time
 import warnings
 
-import soundfile as sf
 import torch
 
-from audio import load_audio
+from audio import load_audio, write_audio
 from conditioners import load_melody
 from model import load_model
 
@@ -221,9 +220,8 @@ def main(argv=None):
         print(file=sys.stderr)
     except (ValueError, FileNotFoundError) as e:  # a prompt without words, an unreadable file
         fail(str(e).strip().splitlines()[0])
-    for w, out in zip(wav, outs):  # temp file + rename: never a half-written WAV
-        sf.write(out + ".tmp", w.T.numpy(), codec.sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(out + ".tmp", out)
+    for w, out in zip(wav, outs):
+        write_audio(out, w, codec.sample_rate)
         print(f"wrote {out} ({w.shape[-1] / codec.sample_rate:.2f} s, {codec.sample_rate} Hz)")
     threads = torch.get_num_threads()  # part of what makes a seed reproducible (see --seed)
     plural = "s" if threads > 1 else ""

@@ -28,12 +28,12 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-import soundfile as sf
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 import training
+from audio import write_audio
 from checkpoint import codec_config, load_codec, save_atomic, save_codec
 from codec import PRESETS, Codec
 from data import BuiltinDataset
@@ -188,8 +188,8 @@ def evaluate(model, wav, out_dir=None, step=0):
                         mel_distance(recon, wav, model.sample_rate).item(),
                         band_levels(recon, wav, model.sample_rate).median(0).values.tolist())
         if out_dir is not None:
-            sf.write(os.path.join(out_dir, f"step{step:06d}_nq{n_q}.wav"), recon[0].T.cpu().numpy(),
-                     model.sample_rate, subtype="PCM_16")
+            write_audio(os.path.join(out_dir, f"step{step:06d}_nq{n_q}.wav"), recon[0],
+                        model.sample_rate)
     model.train()
     return results
 

@@ -53,12 +53,12 @@ import string
 import time
 from dataclasses import asdict, dataclass, field, replace
 
-import soundfile as sf
 import torch
 import torch.nn as nn
 
 import finetune
 import training
+from audio import write_audio
 from checkpoint import codec_hash, half, load_codec, load_t5, save_atomic, save_codec
 from codec import Codec
 from conditioners import MelodyConditioner, TextConditioner, Tokenizer
@@ -91,6 +91,8 @@ parser.add_argument("--seed", type=int, default=0, help="seed of the data, the i
 parser.add_argument("--aug-p", type=P, default=0.5, help="P(a step's batch is all mixed clips) "
                     "(AudioGen's aug_p; 0 = no mixing); as many mixes as --n-clips are cached")
 training.add_data_flags(parser, metadata_captions=True)
+parser.add_argument("--replay", type=P, default=None, help="P(a step's batch is built-in data): "
+                    "against forgetting it (default: 0.5 when --init's model learnt it, else 0)")
 # Model: the LM preset resized by the flags, a T5 trained from scratch (or a frozen pretrained one)
 parser.add_argument("--preset", default="tiny", help=f"LM architecture: {', '.join(PRESETS)}")
 parser.add_argument("--dim", type=int, default=0, help="LM width (0 = the preset's)")
@@ -211,12 +213,6 @@ def evaluate(model, tokens, args, env, n=None):
     return ce
 
 
-def write_wavs(wav, sample_rate, pattern):
-    """Write each clip of wav [B, C, T] as 16-bit WAV (clipped to [-1, 1]) to pattern.format(i)."""
-    for i, w in enumerate(wav.float().clamp(-1, 1).cpu()):  # [C, T] each
-        sf.write(pattern.format(i), w.T.numpy(), sample_rate, subtype="PCM_16")
-
-
 def ce_line(ce):
     """'ce a b c d | ppl ...': the cross-entropy of each codebook (nats), its perplexity exp(ce)."""
     return ("ce " + " ".join(f"{c:.3f}" for c in ce.tolist()) + " | ppl "
@@ -238,8 +234,9 @@ def eval_and_save(run, args, env, rngs, sync):
         chroma = valid["chroma"][run.picked].long() if "chroma" in valid else None
         wav = model.eval().generate(prompts, duration=args.duration, cfg_coef=args.cfg_coef,
                                     top_k=args.top_k, seed=args.seed, chroma=chroma)  # [n, C, T]
-        pattern = f"{args.out_dir}/samples/step{run.step:06d}_{{}}.wav"
-        write_wavs(wav, model.codec.sample_rate, pattern)
+        for i, w in enumerate(wav):
+            write_audio(f"{args.out_dir}/samples/step{run.step:06d}_{i}.wav", w,
+                        model.codec.sample_rate)
         model.train()
     print(f"eval step {run.step} ({run.elapsed / 60:.1f} min): held-out loss {ce.mean():.4f} | "
           f"{ce_line(ce)} | samples of {prompts}{sync}", flush=True)
@@ -280,10 +277,9 @@ def setup(args, env):
     if run.ckpt and run.ckpt["codec"]["hash"] != run.meta["codec"]["hash"]:
         raise SystemExit(f"--resume: {codec_path} is not the codec "
                          f"{os.path.join(args.out_dir, 'ckpt.pt')} was trained on; pass that one")
-    if run.ckpt:
-        run.config = LMConfig(**run.ckpt["config"])
-    else:
-        run.config = src.lm.config if src else lm_config(args, codec)
+    run.config = LMConfig(**run.ckpt["config"]) if run.ckpt else (
+        src.lm.config if src else lm_config(args, codec))
+    args.replay = finetune.replay_share(args, src, run.ckpt)
     if run.config.n_q > codec.config.n_q:
         raise SystemExit(f"the LM models {run.config.n_q} codebooks, the codec has "
                          f"{codec.config.n_q}: pick another preset")
@@ -314,8 +310,10 @@ def load_t5_folder(path):
 
 def prepare_data(run, args, env):
     """The token cache -> run.train, run.valid; the tokenizer, fit once (or --t5's, --init's)."""
-    run.train, run.valid = load_tokens(args, env, run.codec, run.meta["codec"]["hash"],
-                                       run.config.n_q, run.melody)
+    cache = (run.codec, run.meta["codec"]["hash"], run.config.n_q, run.melody)
+    run.train, run.valid = load_tokens(args, env, *cache)
+    if args.replay:  # the built-in data's own cache, a share of the batches (get_batch)
+        run.train["replay"] = load_tokens(training.builtin(args), env, *cache)[0]
     tokenizer = os.path.join(args.out_dir, "tokenizer.model")
     if env.master and not args.resume and (run.t5 or run.src):  # a trained T5: its own pieces
         shutil.copyfile((run.t5[1] if run.t5 else run.src.conditioner.tokenizer).path, tokenizer)
@@ -460,9 +458,10 @@ def describe(run, args, env):
     K, T = run.train["codes"].shape[1:]
     n_mix = len(run.train["mix"]["codes"]) if "mix" in run.train else 0
     frozen = "" if model.conditioner.finetune else ", T5 frozen"
+    replay = f" ({args.replay:.0%} of the steps on the built-in data)" if args.replay else ""
     print(f"LM {n_lm:.2f}M + text conditioner {n_t5:.2f}M params ({config.dim} wide, "
           f"{config.num_layers} layers, {K} x {config.card} codes{frozen}); "
-          f"{len(run.train['codes'])} clips + {n_mix} mixes of {T} frames; {env.world} "
+          f"{len(run.train['codes'])} clips + {n_mix} mixes of {T} frames{replay}; {env.world} "
           f"process(es) x {args.batch_size} clips = {env.world * args.batch_size * K * T} tokens "
           "per step")
     n_train, n_all, state = trainable(model)  # the codec included in all, never trained
@@ -484,8 +483,9 @@ def main(args):
     if env.master:  # and the codec's rendering of the sampled captions' own clips
         describe(run, args, env)
         if run.picked:  # --n-samples 0: none
-            write_wavs(run.codec.decode(run.valid["codes"][run.picked].long().to(env.device)),
-                       run.codec.sample_rate, f"{args.out_dir}/samples/real_{{}}.wav")
+            real = run.codec.decode(run.valid["codes"][run.picked].long().to(env.device))
+            for i, w in enumerate(real):  # [C, T] each
+                write_audio(f"{args.out_dir}/samples/real_{i}.wav", w, run.codec.sample_rate)
     out = args.export or os.path.join(args.out_dir, "export")
     finetune.check_export(run.model, args, out)  # now, not after the training
     loop(run, args, env)

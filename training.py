@@ -96,6 +96,14 @@ def folder_options(args):
     return changed
 
 
+def builtin(args):
+    """A copy of args as a run on the built-in data sees them (--replay's token cache): no --data,
+    every folder option at its default."""
+    defaults = inspect.signature(FolderDataset).parameters
+    return argparse.Namespace(**{**vars(args), "data": None, "valid_data": None,
+                                 **{f: defaults[f].default for f in FOLDER_FLAGS}})
+
+
 def open_split(args, split, **settings):
     """The FolderDataset of one split of --data, or of --valid-data: 'train' with every option,
     'valid' with the filters only; settings: FolderDataset's sample_rate, channels, duration, pad,
@@ -187,9 +195,7 @@ def shard(model, layers, env, keep=None):
     forward, freed after; gradients reduce-scattered after its backward), then model, one more
     unit for the rest. Each rank then holds 1/world of every weight, its gradient and its AdamW
     moments (ZeRO stage 3), as DTensors: build the optimizer after this. Not sharded, whole on
-    every rank: keep (the frozen codec), and a weight its module reads through a property
-    (lora.LoRAAttention's frozen in_proj_weight, read as W0 + B A): FSDP reads a parameter back
-    with getattr, and would take the property's sum for the weight. Rank 0 first copies the
+    every rank: keep (the frozen codec). Rank 0 first copies the
     model: eval, samples, checkpoints and the export run on that copy (gather), which needs the
     weights alone (4 bytes a parameter; training: 16 with gradients and moments, and the
     activations). -> the copy on rank 0, else None."""
@@ -197,9 +203,7 @@ def shard(model, layers, env, keep=None):
         return None
     whole = copy.deepcopy(model) if env.master else None
     mesh = init_device_mesh(torch.device(env.device).type, (env.world,))
-    ignored = {p for m in model.modules() for name, p in m.named_parameters(recurse=False)
-               if isinstance(getattr(type(m), name, None), property)}
-    ignored |= set(keep.parameters()) if keep is not None else set()
+    ignored = set(keep.parameters()) if keep is not None else set()
     for layer in layers:
         fully_shard(layer, mesh=mesh, ignored_params=ignored)
     fully_shard(model, mesh=mesh, ignored_params=ignored)
@@ -222,9 +226,8 @@ def gather(run, env):
     at a time, on the CPU; the weights go into rank 0's copy (run.whole, from shard). -> on rank 0
     run as a run without FSDP holds it: model the copy, opt whose state_dict() is the gathered
     one, in torch.optim's format (a checkpoint resumes with or without FSDP); on the others None.
-    Without FSDP: run itself. By hand, not torch.distributed.checkpoint's get_model_state_dict:
-    that walks each name with getattr, which calls LoRAAttention's in_proj_weight property (whole
-    W0 + sharded B A: a RuntimeError, 'mixed torch.Tensor and DTensor')."""
+    Without FSDP: run itself. Each tensor is gathered, moved to the CPU and dropped by the other
+    ranks at once (on_rank0)."""
     if not env.fsdp:
         return run
     weights = {k: on_rank0(v, env) for k, v in run.model.state_dict().items()}

@@ -5,6 +5,7 @@ change them, and learns a caption word SRC never saw.
 Run: python -m pytest -q tests/test_finetune.py (CPU, about 20 s).
 """
 
+import argparse
 import re
 import warnings
 
@@ -131,3 +132,43 @@ def test_lora_trains_adapters_only_resumes_exactly_and_merges(src, tmp_path, cap
         run(no_lora[:i] + no_lora[i + 2:])
     with pytest.raises(SystemExit, match=r"^--lora 0: the rank must be a whole number, 1 or more"):
         run(no_lora[:i] + ["--lora", "0"] + no_lora[i + 2:-1] + ["--out-dir", str(tmp_path / "c")])
+
+
+def test_replay_mixes_the_builtin_data_into_the_folder(src, tmp_path, capsys):
+    """--replay P: a coin per step (p = P) takes the batch from the built-in data's own token cache
+    instead of --data's, a function of (seed, step); its default is 0.5 only for a model that
+    learnt the built-in data (its tokenizer knows every source, scene and instrument: the shipped
+    model), 0 for SRC (it knows 8 clips' words) and without --data; --resume keeps the run's
+    share."""
+    def args(**kw):
+        base = dict(replay=None, data="folder", batch_size=2, seed=0, aug_p=0.0, word_dropout=0.0,
+                    unk_dropout=0.0, normalize=True, cfg_dropout=0.0, melody_dropout=0.0)
+        return argparse.Namespace(**{**base, **kw})
+    shipped, tiny = load_model("checkpoints"), load_model(str(src))
+    assert tl.finetune.replay_share(args(), shipped) == 0.5
+    assert tl.finetune.replay_share(args(), tiny) == 0.0
+    assert tl.finetune.replay_share(args(data=None), shipped) == 0.0
+    assert tl.finetune.replay_share(args(replay=0.2), tiny) == 0.2
+    assert tl.finetune.replay_share(args(), None, {"args": {"replay": 0.3}}) == 0.3
+    with pytest.raises(SystemExit, match=r"^--replay mixes the built-in data into --data's: pass "):
+        tl.finetune.replay_share(args(data=None, replay=0.5), shipped)
+
+    def pool(value):  # a token cache whose codes say where a batch came from
+        return dict(codes=torch.full((4, 2, 3), value), captions=[["dog bark park"]] * 4)
+    tokens = dict(pool(1), replay=pool(2))
+    drawn = [tl.get_batch(tokens, step, args(replay=0.5))[0][0, 0, 0].item() for step in range(400)]
+    assert drawn == [tl.get_batch(tokens, s, args(replay=0.5))[0][0, 0, 0].item()
+                     for s in range(400)]
+    assert 0.4 < drawn.count(2) / 400 < 0.6
+    assert all(tl.get_batch(tokens, s, args(replay=0.0))[0][0, 0, 0].item() == 1 for s in range(50))
+
+    data = whistles(tmp_path / "whistles")
+    run_args = ["--init", str(src), "--data", str(data), "--out-dir", str(tmp_path / "run"),
+                "--duration", "1", "--n-clips", "4", "--eval-clips", "2", "--steps", "2",
+                "--batch-size", "2", "--aug-p", "0", "--n-samples", "0", "--replay", "0.5"]
+    run(run_args)
+    out = capsys.readouterr().out
+    assert "4 clips + 0 mixes of 50 frames (50% of the steps on the built-in data)" in out, out
+    assert len(list((tmp_path / "run" / "cache").glob("tokens_*.pt"))) == 2  # --data's, built-in
+    run(run_args[:-2] + ["--resume", "--steps", "3"])
+    assert "(50% of the steps on the built-in data)" in capsys.readouterr().out
