@@ -133,19 +133,24 @@ class Attention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * config.dim, config.dim))
         self.out_proj = nn.Linear(config.dim, config.dim, bias=False)
 
+    def project(self, x, rows=slice(None)):
+        """x [B, T, D] -> x W[rows]^T with W the fused in_proj_weight: rows [0, 3D) give q, k, v,
+        [0, D) q, [D, 3D) k, v. (lora.LoRAAttention adds its low-rank update here.)"""
+        return F.linear(x, self.in_proj_weight[rows])
+
     def forward(self, x, source=None, cache=None, offset=0, source_mask=None):
         B, T, D = x.shape
         hd = D // self.num_heads
         def heads(z):  # [B, *, D] -> [B, H, *, hd]
             return z.view(B, -1, self.num_heads, hd).transpose(1, 2)
         if source is None:
-            q, k, v = map(heads, F.linear(x, self.in_proj_weight).split(D, dim=-1))
+            q, k, v = map(heads, self.project(x).split(D, dim=-1))
         else:
-            q = heads(F.linear(x, self.in_proj_weight[:D]))
+            q = heads(self.project(x, slice(None, D)))
             if cache is not None and 'k' in cache:   # the condition is fixed: project it once
                 k, v = cache['k'], cache['v']
             else:
-                k, v = map(heads, F.linear(source, self.in_proj_weight[D:]).split(D, dim=-1))
+                k, v = map(heads, self.project(source, slice(D, None)).split(D, dim=-1))
                 if cache is not None:
                     cache['k'], cache['v'] = k, v
         if source is None and cache is not None:     # append to the preallocated cache

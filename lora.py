@@ -129,29 +129,28 @@ class LoRALinear(nn.Linear):
 
 
 class LoRAAttention(Attention):
-    """lm.Attention whose fused q, k, v weight gets one low-rank update: Attention.forward reads
-    `self.in_proj_weight`, which here is a property returning W0 + (alpha / r) B A [3D, D], with
-    A [r, D], B [3D, r] = 0. W0 stays stored under its key `in_proj_weight`, so checkpoints keep
-    the base keys; cross-attention's slices (q rows, k and v rows) read the updated matrix as they
-    read W0. B A is formed at each forward (3 r D^2 multiply-adds): merge before sampling.
-    out_proj is the base's own module (adapted separately, as a LoRALinear, when targeted)."""
+    """lm.Attention whose fused q, k, v weight W0 [3D, D] gets one low-rank update, A [r, D] and
+    B [3D, r] = 0: each projection (Attention.project: all rows, the q rows, or the k, v rows)
+    is x W0[rows]^T + (alpha / r) (x A^T) B[rows]^T, as LoRALinear, so B A [3D, D] is never
+    formed and the frozen W0 gets no gradient. W0 stays stored under its key `in_proj_weight`:
+    checkpoints keep the base keys. out_proj is the base's own module (adapted separately, as a
+    LoRALinear, when targeted)."""
 
     def __init__(self, base, rank, alpha):
         # not Attention.__init__: it would allocate a new in_proj_weight; the base's is kept
         nn.Module.__init__(self)
         self.num_heads, self.out_proj = base.num_heads, base.out_proj
-        W = base.in_proj_weight.requires_grad_(False)                     # [3D, D]
-        self._parameters['in_proj_weight'] = W     # registered directly: the name is the property's
-        self.lora_A, self.lora_B = lora_pair(W, rank)
+        self.in_proj_weight = base.in_proj_weight.requires_grad_(False)  # [3D, D]
+        self.lora_A, self.lora_B = lora_pair(self.in_proj_weight, rank)
         self.scale = alpha / rank
 
-    @property
-    def in_proj_weight(self):
-        return self._parameters['in_proj_weight'] + self.scale * (self.lora_B @ self.lora_A)
+    def project(self, x, rows=slice(None)):
+        low_rank = F.linear(F.linear(x, self.lora_A), self.lora_B[rows])  # [..., r] -> [..., rows]
+        return F.linear(x, self.in_proj_weight[rows]) + self.scale * low_rank
 
     def merged(self):
         """A plain lm.Attention holding W0 + scale B A and this out_proj."""
-        W = self._parameters['in_proj_weight']
+        W = self.in_proj_weight
         config = LMConfig(dim=W.shape[1], num_heads=self.num_heads, cond_dim=W.shape[1])
         with torch.device('meta'):                  # built without memory, then given the tensors
             attn = Attention(config)

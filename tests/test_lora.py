@@ -185,7 +185,8 @@ def test_matches_peft():
         for n, p in ours_lora.items():
             assert theirs_lora[n].shape == p.shape, n
             theirs_lora[n].copy_(p)
-    torch.testing.assert_close(logits(theirs), logits(ours), rtol=0, atol=1e-6, equal_nan=True)
+    # peft's in_proj_weight is W0 + s B A; ours adds s (x A^T) B^T: one sum, rounded in two orders
+    torch.testing.assert_close(logits(theirs), logits(ours), rtol=0, atol=1e-5, equal_nan=True)
 
 # ----------------------------------------------------------------------------- (f)
 
