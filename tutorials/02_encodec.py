@@ -20,7 +20,7 @@
 # 7. quality vs bitrate: SI-SNR and mel distance against the number of codebooks
 # 8. what the codec keeps, band by band and sound by sound
 # 9. the official checkpoints
-# 10. EnCodec as a compressor: an `.ecdc` file, the bits per codebook, arithmetic coding by hand
+# 10. EnCodec as a compressor: an `.ecdc` file, the entropy LM's bits per code, arithmetic coding by hand
 #
 # Open it as a notebook (Jupyter + jupytext, or VS Code): every sound plays under its cell, beside
 # its spectrogram. Or run it, `python tutorials/02_encodec.py`: pictures and sounds go to files.
@@ -408,49 +408,164 @@ for path in present:
 #
 # The codes are the compressed audio: `compress.compress` packs them into the official `.ecdc`
 # format (a header, then log2(bins) bits per code; `python compress.py in.wav out.ecdc` on the
-# command line). EnCodec Sec. 3.3 goes further: a small transformer predicts each frame's codes
-# from the previous frames, and an arithmetic coder spends -log2 p bits on a code of probability
-# p. `entropy.lm_bits` gives those bits for every code; with the shipped codec we read them with
-# its entropy LM, `checkpoints/entropy_lm.pt`. Then the coder by hand on a toy alphabet: symbols
-# of probability 0.7, 0.2, 0.1 cost 0.51, 2.32 and 3.32 bits; the interval shrinks by p at every
-# symbol, and the bytes hold one number inside the final interval.
-# Target: the bits per codebook; the toy message decoded back, in about its information content.
+# command line). EnCodec Sec. 3.3 goes further, with two parts:
+#
+# - an *entropy LM*, a small transformer over frames (`entropy.EntropyLM`). From the codes of frames
+#   0 .. t-1 it predicts, for each codebook k, a distribution over the bins codes of frame t,
+#   p(c[k, t] | frames < t): all K codebooks of a frame at once, from past frames only, since the
+#   decoder knows frame t only once it has decoded it. Sound is predictable from its past (a held
+#   note, a steady noise), so the code that comes often has a probability well above 1 / bins.
+# - an *arithmetic coder*, which spends about -log2 p bits on a code of probability p: 1 bit for
+#   p = 1/2, 8 bits for p = 1/256, where the fixed width spends log2(bins) bits on every code.
+#
+# `entropy.lm_bits` gives the -log2 p of every code; with the shipped codec we read them with its
+# entropy LM, `checkpoints/entropy_lm.pt`. The clip is the first held-out one, 2 s long in both
+# modes (in full mode, the clip of step 6).
+# Target: the bits per codebook, under the fixed width.
 
 # %%
 import compress as ecdc  # noqa: E402  (the script's functions, as train_codec's in step 4)
 from checkpoint import load_entropy_lm  # noqa: E402
-from entropy import ArithmeticDecoder, ArithmeticEncoder, lm_bits, quantized_cdf  # noqa: E402
+from entropy import (ArithmeticDecoder, ArithmeticEncoder, EntropyLM, EntropyLMConfig, lm_bits,  # noqa: E402
+                     quantized_cdf)
 
-data, codes = ecdc.compress(codec.cpu(), wav[0].cpu(), K)  # one clip, all K codebooks; codes [K, frames]
-seconds = wav.shape[-1] / codec.sample_rate
+codec.cpu()  # compress.py works on the CPU
+clip = BuiltinDataset(1, duration=2.0, sample_rate=codec.sample_rate, split="valid")[0]["wav"]  # [1, T]
+data, codes = ecdc.compress(codec, clip, K)  # all K codebooks; codes [K, frames]
+seconds = clip.shape[-1] / codec.sample_rate
 print(f"{len(data)} bytes for {seconds:.1f} s = {8 * len(data) / seconds / 1000:.2f} kbps; 16-bit PCM is "
-      f"{2 * wav.shape[-1]} bytes")
+      f"{2 * clip.shape[-1]} bytes")
 # 866 bytes for 2.0 s = 3.46 kbps; 16-bit PCM is 64000 bytes
 if source == "codec.pt":  # the entropy LM belongs to the codec it was trained on
     elm = load_entropy_lm(ROOT / "checkpoints" / "entropy_lm.pt", codec.frame_rate)
-    with torch.no_grad():
-        bits = lm_bits(elm, codes[None])[0].mean(1)  # [K]: bits per code of each codebook
-    print("bits per code with the entropy LM, codebook 1..K:", [round(b, 2) for b in bits.tolist()],
-          f"(fixed: {math.log2(codec.config.bins):g})")
+else:  # no LM for the few-step model: an untrained one, which runs the same checks and saves nothing
+    elm = EntropyLM(EntropyLMConfig(n_q=K, card=codec.config.bins, dim=64, num_heads=4, num_layers=3)).eval()
+with torch.no_grad():
+    bits = lm_bits(elm, codes[None])[0].mean(1)  # [K]: bits per code of each codebook
+print("bits per code with the entropy LM, codebook 1..K:", [round(b, 2) for b in bits.tolist()],
+      f"(fixed: {math.log2(codec.config.bins):g})")
 # bits per code with the entropy LM, codebook 1..K: [3.38, 6.12, 6.61, 7.0, 7.22, 7.19, 7.31, 7.28] (fixed: 8)
 # (the first codebook, the coarse one, is the most predictable from the past; the later ones
-# code what is left, closer to noise: with `--lm` the 866 bytes become about 700.)
+# code what is left, closer to noise.)
+assert bits.mean() < math.log2(codec.config.bins) or source != "codec.pt"
+
+# %% [markdown]
+# ### The arithmetic coder by hand
+#
+# The coder holds an interval of [0, 1), all of it at the start. The CDF cuts [0, 1) into one slice
+# per symbol, [cdf(s - 1), cdf(s)), of width p(s); coding s shrinks the interval to the same slice
+# of itself. After N symbols its width is the product of their probabilities, and any number inside
+# it names all N symbols (the decoder retraces the cuts): writing one down takes about -log2 of the
+# width = sum of -log2 p bits. `entropy.py` does it in integers, as the official coder does:
+#
+# - the CDF is quantised to integers in [0, 2**24] (`quantized_cdf`): symbol s gets a slice of
+#   width floor((1 - alpha) 2**24 p(s)) + 2, alpha = 2 bins / 2**24, a little of the uniform mixed
+#   in, so that a code the LM deems impossible still has a slice (and costs <= 23 bits). The
+#   decoder must find the same integers, hence integers: a float summed in another order can move.
+# - the interval is [low, high], integers of n bits: the real interval [low, high + 1) / 2**n. It
+#   starts as low = high = 0 at n = 0 bits, which is [0, 1).
+# - renormalisation: before each symbol, while the interval holds fewer than 2**24 integers, one more
+#   bit of precision at both ends, low -> 2 low, high -> 2 high + 1 (the same interval under a
+#   magnifier twice as strong), so that every slice of width >= 2 keeps at least one integer.
+# - the symbol's slice scaled to the interval's w = high - low + 1 integers, rounded inwards: low
+#   moves up by ceil(cdf(s - 1) w / 2**24), high becomes the old low + floor((cdf(s) - 1) w / 2**24).
+# - while low and high start with the same bit, that bit is settled (the interval only shrinks
+#   inside itself): write it, drop it from both, n -> n - 1. An interval across a half
+#   (low = 0111..., high = 1000...) settles nothing, and n grows: Python's integers have no limit.
+# - at the end, the n bits of low, a number inside the interval. Bits go into bytes 8 at a time, the
+#   first bit the least significant.
+#
+# First a toy alphabet, symbols of probability 0.7, 0.2, 0.1 (0.51, 2.32 and 3.32 bits); then the
+# clip's codes, each with the CDF that the entropy LM gives it.
+# Target: our bytes equal `entropy.ArithmeticEncoder`'s, on the toy message and on the clip.
+
+# %%
+def arithmetic_encode(symbols, cdfs, precision=24):
+    """Symbols and their integer CDFs (cdf[s]: the end of symbol s's slice of [0, 2**precision)) -> bytes."""
+    low, high, n = 0, 0, 0  # the interval [low, high] at n bits: [0, 1)
+    bits = []
+    for s, cdf in zip(symbols, cdfs):
+        while high - low + 1 < 2 ** precision:  # renormalise: one more bit of precision
+            low, high, n = 2 * low, 2 * high + 1, n + 1
+        w = high - low + 1
+        start, end = (cdf[s - 1] if s > 0 else 0), cdf[s]  # the slice [start, end) of [0, 2**precision)
+        # the slice scaled to the interval, rounded inwards: ceil at its start, floor at its last integer
+        low, high = low + ((start * w + 2 ** precision - 1) >> precision), low + (((end - 1) * w) >> precision)
+        while n > 0 and low >> (n - 1) == high >> (n - 1):  # the leading bit both share is settled
+            bit = low >> (n - 1)
+            bits.append(bit)
+            low, high, n = low - (bit << (n - 1)), high - (bit << (n - 1)), n - 1
+    bits += [(low >> i) & 1 for i in reversed(range(n))]  # low's n bits: a number inside the interval
+    # 8 bits a byte, the first bit the least significant (the official bit packer's order)
+    return bytes(sum(b << i for i, b in enumerate(bits[j:j + 8])) for j in range(0, len(bits), 8))
+
+
+def library_encode(symbols, cdfs):
+    """The same with entropy.ArithmeticEncoder."""
+    encoder = ArithmeticEncoder()
+    for s, cdf in zip(symbols, cdfs):
+        encoder.push(s, cdf)
+    return encoder.finish()
+
 
 probs = torch.tensor([0.7, 0.2, 0.1])
-cdf = quantized_cdf(probs)  # integer slice ends in [0, 2**24): the same integers on both sides
+cdf = quantized_cdf(probs).tolist()  # integer slice ends in [0, 2**24]: the same integers on both sides
 message = [0, 0, 1, 0, 2, 0, 0, 1, 0, 0]
-encoder = ArithmeticEncoder()
-for symbol in message:
-    encoder.push(symbol, cdf)
-coded = encoder.finish()
-decoder = ArithmeticDecoder(coded)
+coded = arithmetic_encode(message, [cdf] * len(message))
+decoder = ArithmeticDecoder(coded)  # the library's decoder reads our bytes
 decoded = [decoder.pull(cdf) for _ in message]
 ideal = -probs[message].log2().sum().item()
-print(f"cdf {cdf.tolist()}; {len(message)} symbols, {ideal:.1f} bits of information, coded in "
-      f"{8 * len(coded)} bits; decoded back: {decoded == message}")
-# cdf [11744049, 15099493, 16777216]; 10 symbols, 11.6 bits of information, coded in 40 bits; decoded back: True
-# (the coder ends with a few bits that pin the final interval down: short messages pay them all)
-assert decoded == message and ecdc.decompress(data, codec.cpu())[0].equal(codes)
+print("cdf", cdf)
+print(f"{len(message)} symbols, {ideal:.1f} bits of information, coded in {8 * len(coded)} bits "
+      f"({coded.hex()}); decoded back: {decoded == message}")
+# cdf [11744049, 15099493, 16777216]
+# 10 symbols, 11.6 bits of information, coded in 40 bits (16ec5c6d01); decoded back: True
+# (the coder ends by writing all n bits of low, here 27, where a couple of bits past the information
+# would do; and the last byte is padded: a short message pays for both)
+assert coded == library_encode(message, [cdf] * len(message)) and decoded == message
+
+# %% [markdown]
+# Now the clip. The entropy LM runs frame by frame, as `entropy.lm_encode` (and the decoder) must:
+# one step gives frame t's K distributions from frames < t, each quantised to a CDF, and code
+# c[k, t] is coded with its own. The bytes should come to the sum of -log2 p over the codes, plus
+# the coder's last bits. `compress.compress(..., lm)` is what `python compress.py in.wav out.ecdc
+# --lm checkpoints/entropy_lm.pt` runs: its payload after the header must be our bytes.
+# Target: our bytes equal the library's and the `--lm` file's payload; the file decodes back to the
+# codes; the printed size of the `--lm` file against the fixed width's 866 bytes.
+
+# %%
+symbols, cdfs = [], []  # in the coder's order: frame 0's K codes, then frame 1's, ...
+previous, states, offset = torch.zeros(1, K, 1, dtype=torch.long), None, 0  # 0: no frame before the first
+with torch.no_grad():
+    for t in range(codes.shape[1]):
+        probs, states, offset = elm(previous, states, offset)  # [1, bins, K, 1]: p(frame t | frames < t)
+        for k in range(K):
+            symbols.append(int(codes[k, t]))
+            cdfs.append(quantized_cdf(probs[0, :, k, 0]).tolist())
+        previous = 1 + codes[None, :, t:t + 1]  # [1, K, 1]: the LM's input, 1 + code (0 is "none")
+p_code = [(c[s] - (c[s - 1] if s > 0 else 0)) / 2 ** 24 for s, c in zip(symbols, cdfs)]  # each slice's width
+frame = p_code[10 * K:11 * K]  # the K codes of frame 10
+print("frame 10, codebook 1..K: p    ", " ".join(f"{p:7.2g}" for p in frame))
+print("                         bits ", " ".join(f"{-math.log2(p):7.1f}" for p in frame))
+# frame 10, codebook 1..K: p        0.25 0.00047   0.062  0.0035  0.0034  0.0058 0.00021  0.0032
+#                          bits      2.0    11.1     4.0     8.2     8.2     7.4    12.2     8.3
+# (a code the LM expected costs a few bits, one it did not expect more than the fixed 8: what
+# counts is the sum)
+info = -sum(math.log2(p) for p in p_code)  # bits
+coded = arithmetic_encode(symbols, cdfs)
+print(f"by hand: {len(symbols)} codes in {len(coded)} bytes (sum of -log2 p: {info / 8:.1f} bytes), "
+      f"the library's bytes: {coded == library_encode(symbols, cdfs)}")
+# by hand: 800 codes in 654 bytes (sum of -log2 p: 651.4 bytes), the library's bytes: True
+data_lm, _ = ecdc.compress(codec, clip, K, elm)  # the --lm path
+print(f"--lm: {len(data_lm)} bytes for {seconds:.1f} s = {8 * len(data_lm) / seconds / 1000:.2f} kbps, "
+      f"{1 - len(data_lm) / len(data):.0%} fewer than the fixed width's {len(data)}")
+# --lm: 719 bytes for 2.0 s = 2.88 kbps, 17% fewer than the fixed width's 866
+# (the header takes 66 bytes, 65 with the metadata's "lm": true; the payload shrinks from 800 bytes,
+# one per code, to our 654, 6.5 bits per code: the mean of lm_bits above. The price is time: one
+# step of the LM per frame, to write the file and to read it.)
+assert coded == library_encode(symbols, cdfs) and ecdc.read_ecdc(data_lm)[1] == coded
+assert info <= 8 * len(coded) < info + 64  # the coder's overhead: the last bits of low and the roundings
+assert ecdc.decompress(data_lm, codec, elm)[0].equal(codes) and ecdc.decompress(data, codec)[0].equal(codes)
 codec.to(device)
 
 # %% [markdown]
