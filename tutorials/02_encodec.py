@@ -154,18 +154,39 @@ print("forward() trims to the input:", recon.shape[-1])
 #
 # `train_codec.train_step` is one update of the MS-STFT discriminator, then one of the codec: L1
 # on the waveform, a multi-scale mel loss, a hinge adversarial loss and feature matching, mixed by
-# the loss *balancer* (EnCodec Sec. 3.4: each loss gets a fixed share of the gradient, whatever its
-# scale), plus the commitment loss with weight 1. The losses, the discriminator and the balancer
-# live in `losses.py`; tutorial 03 writes each of them out and checks it. Clips come from
-# `synth.py` (generated, nothing to download). The recipe of the shipped codec has two phases:
+# the loss *balancer*, plus the commitment loss with weight 1. Two of these parts are new here:
+#
+# - the *discriminator* is a second network, trained to tell real clips from decoded ones by their
+#   spectrograms (STFTs at five window sizes). The codec is trained to fool it (the adversarial
+#   loss) and to make the discriminator's inner feature maps of a decoded clip match those of the
+#   real clip (feature matching). L1 and mel losses measure a distance to the real clip, and where
+#   the codes leave the detail uncertain (noise, the top octaves) the guess that minimises them is
+#   a smoothed one; the discriminator penalises what does not sound real.
+# - the *balancer* (EnCodec Sec. 3.4) rescales the gradient of each loss with respect to the decoded
+#   waveform by a running average of its norm, so that each loss gets the share of the gradient
+#   its weight says, whatever its scale (an adversarial loss has no natural scale).
+#
+# The discriminator reads each step's clips three times, each for a reason: (1) its own update, on
+# the real and the decoded clips, the decoded ones detached, so that its loss trains it alone;
+# (2) the codec's adversarial and feature losses on the decoded clips, the gradient flowing back
+# through them into the codec, by the discriminator just updated (the outputs of (1) come from the
+# old weights and carry no gradient to the codec); (3) the updated discriminator's feature maps of
+# the real clips, without gradients, the targets of feature matching. Tutorial 03 writes each loss,
+# the discriminator and the balancer out and checks them against `losses.py`.
+# Clips come from `synth.py` (generated, nothing to download). The recipe of the shipped codec has
+# two phases:
 #
 #     python train_codec.py       # 1: L1 + mel only, 8000 steps (about half an hour on 2 CPU cores)
 #     python train_codec.py --init runs/codec/ckpt.pt --out-dir runs/codec_gan --w-l1 0.1 \
 #         --w-adv 4 --w-feat 4 --lr 3e-4 --steps 3000 --eval-every 500   # 2: + the discriminator
 #
-# (the second phase's steps cost about five of the first's: the discriminator runs three times per
-# step). Here we train the model of step 3 with all four losses, AudioCraft's weights, for a few
-# steps (40 of 4 clips on a CPU; on a GPU 600 of 8, in bf16) and watch the losses move.
+# (the second phase's steps cost about five of the first's, for those three passes and their
+# backward). Here we train the model of step 3 with all four losses, AudioCraft's weights, for a
+# few steps (40 of 4 clips on a CPU; on a GPU 600 of 8, in bf16) and watch the losses move.
+# bf16 (bfloat16) is a 16-bit float with float32's 8 exponent bits, so the same range, and 8
+# significant bits (2 to 3 decimal digits); `torch.autocast` runs the matrix products and
+# convolutions in it on a GPU, and keeps the weights and the reductions (sums, norms, softmax)
+# in float32.
 # A commitment loss of exactly 0 would mean that the latents sit on codes: no bottleneck at all.
 # Target: the loss curve `02_train_losses.png`; every loss is finite, the commitment loss > 0.
 
@@ -187,9 +208,9 @@ model.eval()
 print(f"{steps} steps of {batch} x {clips.duration} s in {time.time() - t0:.0f} s; last:",
       {k: round(v, 3) for k, v in history[-1].items()})
 # 40 steps of 4 x 0.5 s in 25 s; last: {'l1': 0.077, 'msspec': 1.276, 'adv': 0.01, 'feat': 0.003, 'd': 2.0, 'commit': 0.015}
-# (one thread, an idle 2-core CPU: the seconds depend on the machine and its load, the losses move
-# in the last digits with the number of threads; a GPU trains another size, 600 steps of 8 clips
-# in bf16, so other numbers.)
+# (full mode, one thread on a 2-core CPU; fast mode runs 3 steps of 2 clips of 0.25 s, in a few
+# seconds. The seconds are your machine's; the losses move in the last digits with the number of
+# threads. A GPU trains another size, 600 steps of 8 clips in bf16, so other numbers.)
 assert all(math.isfinite(v) for h in history for v in h.values()) and all(h["commit"] > 0 for h in history)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.2), layout="constrained")
