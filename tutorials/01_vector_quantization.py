@@ -126,7 +126,12 @@ save(fig, "01_kmeans.png")
 # to the mean of the vectors it wins *now* (one Lloyd step), so it takes a few hundred steps.
 # (The k-means counts are the first N_i, so a first batch much larger than the next ones would
 # slow the start down: use batches of the same size.)
-# Target: the mean code moves by about the shift, and e = m / N holds (up to the Laplace smoothing).
+# In fact e_i = m_i / N'_i, a smoothed count (Laplace smoothing): a small eps = 1e-5 is added to
+# every N_i, and the counts are rescaled to keep their total, N'_i = (N_i + eps) / (sum_j N_j +
+# bins eps) * sum_j N_j. A code that has won nothing for long (N_i -> 0) is then never divided by zero; for
+# a code in use N'_i / N_i - 1 is about eps (1 / N_i - bins / sum_j N_j), under 1e-6 here, so
+# e = m / N holds to float precision.
+# Target: the mean code moves by about the shift, and e = m / N holds up to that smoothing.
 
 # %%
 torch.manual_seed(0)
