@@ -81,8 +81,10 @@ class TextToAudio(nn.Module):
                 chroma = torch.zeros(len(codes), self.melody.chroma_len, dtype=torch.long)
             # [B, chroma_len or T, D]
             melody = self.melody_embeds(chroma.to(codes.device), codes.shape[2])
-            if self.melody.fuse == "prepend":
-                prepend = melody  # before the sequence
+            if self.melody.fuse == "prepend" and self.lm.config.cross_attention:
+                prepend = melody  # before the sequence; the text by cross-attention
+            elif self.melody.fuse == "prepend":  # MusicGen-melody: [chroma | text], as conditions
+                prepend, embeds, mask = torch.cat([melody, embeds], 1), None, None
             else:
                 frames = melody   # added to the steps of each frame
         # logits[:, q, t] predicts codes[:, q, t]

@@ -1,7 +1,7 @@
 """
 Tests for export.py. Run: OMP_NUM_THREADS=1 python -m pytest -q tests/test_export.py (CPU, seconds).
 
-A miniature folder of official MusicGen files with random weights, built as tutorial 08 builds one
+A miniature folder of official MusicGen files with random weights, built as tutorial 09 builds one
 (transformers' T5EncoderModel and EncodecModel saved as on the hub, the codec behind AudioCraft's
 'pretrained' pointer, state_dict.bin written key by key in AudioCraft's names), is loaded with
 model.load_model; its LM and output_proj are then moved a little (a stand-in for fine-tuning) and
@@ -260,7 +260,7 @@ def load_file_state(path):
 def test_audiocraft_export_of_a_melody_model(tmp_path):
     """MusicGen-melody (chroma and text prepended): chroma2music's conditioner and fuser in
     xp.cfg, the chroma window in best_state; the reload gives the same logits with a melody and
-    without (the null one)."""
+    without (the null one), and so does the training forward (TextToAudio.forward)."""
     model = fine_tuned(official_folder(tmp_path / "musicgen-melody", melody=True))
     out = Path(to_audiocraft(model, tmp_path / "ft"))
     back = load_model(str(out))
@@ -279,6 +279,10 @@ def test_audiocraft_export_of_a_melody_model(tmp_path):
     torch.testing.assert_close(logits[0], logits[1], atol=1e-6, rtol=0, equal_nan=True)
     torch.testing.assert_close(logits[2], logits[3], atol=1e-6, rtol=0, equal_nan=True)
     assert not torch.allclose(logits[0], logits[2], equal_nan=True)
+    with torch.no_grad():  # training's forward (train_lm.py --init) reads what sampling reads
+        trained = [model(codes, ["jazz tune"], c)[0] for c in (chroma, None)]
+    torch.testing.assert_close(trained[0], logits[0], atol=1e-6, rtol=0, equal_nan=True)
+    torch.testing.assert_close(trained[1], logits[2], atol=1e-6, rtol=0, equal_nan=True)
     with pytest.raises(ValueError, match="text only"):
         to_transformers(model, tmp_path / "hf")
     assert not (tmp_path / "hf").exists()
