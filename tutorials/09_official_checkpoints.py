@@ -216,6 +216,14 @@ del pkg, state
 # `compression_state_dict.bin` (its `xp.cfg`), the original `encodec_24khz-*.th`, or this repo's
 # checkpoints; it checks every name and shape.
 # MusicGen's `compression_state_dict.bin` only names its codec, and says so.
+# `weight_g` and `weight_v` are the two halves of weight normalisation (Salimans & Kingma 2016,
+# arXiv 1602.07868), which every conv of AudioCraft's codec uses: the weight is w = g v / ||v||,
+# with `weight_v` the direction v and `weight_g` the norm g of each output channel (of each input
+# channel in a transposed conv: torch normalises over all dims but the first). At inference the two
+# can be folded into one plain weight (`codec.weight_norm` caches it).
+# The comparison with transformers is made on the CPU in fp32, where it is exact: on a GPU of the
+# Ampere generation or newer, torch runs cuDNN convolutions in TF32 by default (TensorFloat-32, a
+# tensor-core mode that rounds the inputs to a 10-bit mantissa, fp32 has 23: relative errors near 1e-3).
 # Target: the rename table; 50 frames per second, 4 x 2048 codes; the pointer's error; in the
 # miniature, the same codes and audio as transformers.
 
@@ -335,10 +343,9 @@ assert sf.info(OUT / "09_prompt.wav").frames == round(duration * codec.sample_ra
 # %% [markdown]
 # ## Errata and notes
 #
-# - AudioCraft's cross-attention attends to padded T5 positions (zeroed, logit 0); transformers'
-#   MusicGen masks them. Ours follows AudioCraft for the official files (`cross_attention_mask`
-#   False), so a batch of prompts of different lengths matches AudioCraft, not transformers; a
-#   single prompt matches both.
+# - Padded T5 positions in cross-attention: see tutorial 04, notes. For the official files ours
+#   follows AudioCraft (`cross_attention_mask` False), not transformers' MusicGen, which masks them:
+#   a batch of prompts of different lengths matches AudioCraft, a single prompt matches both.
 # - On a GPU AudioCraft runs the LM layers in fp16; `TextToAudio.generate` uses bf16 autocast with
 #   fp32 weights, so samples differ from AudioCraft's in the last bits and then in the draws. Same seed,
 #   same machine: the same audio.
