@@ -13,9 +13,10 @@
 # 6. why a waveform loss alone makes the top octaves quiet: a sine of unknown phase
 # 7. reconstruction only vs with the discriminator: the bands, the spectrograms, the sounds
 #
-# Each step writes a formula in a few lines and asserts it equal to the library's. The lesson of
-# step 7 is the one this repo learnt training its codec: a codec trained on reconstruction losses
-# alone (L1 on the waveform + mel) loses the top octaves; the discriminator brings them back.
+# Each step writes a formula in a few lines and asserts it equal to the library's. Step 7 makes
+# the case for the discriminator: a codec trained on reconstruction losses alone (L1 on the
+# waveform + mel) loses the top octaves, whose phase it cannot predict (step 6); the discriminator,
+# which hears that a clip without highs is not real, brings them back.
 # The shipped codec had both phases (tutorial 02, step 4); to hear the difference in a minute we
 # train a copy of it a few more steps without the discriminator and compare the two.
 #
@@ -41,7 +42,8 @@ import torch.nn.functional as F  # noqa: E402
 from checkpoint import load_codec  # noqa: E402
 from data import BuiltinDataset  # noqa: E402
 from losses import (Balancer, MSSTFTDiscriminator, adversarial_loss, band_edges, band_levels,  # noqa: E402
-                    discriminator_loss, feature_matching_loss, mel_spectrogram, multiscale_mel_loss)
+                    discriminator_loss, feature_matching_loss, mel_filterbank, mel_spectrogram,
+                    multiscale_mel_loss)
 from train_codec import Run, get_batch, train_step  # noqa: E402
 
 # %% [markdown]
@@ -82,7 +84,20 @@ assert F.l1_loss(x_hat, x) < x.abs().mean()
 #
 # (eps = 1e-5; the 1/10 is AudioCraft's: 5 scales x 2 terms.) The linear term is ruled by the
 # loud low bands; the log term counts a quiet band as much as a loud one, by ratio.
-# Target: our loss == `losses.multiscale_mel_loss`; the per-scale terms; `03_mel_scales.png`.
+#
+# At the smallest scale some bands are empty. A 64-point STFT has 33 bins, sr / 64 = 250 Hz apart.
+# Mel filter m is a triangle from mel point m to point m + 2, the 66 points evenly spaced in mel
+# from 64 Hz to 8 kHz: the lowest filter spans 64-123 Hz, and every filter that starts below
+# 2.5 kHz is narrower than 250 Hz. A filter with no bin strictly inside it weighs every bin 0: its
+# band is 0 for x and for x_hat (the black rows low in the left panel of `03_mel_scales.png`),
+# adds 0 to both terms and only counts in the mean, so the smallest scales weigh a little less
+# (45 bands of 64 carry sound at n_fft 64). AudioCraft does the same: its `MelSpectrogramWrapper` is
+# torchaudio's `MelSpectrogram` with these settings (64 mels from 64 Hz at every scale, HTK mel,
+# no filter normalisation), the filterbank `losses.mel_filterbank` builds, and torchaudio warns
+# "At least one mel filterbank has all zero values". DAC (arXiv 2306.06546) instead gives each
+# window its own number of mels, 5 at 32 points up to 320 at 2048.
+# Target: our loss == `losses.multiscale_mel_loss`; the per-scale terms; the empty bands per scale,
+# all zero in S; `03_mel_scales.png`.
 
 # %%
 def mel_loss(x, x_hat, sr):
@@ -106,6 +121,13 @@ with torch.no_grad():
               f"log term {(torch.log10(1e-5 + s) - torch.log10(1e-5 + s_hat)).pow(2).mean():.4f}")
 # n_fft   64: S (4, 64, 1000), linear term 0.0029, log term 0.2675
 # n_fft 1024: S (4, 64, 63), linear term 0.0397, log term 0.8035
+empty = {n_fft: mel_filterbank(sr, n_fft, 64, 64.0).sum(0) == 0 for n_fft in (64, 128, 256, 512, 1024)}  # [64]
+print("empty mel bands per n_fft:", {n_fft: int(e.sum()) for n_fft, e in empty.items()},
+      f"(of 64; bins {sr / 64:.0f} Hz apart at n_fft 64)")
+# empty mel bands per n_fft: {64: 19, 128: 6, 256: 1, 512: 0, 1024: 0} (of 64; bins 250 Hz apart at n_fft 64)
+assert [int(e.sum()) for e in empty.values()] == [19, 6, 1, 0, 0]
+with torch.no_grad():
+    assert not mel_spectrogram(x_hat, sr, 64, 16)[:, empty[64]].any()  # zero in every frame
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained")
 for ax, n_fft in zip(axes, (64, 1024)):
@@ -266,7 +288,23 @@ assert best[0.1] > 0.95 and best[math.pi] < 0.05
 # 02, step 8: the energy out over the energy in per octave, 0 dB = kept) at 4 codebooks on
 # held-out clips. The full first phase from scratch (8000 steps) ends about where this copy does,
 # and the discriminator phase after it brings most of it back: RESULTS.md has both tables.
-# Target: the table (the top octaves fall without the discriminator, the lowest barely moves);
+#
+# The training prints a commitment loss far above tutorial 02's (0.015 after 40 steps from
+# scratch). It is ||sg(q) - r||^2 between each residual and its code, averaged over the codebooks
+# the step used (tutorial 01), and three things set it; the lines after the training measure them
+# on step 1's clips, with K fixed:
+#
+# - the latents' size: a trained encoder's are large (mean square about 3), a new one's near 0;
+# - drift: at a learning rate of 1e-3 the encoder moves its latents faster than the codebooks
+#   follow them (an EMA of decay 0.99, about 100 steps of memory), so the distance grows;
+# - K: quantizer dropout draws K of the 8 codebooks per batch; the first codebook's distance is
+#   the largest, so the mean over K = 1 is about three times the mean over K = 8.
+#
+# The last step's value is one draw, and the run one of many: the number of threads changes the
+# float rounding, then which codes win, which dead codes are replaced and which K are drawn, so
+# another machine prints other numbers, in the same directions.
+# Target: the commitment loss grows, and is larger with one codebook than with eight;
+# the table (the top octaves fall without the discriminator, the lowest barely moves);
 # `03_recon_vs_gan.png`; under the cell the original, the shipped codec and the
 # reconstruction-only copy, in the order of the panels.
 
@@ -283,7 +321,18 @@ for step in range(steps):
     last = train_step(run, batch)
 recon_only.eval()
 print(f"{steps} reconstruction-only steps; last losses:", {k: round(v, 3) for k, v in last.items()})
-# 200 reconstruction-only steps; last losses: {'l1': 0.066, 'msspec': 0.283, 'commit': 1.665}
+# 200 reconstruction-only steps; last losses: {'l1': 0.077, 'msspec': 0.342, 'commit': 2.364}
+commit = {}
+with torch.no_grad():  # eval mode: K fixed, no quantizer dropout, no codebook update
+    for name, model in (("shipped", codec), (f"+ {steps} steps", recon_only)):
+        latent = model.encoder.model(x)  # [B, D, frames]
+        commit[name] = [model.quantizer(latent, n_q)[2].item() for n_q in (1, model.quantizer.n_q)]
+        print(f"{name:>11s}: latent mean square {latent.pow(2).mean():.2f}; commitment loss with 1 codebook "
+              f"{commit[name][0]:.3f}, with {model.quantizer.n_q} {commit[name][1]:.3f}")
+#     shipped: latent mean square 3.42; commitment loss with 1 codebook 0.561, with 8 0.180
+# + 200 steps: latent mean square 8.03; commitment loss with 1 codebook 1.594, with 8 0.532
+(c1, c8), (r1, r8) = commit.values()
+assert r1 > c1 and r8 > c8 and c1 > c8 and r1 > r8  # grows; one codebook leaves more than eight
 
 n_band, dur = (16, 1.0) if FAST else (96, 2.0)
 items = [BuiltinDataset(n_band, duration=dur, sample_rate=sr, split="valid")[i] for i in range(n_band)]
@@ -305,19 +354,19 @@ for c in shown + ["all clips"]:
               + "".join(f"{m:+9.1f}" for m in v[idx].median(0).values.tolist()))
 # median dB, 4 codebooks               0-0.5k   0.5-1k     1-2k     2-4k     4-8k
 # drums (7), with discriminator          +0.4     +5.5     -1.5     -1.1     -2.9
-# drums (7), L1 + mel only               -0.7     +2.5     -6.3     -9.5    -10.5
+# drums (7), L1 + mel only               +0.6     +4.0     -3.8     -7.6     -9.0
 # rain (4), with discriminator           -1.2     +0.4     +0.2     -1.4     -3.8
-# rain (4), L1 + mel only                -1.5     -2.7     -5.0     -8.4     -8.7
+# rain (4), L1 + mel only                -1.3     -0.3     -3.2     -7.2     -8.8
 # bird chirp (3), with discriminator     +7.5     +4.8    +10.1     -1.1     +0.0
-# bird chirp (3), L1 + mel only          +6.0     +4.4     +6.1    -18.2    -14.0
+# bird chirp (3), L1 + mel only          +3.7     +6.3    +11.3    -15.6    -15.8
 # clock tick (7), with discriminator     +1.4     -0.3     -4.1    -12.2     +1.5
-# clock tick (7), L1 + mel only          -0.7     -4.5     -7.8    -18.9     -7.1
+# clock tick (7), L1 + mel only          -0.5     -1.6     -5.6    -16.7     -4.5
 # all clips (96), with discriminator     +0.6     +0.5     -0.4     -1.0     -0.8
-# all clips (96), L1 + mel only          -0.3     -1.0     -3.4     -5.7     -7.1
+# all clips (96), L1 + mel only          +0.4     +0.0     -2.5     -4.6     -7.0
 # (CPU, full mode. In 200 steps without the discriminator the bird chirp's 2-4 kHz, where most of
-# its energy is, falls from -1 to -18 dB, 17 dB or about a fiftieth of the energy; drums and rain
-# lose 5-10 dB above 1 kHz; below 500 Hz nothing moves by more than 2.1 dB (the clock tick). Fast
-# mode, 25 steps, goes the same way, less far.)
+# its energy is, falls from -1 to -16 dB, about 15 dB or a thirtieth of the energy; drums and rain
+# lose 2-7 dB above 1 kHz; below 500 Hz the median of all clips moves by 0.2 dB, the bird
+# chirp's most (3.8 dB). Fast mode, 25 steps, goes the same way, less far.)
 ship, rec = (v.median(0).values for v in levels.values())
 assert rec[-1] < ship[-1] and rec[-2] < ship[-2]  # without the discriminator the top octaves fall
 
@@ -341,9 +390,11 @@ for name, w in zip(("original", "with_disc", "recon_only"), versions.values()):
 # - The EnCodec paper weighs adversarial and feature matching 3 and 3 (Sec. 3.4); AudioCraft's
 #   configs, used here, 4 and 4. Its feature-matching loss divides by the mean |f| of the real
 #   map in the paper, not in AudioCraft (nor here).
-# - `multiscale_mel_loss` is AudioCraft's `MultiScaleMelSpectrogramLoss` with its defaults; the
-#   EnCodec paper writes the reconstruction loss with an L1 + L2 on mel spectrograms of 64 bins
-#   at windows 2^5..2^11 instead.
+# - `multiscale_mel_loss` is AudioCraft's `MultiScaleMelSpectrogramLoss` as its compression config
+#   sets it (64 mels from 64 Hz, `normalized`, no `alphas`: the 1/10 of step 2); the class's own
+#   defaults differ (f_min 0, weights sqrt(n_fft - 1) on the log terms, no division). The EnCodec
+#   paper writes the reconstruction loss with an L1 + L2 on mel spectrograms of 64 bins at windows
+#   2^5..2^11 instead.
 # - Step 7 trains the shipped codec further rather than comparing two codecs trained from scratch,
 #   to take a minute: the first phase from scratch is `python train_codec.py` (half an hour on
 #   2 CPU cores), the second the command of tutorial 02, step 4.

@@ -18,10 +18,10 @@
 # 8. the same melody, other music: one tune rendered as four instruments by the default model
 #
 # Open it as a notebook (Jupyter + jupytext, or VS Code): the melody of step 5 and the music of
-# step 8 play under their cells. Or run it, `python tutorials/04_text_and_melody_conditioning.py`: pictures and sounds go to
-# files. `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves the output folder (default
-# `tutorials/out/`). Pasted numbers come from full mode on a CPU; the assertions
-# hold everywhere.
+# step 8 play under their cells. Or run it, `python tutorials/04_text_and_melody_conditioning.py`:
+# pictures and sounds go to files. `TUTORIAL_FAST=1` shrinks every step; `TUTORIAL_OUT=dir` moves
+# the output folder (default `tutorials/out/`). Pasted numbers come from full mode on a CPU; the
+# assertions hold everywhere.
 
 # %%
 import math
@@ -50,11 +50,56 @@ from t5 import T5_PRESETS, T5Encoder, relative_position_bucket  # noqa: E402
 # AudioGen trains on tag-like descriptions ("dog bark park"). `normalize_text` lower-cases, drops
 # punctuation and stop words and undoes simple inflections, so that "A dog is barking at the park."
 # and "dog bark park" become the same prompt. (AudioCraft's released configs leave this off;
-# our default model turns it on.) The built-in captions (`synth.make_clip`) come in both styles.
-# Target: the printed pairs; the example of the docstring as an assertion.
+# our default model turns it on.) AudioCraft asks spaCy; `normalize_text` writes the rules out:
+#
+# - words are runs of letters or digits: punctuation goes, digits stay ("129 bpm");
+# - stop words are dropped: a fixed list of about 200 function words (articles, pronouns,
+#   auxiliaries, prepositions, conjunctions: a subset of spaCy's), and contractions ("aren't");
+#   a possessive 's is cut ("baby's" -> "baby");
+# - lemmas come from suffix rules: plurals lose -s ("dogs" -> "dog"; not after ss, us, is: "glass"
+#   stays), -es after ss, sh, ch, x, zz ("boxes" -> "box"), and -ies becomes -y; -ing and -ed go
+#   when a stem of 3 letters or more with a vowel is left ("string" stays, and "speed"), a doubled
+#   consonant is undone ("running" -> "run", but "falling" -> "fall"), and an e comes back after v
+#   or after b, c, d, f, g, k, p, t, z + l ("crackling" -> "crackle").
+#
+# Rules are not a dictionary: an irregular plural passes unchanged ("children") and a few words
+# come out wrong ("buses" -> "buse"); spaCy's lemmatizer looks such words up. Each rule acts on one
+# word, so `normalize_text` applied to each word alone tells which rule took it.
+# Target: per prompt, the words dropped, changed (into what) and kept, and the rules asserted on a
+# few; the built-in captions (`synth.make_clip`), which come in both styles, normalised.
 
 # %%
-assert normalize_text("A dog is barking at the park.") == "dog bark park"
+def rules(prompt):
+    """The words of a prompt, each normalised alone: dropped (stop words), changed (lemmas), kept."""
+    table = {"dropped": [], "changed": [], "kept": []}
+    for word in prompt.lower().split():
+        word = word.strip(".,;:!?")  # punctuation
+        out = normalize_text(word)
+        kind = "dropped" if not out else "kept" if out == word else "changed"
+        table[kind].append(f"{word}->{out}" if kind == "changed" else word)
+    return table
+
+
+prompts = ["A dog is barking at the park.", "The baby's crying, and two dogs were running off!",
+           "Rain falls on the glass; a fire is crackling.", "Buses and children"]
+tables = [rules(p) for p in prompts]
+for prompt, table in zip(prompts, tables):
+    print(f"{prompt!r} -> {normalize_text(prompt)!r}")
+    print("   ", " | ".join(f"{kind}: {' '.join(words)}" for kind, words in table.items()))
+# 'A dog is barking at the park.' -> 'dog bark park'
+#     dropped: a is at the | changed: barking->bark | kept: dog park
+# "The baby's crying, and two dogs were running off!" -> 'baby cry two dog run'
+#     dropped: the and were off | changed: baby's->baby crying->cry dogs->dog running->run | kept: two
+# 'Rain falls on the glass; a fire is crackling.' -> 'rain fall glass fire crackle'
+#     dropped: on the a is | changed: falls->fall crackling->crackle | kept: rain glass fire
+# 'Buses and children' -> 'buse children'
+#     dropped: and | changed: buses->buse | kept: children
+assert normalize_text(prompts[0]) == "dog bark park" and tables[0]["dropped"] == ["a", "is", "at", "the"]
+assert "running->run" in tables[1]["changed"] and "crackling->crackle" in tables[2]["changed"]
+assert "glass" in tables[2]["kept"] and "children" in tables[3]["kept"]
+for prompt in prompts:  # word by word: the rules never look at a neighbour
+    assert normalize_text(prompt) == " ".join(filter(None, map(normalize_text, prompt.split())))
+
 for i in range(4):
     clip = make_clip(i, seed=0, duration=0.5)  # a captioned clip; we only read its captions here
     print(f"{clip['sentence']!r:48s} -> {normalize_text(clip['sentence'])!r}  (tags: {clip['tags']!r})")
@@ -276,8 +321,22 @@ assert not null_embeds.any() and not null_mask.any()
 #
 #     j(t) = round((t + 0.5) / frame_rate * sr / hop)
 #
-# With `prepend` the LM would have to learn that frame t's melody sits at prefix position
-# ~ t * 7.8 / 50, from positions alone; with `sum` it is already there (RESULTS.md, "Melody").
+# Why add rather than prepend:
+#
+# - alignment: with `sum` the melody of frame t is in frame t's own input, where the LM writes
+#   frame t. With `prepend` the LM must learn to attend from frame t to prefix position
+#   ~ t * 7.8 / 50, from the position embeddings alone, before the melody can help;
+# - length: `sum` adds no position; `prepend` adds chroma_len to every sequence (235 before
+#   MusicGen-melody's 1500 frames of 30 s, 24 before this model's 150 frames of 3 s), in the
+#   attention of every step;
+# - past the window: generating longer than max_duration, `LM.generate` hands each window the
+#   embeddings of its own frames, so a `sum` melody goes on where the window goes; a prefix is
+#   built once, and here it is not re-cut per window (a deviation listed in `lm.py`), so later
+#   windows read the tune's start.
+#
+# What `sum` gives up: the LM is causal, so frame t reads the melody up to t only, where a prefix
+# shows the whole tune, what comes next included; and the melody is tied to the output's time,
+# frame by frame. RESULTS.md ("Melody") trains both on the same batches, for further reading.
 # We write j(t) by hand, then render the tune of step 5 with four instrument prompts, and
 # compare each clip's chroma with the tune's.
 # Target: j(t) equal to the library's; the four clips' pitch classes follow the tune (printed
@@ -336,8 +395,17 @@ for name, w in zip(instruments, with_tune):
 # - The T5 here is random: its embeddings carry no meaning until trained. MusicGen uses a frozen,
 #   pretrained t5-base; put a Hugging Face t5-base directory in `checkpoints/t5-base` to see its
 #   learnt position bias in step 3 (`checkpoint.load_t5` reads it from local files).
-# - Padding in the LM's cross-attention: AudioCraft's LMs do not use the text mask there, so they
-#   attend to the zeroed padded positions (logit 0). This repo's tiny preset does mask them
-#   (`LMConfig.cross_attention_mask=True`): a prompt reads the same alone or padded in a batch.
-#   A null row, whose mask is all False, attends to all its zeros, as in AudioCraft: output 0.
+# - **Padding in cross-attention.** A batch of prompts is padded to its longest (step 2), and
+#   `TextConditioner` zeroes the padded positions (step 4). AudioCraft's LMs do not pass the text
+#   mask to cross-attention, so each frame still attends to those zero vectors: with no bias in
+#   the projections their keys are 0, their logit q.0 = 0, their values 0. They add nothing to the
+#   output but take a share exp(0) / Z of the softmax, so the real tokens weigh less, and a prompt
+#   reads differently alone than padded beside a longer one. This repo's tiny preset, the default
+#   model, masks them (`LMConfig.cross_attention_mask=True`, as transformers' MusicGen): -inf at
+#   the padded keys, and a prompt reads the same alone or in a batch. AudioCraft's checkpoints
+#   load with the mask off, to match AudioCraft, and transformers' with it on (tutorial 09). With
+#   one prompt there is no padding and both agree; on a padded batch a hand-written attention step
+#   must add the mask (-inf at the padded keys) to its logits before the softmax. A null row of
+#   CFG has no token at all, and masking every key would leave nothing to attend to: it attends to
+#   all its zeros either way, and its cross-attention output is 0.
 # - Next: tutorial 05, the codebook patterns and the LM that reads these conditions.
