@@ -145,11 +145,14 @@ class TextToAudio(nn.Module):
 
     @torch.no_grad()
     def generate(self, prompts, duration=5.0, cfg_coef=3.0, top_k=250, top_p=0.0, temperature=1.0,
-                 seed=0, melody_wav=None, chroma=None, continuation=None, callback=None):
-        """B prompts -> wav [B, C, round(duration * sample_rate)] in [-1, 1], on the CPU;
-        melody_wav: [T] or [C, T], continuation: [C, T], at the codec's rate (audio.load_audio), or
-        None; chroma: pitch classes [B, chroma_len], instead of melody_wav. Same seed, same audio
-        (same machine, device, threads). ValueError: stop-word prompt, impossible duration..."""
+                 seed=0, melody_wav=None, chroma=None, continuation=None, callback=None,
+                 clamp=True):
+        """B prompts -> wav [B, C, round(duration * sample_rate)] clamped to [-1, 1], on the CPU;
+        clamp=False: the decoder's output as it is, which can overshoot (sample.py scales it with
+        audio.write_audio, as AudioCraft's audio_write). melody_wav: [T] or [C, T], continuation:
+        [C, T], at the codec's rate (audio.load_audio), or None; chroma: pitch classes
+        [B, chroma_len], instead of melody_wav. Same seed, same audio (same machine, device,
+        threads). ValueError: stop-word prompt, impossible duration..."""
         c, codec = self.lm.config, self.codec
         B = len(prompts)
         device = self.lm.out_norm.weight.device
@@ -164,7 +167,9 @@ class TextToAudio(nn.Module):
             codes = self.lm.generate(**cond, duration=duration, prompt=prompt, cfg_coef=cfg_coef,
                                      temperature=temperature, top_k=top_k, top_p=top_p,
                                      generator=g, callback=callback)  # [B, K, T]
-        wav = codec.decode(codes).float().clamp(-1, 1).cpu()  # [B, C, T * hop]
+        wav = codec.decode(codes).float().cpu()  # [B, C, T * hop]
+        if clamp:
+            wav = wav.clamp(-1, 1)
         return wav[..., :round(duration * codec.sample_rate)]
 
 # -----------------------------------------------------------------------------

@@ -9,12 +9,13 @@ are in model.py), write wav.
     python sample.py --prompt "dog bark park" --continuation dog_bark_park.wav --duration 8
 
 --model: this repo's export folder or LM checkpoint, or a folder of official AudioCraft files (see
-model.load_model). The WAV is the decoded audio clipped to [-1, 1], --duration s in all: for
---continuation the audio prompt (shorter than --duration), then new audio (AudioCraft's
-generate_continuation); past its window the LM sees the prompt's end. The same --seed gives the
-same file bit for bit only with the same model, torch version, device and number of threads
-(torch.get_num_threads(), printed at the end; OMP_NUM_THREADS sets it): float sums are ordered by
-thread.
+model.load_model). The WAV is the decoded audio, --duration s in all: for --continuation the audio
+prompt (shorter than --duration), then new audio (AudioCraft's generate_continuation); past its
+window the LM sees the prompt's end. The decoder's output can overshoot [-1, 1]; --normalize scales
+it as AudioCraft's audio_write does (audio.normalize_audio): by default its peak to -1 dBFS, so
+that no sample is clipped. The same --seed gives the same file bit for bit only with the same
+model, torch version, device and number of threads (torch.get_num_threads(), printed at the end;
+OMP_NUM_THREADS sets it): float sums are ordered by thread.
 
 References:
 1) MusicGen, AudioGen and classifier-free guidance: see model.py
@@ -33,7 +34,7 @@ import warnings
 
 import torch
 
-from audio import load_audio, write_audio
+from audio import STRATEGIES, load_audio, write_audio
 from conditioners import load_melody
 from model import load_model
 
@@ -75,6 +76,9 @@ parser.add_argument("--continuation", default=None,
 # Output
 parser.add_argument("--out", default=None,
                     help="output .wav (default: made from the prompt; numbered for several)")
+parser.add_argument("--normalize", default="peak", choices=STRATEGIES,
+                    help="peak at -1 dBFS, loudness at -14 LKFS, rms at -18 dBFS (then clamped), "
+                         "clip: clamped at -1 dBFS (default: %(default)s, no sample clipped)")
 
 
 def fail(msg):
@@ -216,12 +220,12 @@ def main(argv=None):
         wav = model.generate(args.prompt, duration=args.duration, cfg_coef=args.cfg_coef,
                              top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
                              seed=args.seed, melody_wav=mel, continuation=cont,
-                             callback=progress)  # [B, C, T]
+                             callback=progress, clamp=False)  # [B, C, T], may overshoot [-1, 1]
         print(file=sys.stderr)
     except (ValueError, FileNotFoundError) as e:  # a prompt without words, an unreadable file
         fail(str(e).strip().splitlines()[0])
     for w, out in zip(wav, outs):
-        write_audio(out, w, codec.sample_rate)
+        write_audio(out, w, codec.sample_rate, args.normalize)
         print(f"wrote {out} ({w.shape[-1] / codec.sample_rate:.2f} s, {codec.sample_rate} Hz)")
     threads = torch.get_num_threads()  # part of what makes a seed reproducible (see --seed)
     plural = "s" if threads > 1 else ""

@@ -4,7 +4,9 @@ Tests for sample.py. Run: python -m pytest -q tests/test_sample.py (CPU, about 3
 A tiny model with random weights, exported as train_lm.py exports one, is sampled in-process and
 as a subprocess: a 16-bit WAV of the requested duration, names made from the prompt, the same seed
 -> the same bytes, continuation; every bad input is a one-line error with a non-zero exit and no
-file. Directories of official AudioCraft files built from random weights (state_dict.bin,
+file; --normalize scales the decoder's raw output (peak at -1 dBFS by default, nothing clipped
+where generate's clamp clips; loudness -14 LKFS, rms -18 dBFS). Directories of official AudioCraft
+files built from random weights (state_dict.bin,
 compression_state_dict.bin or a transformers codec, a transformers T5) sample end to end, melody
 included. The shipped model in checkpoints/ is sampled when it is there.
 """
@@ -25,6 +27,7 @@ import soundfile as sf
 import torch
 
 import sample
+from audio import loudness
 from conditioners import Tokenizer
 from lm import LM, LMConfig
 from model import COND, MELODY, TextToAudio, load_model
@@ -163,6 +166,62 @@ def test_progress_estimates_the_time_left(model, monkeypatch, capsys):
     assert line in capsys.readouterr().err
 
 
+def test_normalize_sees_the_decoders_overshoot(model, tmp_path, monkeypatch):
+    """The tiny model's decoder made to overshoot (its output x 40): generate clamps it (clamp=True,
+    the other callers' [-1, 1]), clamp=False returns it as it is, and sample.py writes that raw
+    output scaled: the default --normalize peak puts its peak at -1 dBFS, one gain for the whole
+    file (the flat tops that clamping leaves are not there), and no sample at full scale."""
+    m = load_model(model, "cpu")
+    decode = m.codec.decode
+    m.codec.decode = lambda codes: 40 * decode(codes)
+    monkeypatch.setattr(sample, "load_model", lambda *a: m)
+    raw = m.generate(["dog bark park"], 1.0, clamp=False)[0, 0]  # [T]
+    clamped = m.generate(["dog bark park"], 1.0)[0, 0]
+    assert raw.abs().max() > 1.5 and (raw.abs() > 1).float().mean() > 0.01
+    assert torch.equal(clamped, raw.clamp(-1, 1))
+    out = str(tmp_path / "x.wav")
+    sample.main(["--model", model, "--prompt", "dog bark park", "--duration", "1", "--out", out])
+    data = sf.read(out, dtype="int16")[0].astype(np.float64)
+    assert np.abs(data).max() < 32767 and abs(20 * np.log10(np.abs(data).max() / 32768) + 1) < 0.01
+    # libsndfile writes x as x * 32768, 1.0 as 32767
+    expected = raw.double().numpy() * 10 ** (-1 / 20) / raw.abs().max().item() * 32768
+    assert np.abs(data - expected).max() <= 1  # the raw wave scaled, to one step of 16 bits
+
+
+@pytest.mark.parametrize("strategy, level", [("peak", -1.0), ("loudness", -14.0), ("rms", -18.0)])
+def test_normalize_writes_the_level_asked(model, tmp_path, strategy, level):
+    """--normalize peak: the peak at -1 dBFS; loudness: -14 LKFS (audio.loudness, BS.1770-4); rms:
+    -18 dBFS; clip: nothing beyond -1 dBFS. Read back from the 16-bit file, within 0.1 dB."""
+    out = str(tmp_path / f"{strategy}.wav")
+    sample.main(["--model", model, "--prompt", "rain", "--duration", "1", "--out", out,
+                 "--normalize", strategy])
+    wav = torch.from_numpy(sf.read(out)[0])[None]  # [1, T]
+    measured = {"peak": lambda: 20 * math.log10(wav.abs().max()),
+                "loudness": lambda: loudness(wav, 16000).item(),
+                "rms": lambda: 20 * math.log10(wav.pow(2).mean().sqrt())}[strategy]()
+    assert abs(measured - level) < 0.1, measured
+    sample.main(["--model", model, "--prompt", "rain", "--duration", "1", "--out", out,
+                 "--normalize", "clip"])
+    assert np.abs(sf.read(out)[0]).max() <= 10 ** (-1 / 20) + 1e-4
+
+
+def test_eval_loudness_runs(model, capsys):
+    """evaluation/eval_loudness.py on the tiny model (36 prompts x 1 clip of 0.5 s): a row per clip
+    set; real clips are never clipped, --normalize peak never, --normalize loudness reads -14
+    LKFS where it does not clip."""
+    from evaluation import eval_loudness
+    rows = eval_loudness.main(["--model", model, "--n-per-prompt", "1", "--duration", "0.5",
+                               "--batch", "36"])
+    assert [r[0] for r in rows] == ["real (built-in)", "generated, as decoded",
+                                    "generated, clamped to [-1, 1]",
+                                    *(f"generated, --normalize {s}" for s in sample.STRATEGIES)]
+    share = {name: clipped for name, clipped, _ in rows}
+    assert share["real (built-in)"] == 0 == share["generated, --normalize peak"]
+    assert all(len(lkfs) == 36 for _, _, lkfs in rows)
+    assert abs(rows[4][2].max().item() + 14) < 0.1
+    assert "| generated, --normalize peak | 0 % |" in capsys.readouterr().out
+
+
 def test_help_shows_defaults_and_the_seed_terms(model, tmp_path, capsys):
     """--help shows every default; --seed says when a seed reproduces a file, and the last line
     names the thread count (one here, conftest's one_thread)."""
@@ -170,7 +229,7 @@ def test_help_shows_defaults_and_the_seed_terms(model, tmp_path, capsys):
     flags = {b.split()[0]: " ".join(b.split()) for b in blocks}
     defaults = [("--duration", "5.0"), ("--cfg-coef", "3.0"), ("--top-k", "250"),
                 ("--top-p", "0.0"), ("--temperature", "1.0"), ("--seed", "0"),
-                ("--device", sample.parser.get_default("device"))]
+                ("--device", sample.parser.get_default("device")), ("--normalize", "peak")]
     for flag, default in defaults:
         assert f"(default: {default}" in flags[flag], flags[flag]
     assert "same model, torch version, device and number of threads" in flags["--seed"]
@@ -209,6 +268,7 @@ BAD = [  # (arguments, what the one-line error says)
     (["--prompt", "rain", "--top-p", "-0.1"], "--top-p"),
     (["--prompt", "rain", "--temperature", "-1"], "--temperature"),
     (["--prompt", "rain", "--out", "rain.mp3"], ".wav"),
+    (["--prompt", "rain", "--normalize", "loud"], "--normalize"),
     (["--prompt", "rain", "--out", "no/such/dir/rain.wav"], "does not exist"),
     (["--prompt", "the"], "stop words"),
     (["--prompt", "!!! ..."], "has no words"),
