@@ -111,8 +111,7 @@ parser.add_argument("--melody-fuse", default="prepend", choices=("prepend", "sum
                     help="how the LM takes the chroma: 'prepend' (MusicGen-melody: before the "
                     "sequence) or 'sum' (added to each codec frame at its time)")
 parser.add_argument("--lora", type=int, default=None, help="train only rank-LORA adapters of the "
-                    "LM's linear layers (lora.TARGETS; everything else frozen); the export merges "
-                    "them")
+                    "LM's linear layers (lora.TARGETS), the rest frozen; merged in the export")
 parser.add_argument("--lora-alpha", type=float, default=None, help="the adapters' scale is "
                     "alpha / rank (default: the rank, scale 1)")
 parser.add_argument("--melody-dropout", type=P, default=0.5, help="P(all melodies of a step -> "
@@ -120,8 +119,9 @@ parser.add_argument("--melody-dropout", type=P, default=0.5, help="P(all melodie
 # Optimization (MusicGen Sec. 4.1; lr 1e-3 suits the tiny LM)
 parser.add_argument("--steps", type=int, default=3000, help="training steps")
 parser.add_argument("--batch-size", type=int, default=16, help="clips per step (per process)")
-parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-parser.add_argument("--min-lr", type=float, default=1e-4, help="learning rate at the cosine's end")
+parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3; "
+                    "full fine-tuning, --init without --lora: 3e-4)")
+parser.add_argument("--min-lr", type=float, default=None, help="the cosine's end (default lr / 10)")
 parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
 parser.add_argument("--lr-decay-steps", type=int, default=0, help="cosine length (0 = --steps)")
 parser.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (matrices)")
@@ -279,7 +279,7 @@ def setup(args, env):
                          f"{os.path.join(args.out_dir, 'ckpt.pt')} was trained on; pass that one")
     run.config = LMConfig(**run.ckpt["config"]) if run.ckpt else (
         src.lm.config if src else lm_config(args, codec))
-    args.replay = finetune.replay_share(args, src, run.ckpt)
+    finetune.choose_defaults(args, src, run.ckpt)  # --lr, --min-lr, --replay
     if run.config.n_q > codec.config.n_q:
         raise SystemExit(f"the LM models {run.config.n_q} codebooks, the codec has "
                          f"{codec.config.n_q}: pick another preset")

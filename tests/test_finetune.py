@@ -172,3 +172,17 @@ def test_replay_mixes_the_builtin_data_into_the_folder(src, tmp_path, capsys):
     assert len(list((tmp_path / "run" / "cache").glob("tokens_*.pt"))) == 2  # --data's, built-in
     run(run_args[:-2] + ["--resume", "--steps", "3"])
     assert "(50% of the steps on the built-in data)" in capsys.readouterr().out
+
+
+def test_learning_rate_defaults_depend_on_the_run():
+    """--lr 1e-3 from scratch and for LoRA's new adapters, 3e-4 for full fine-tuning (--init
+    without --lora); --min-lr a tenth of it; a given flag is kept."""
+    def chosen(*argv):
+        args = tl.parser.parse_args(list(argv))
+        tl.finetune.choose_defaults(args, None)
+        return args.lr, args.min_lr
+    assert chosen() == (1e-3, 1e-4)
+    assert chosen("--init", "checkpoints") == (3e-4, pytest.approx(3e-5))
+    assert chosen("--init", "checkpoints", "--lora", "16") == (1e-3, 1e-4)
+    assert chosen("--init", "checkpoints", "--lr", "1e-4") == (1e-4, pytest.approx(1e-5))
+    assert chosen("--lr", "2e-3", "--min-lr", "0") == (2e-3, 0.0)
