@@ -28,10 +28,10 @@ References:
 
 import os
 
-from export import audiocraft_problems, refuse, t5_hub_name, to_audiocraft, to_transformers
-from export import transformers_problems
 import synth
 from conditioners import normalize_text
+from export import audiocraft_problems, refuse, t5_hub_name, to_audiocraft, to_transformers
+from export import transformers_problems
 from lora import add_lora, check_lora
 from model import load_model
 

@@ -180,8 +180,8 @@ def get_batch(tokens, step, args, rank=0, world=1):
     replay pool (the built-in data's cache), a first coin (p = replay) takes the batch from it.
     A coin (p = aug_p) takes the whole batch from the cached mixes, as AudioCraft mixes a whole
     batch or none of it (mix_samples). Each item draws one of its captions, whose words are
-    dropped or made <unk> (word_dropout); each rank takes its slice of the global batch; the CFG coin (one per step,
-    equal on all ranks) nulls text and melody, a second the melody alone."""
+    dropped or made <unk> (word_dropout); each rank takes its slice of the global batch; the CFG
+    coin (one per step, equal on all ranks) nulls text and melody, a second the melody alone."""
     B, g = args.batch_size, training.batch_generator(args.seed, step)
     if "replay" in tokens and torch.rand(1, generator=g).item() < args.replay:
         tokens = tokens["replay"]  # --replay: the batch from the built-in data's cache

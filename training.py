@@ -195,10 +195,10 @@ def shard(model, layers, env, keep=None):
     forward, freed after; gradients reduce-scattered after its backward), then model, one more
     unit for the rest. Each rank then holds 1/world of every weight, its gradient and its AdamW
     moments (ZeRO stage 3), as DTensors: build the optimizer after this. Not sharded, whole on
-    every rank: keep (the frozen codec). Rank 0 first copies the
-    model: eval, samples, checkpoints and the export run on that copy (gather), which needs the
-    weights alone (4 bytes a parameter; training: 16 with gradients and moments, and the
-    activations). -> the copy on rank 0, else None."""
+    every rank: keep (the frozen codec). Rank 0 first copies the model: eval, samples,
+    checkpoints and the export run on that copy (gather), which needs the weights alone (4 bytes
+    a parameter; training: 16 with gradients and moments, and the activations). -> the copy on
+    rank 0, else None."""
     if not env.fsdp:
         return None
     whole = copy.deepcopy(model) if env.master else None
