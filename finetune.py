@@ -12,6 +12,7 @@ low-rank adapters, and the model written back in the format of the tools it came
     choose_defaults(args, src)   --lr, --min-lr (full fine-tuning: lower) and --replay (the
                                  built-in data mixed into --data's when SRC learnt it)
     export_as(model, args, out)  AudioCraft's or transformers' files (the adapters merged first)
+    load_t5_folder(path)         --t5 DIR: a pretrained Hugging Face T5 (frozen, as AudioCraft's)
 
 A caption word SRC never saw: a T5 trained here reads a word whose pieces it never saw as <unk>
 (Tokenizer.known); the fine-tuning captions' pieces join the known ones (train_lm.build), so the
@@ -29,11 +30,13 @@ References:
 import os
 
 import synth
+from checkpoint import load_t5
 from conditioners import normalize_text
 from export import audiocraft_problems, refuse, t5_hub_name, to_audiocraft, to_transformers
 from export import transformers_problems
 from lora import add_lora, check_lora
 from model import load_model
+from t5 import T5_PRESETS
 
 # what --init takes from its model: these flags are refused with it (argparse dest names)
 ARCH_FLAGS = ("preset", "dim", "layers", "heads", "t5", "vocab_size", "melody", "melody_fuse")
@@ -140,3 +143,13 @@ def export_as(model, args, out):
         to_audiocraft(model, out)
     elif args.export_format == "transformers":
         to_transformers(model, out)
+
+
+def load_t5_folder(path):
+    """--t5 DIR -> (T5Encoder, Tokenizer), or one line."""
+    if not os.path.isdir(path):
+        raise SystemExit(f"--t5 {path!r}: neither a preset ({', '.join(T5_PRESETS)}) nor a folder")
+    try:
+        return load_t5(path)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        raise SystemExit(f"--t5: {e}") from None

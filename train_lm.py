@@ -23,8 +23,9 @@ Train the text-to-audio language model (lm.py) on codec tokens, with AudioGen's 
    AudioGen). --melody: each music clip's own chromagram conditions it, as MusicGen-melody's
    self_wav; the same coin nulls it, and a second one (p = 0.5, attribute dropout) the melodies.
 3. Every --eval-every steps: the held-out loss, a few held-out captions sampled with CFG (next to
-   real_*.wav: their own clips through the codec), ckpt.pt. At the end: the shippable model (lm.pt,
-   codec.pt, tokenizer.model; adapters merged). Both checkpoints are model.py's format
+   real_*.wav: their own clips through the codec), ckpt.pt; with --ema, of the weights' moving
+   average (MusicGen's solver: 0.99 every 10 steps). At the end: the shippable model (lm.pt,
+   codec.pt, tokenizer.model; adapters merged; --ema: the average). Both are model.py's format
    (model.from_checkpoint); ckpt.pt adds what an exact resume needs (checkpoint).
 
 References:
@@ -59,7 +60,7 @@ import torch.nn as nn
 import finetune
 import training
 from audio import write_audio
-from checkpoint import codec_hash, half, load_codec, load_t5, save_atomic, save_codec
+from checkpoint import codec_hash, half, load_codec, save_atomic, save_codec
 from codec import Codec
 from conditioners import MelodyConditioner, TextConditioner, Tokenizer
 from data import probability
@@ -126,6 +127,9 @@ parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps
 parser.add_argument("--lr-decay-steps", type=int, default=0, help="cosine length (0 = --steps)")
 parser.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (matrices)")
 parser.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm (0 = off)")
+parser.add_argument("--ema", type=P, default=0.0, help="decay of an EMA of the weights that the "
+                    "eval, samples and export use (MusicGen: 0.99; 0 = off)")
+parser.add_argument("--ema-every", type=int, default=10, help="steps between EMA updates")
 parser.add_argument("--cfg-dropout", type=P, default=0.1, help="P(all prompts of a step -> null "
                     "condition)")
 parser.add_argument("--word-dropout", type=P, default=0.0, help="P(a caption word is dropped) "
@@ -162,6 +166,7 @@ class Run:
     model: TextToAudio = None
     opt: torch.optim.Optimizer = None
     whole: TextToAudio = None  # --fsdp: rank 0's unsharded copy (training.shard, gather)
+    ema: dict = None  # --ema: training.ema_start's
     step: int = 0
     elapsed: float = 0.0
 
@@ -183,7 +188,7 @@ def checkpoint(run, args, rngs):
     lora = {k: v for k, v in state.items() if ".lora_" in k}
     return dict(config=asdict(run.model.lm.config), **run.meta, optimizer=run.opt.state_dict(),
                 model={k: v for k, v in state.items() if k not in lora}, lora=lora or None,
-                step=run.step, elapsed=run.elapsed, args=vars(args), rng=rngs,
+                ema=run.ema, step=run.step, elapsed=run.elapsed, args=vars(args), rng=rngs,
                 cuda_rng=torch.cuda.get_rng_state() if cuda else None)
 
 
@@ -226,20 +231,20 @@ def eval_and_save(run, args, env, rngs, sync):
     run = training.gather(run, env)  # FSDP: rank 0 gets the whole model, the others None
     if run is None:
         return
-    model, valid = run.model, run.valid
-    ce = evaluate(model, valid, args, env)  # [K]
-    prompts = [valid["captions"][i][0] for i in run.picked]
-    if prompts:
-        # [n, chroma_len]
-        chroma = valid["chroma"][run.picked].long() if "chroma" in valid else None
-        wav = model.eval().generate(prompts, duration=args.duration, cfg_coef=args.cfg_coef,
-                                    top_k=args.top_k, seed=args.seed, chroma=chroma)  # [n, C, T]
-        for i, w in enumerate(wav):
-            write_audio(f"{args.out_dir}/samples/step{run.step:06d}_{i}.wav", w,
-                        model.codec.sample_rate)
-        model.train()
-    print(f"eval step {run.step} ({run.elapsed / 60:.1f} min): held-out loss {ce.mean():.4f} | "
-          f"{ce_line(ce)} | samples of {prompts}{sync}", flush=True)
+    valid, prompts = run.valid, [run.valid["captions"][i][0] for i in run.picked]
+    with training.ema_weights(run.model, run.ema) as model:  # --ema: the average's weights
+        ce = evaluate(model, valid, args, env)  # [K]
+        if prompts:  # chroma [n, chroma_len]
+            chroma = valid["chroma"][run.picked].long() if "chroma" in valid else None
+            wav = model.eval().generate(prompts, duration=args.duration, cfg_coef=args.cfg_coef,
+                                        top_k=args.top_k, seed=args.seed, chroma=chroma)
+            for i, w in enumerate(wav):  # [C, T]
+                write_audio(f"{args.out_dir}/samples/step{run.step:06d}_{i}.wav", w,
+                            model.codec.sample_rate)
+            model.train()
+    print(f"eval step {run.step} ({run.elapsed / 60:.1f} min): held-out loss"
+          f"{' (EMA)' * bool(run.ema)} {ce.mean():.4f} | {ce_line(ce)} | samples of {prompts}"
+          f"{sync}", flush=True)
     training.log_eval(args.out_dir, run.step, run.elapsed, [f"{c:.4f}" for c in [ce.mean(), *ce]])
     save(run, args, rngs)
 
@@ -294,18 +299,8 @@ def setup(args, env):
                           radix2_exp=14 - round(math.log2(32000 / codec.sample_rate)),
                           duration=args.duration, fuse=args.melody_fuse)
     if not run.ckpt and not src and args.t5 not in T5_PRESETS:
-        run.t5 = load_t5_folder(args.t5)
+        run.t5 = finetune.load_t5_folder(args.t5)
     return run
-
-
-def load_t5_folder(path):
-    """--t5 DIR -> (T5Encoder, Tokenizer), or one line."""
-    if not os.path.isdir(path):
-        raise SystemExit(f"--t5 {path!r}: neither a preset ({', '.join(T5_PRESETS)}) nor a folder")
-    try:
-        return load_t5(path)
-    except (FileNotFoundError, ValueError, ImportError) as e:
-        raise SystemExit(f"--t5: {e}") from None
 
 
 def prepare_data(run, args, env):
@@ -379,6 +374,7 @@ def build(run, args, env):
         run.opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95))
     if run.ckpt:  # exact resume: weights (above), optimizer moments; step, RNG: training.resume
         training.load_optimizer(run, run.ckpt["optimizer"], env)
+    run.ema = training.ema_start(run.model, run.ckpt) if args.ema else None
 
 
 def loop(run, args, env):
@@ -404,6 +400,8 @@ def loop(run, args, env):
             norm = nn.utils.clip_grad_norm_(run.model.parameters(), clip)
             run.opt.step()
             run.step += 1
+            if run.ema and run.step % args.ema_every == 0:
+                training.ema_update(run.ema, run.model, args.ema)
             if env.master and (run.step % args.log_every == 0 or run.step == 1):
                 dt, t_log = time.time() - t_log, time.time()
                 null = " | null batch" if all(t is None for t in texts) else ""
@@ -491,6 +489,8 @@ def main(args):
     loop(run, args, env)
     whole = training.gather(run, env)  # FSDP: every rank takes part
     if env.master:
+        if whole.ema:  # the export holds the average (AudioCraft's export takes the EMA's)
+            training.ema_load(whole.model, whole.ema)
         export(whole, args, env, out)
     training.teardown(env)
     return run.model

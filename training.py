@@ -1,7 +1,8 @@
 """
 What train_codec.py and train_lm.py share: the data flags and their datasets, DDP under torchrun,
 the batch seed, an exact resume, a Ctrl-C that ends the step first and saves; and train_lm.py's
-FSDP: the model sharded over the processes, gathered whole onto rank 0 to be saved.
+FSDP: the model sharded over the processes, gathered whole onto rank 0 to be saved, and its EMA of
+the weights.
 
 References:
 1) PyTorch DDP: https://pytorch.org/docs/stable/notes/ddp.html
@@ -10,6 +11,8 @@ References:
    state sharded); PyTorch FSDP, Zhao et al. 2023, arXiv:2304.11277. FSDP2's fully_shard:
    https://pytorch.org/docs/stable/distributed.fsdp.fully_shard.html; torchtitan's
    parallelize_llama (a unit per transformer layer, then the root)
+4) audiocraft/optim/ema.py (ModuleDictEMA) and config/solver/musicgen/musicgen_base_32khz.yaml
+   (optim.ema: use, updates 10; decay 0.99 in solver/default.yaml)
 """
 
 import argparse
@@ -225,7 +228,8 @@ def gather(run, env):
     """--fsdp, on every rank: each weight and AdamW moment gathered whole onto rank 0, one tensor
     at a time, on the CPU; the weights go into rank 0's copy (run.whole, from shard). -> on rank 0
     run as a run without FSDP holds it: model the copy, opt whose state_dict() is the gathered
-    one, in torch.optim's format (a checkpoint resumes with or without FSDP); on the others None.
+    one, in torch.optim's format (a checkpoint resumes with or without FSDP), ema's weights
+    gathered too; on the others None.
     Without FSDP: run itself. Each tensor is gathered, moved to the CPU and dropped by the other
     ranks at once (on_rank0)."""
     if not env.fsdp:
@@ -234,10 +238,12 @@ def gather(run, env):
     optim = run.opt.state_dict()  # {state: {i: {step, exp_avg, exp_avg_sq}}, param_groups}
     optim["state"] = {i: {k: on_rank0(v, env) for k, v in state.items()}
                       for i, state in optim["state"].items()}
+    ema = run.ema and dict(run.ema, weights={k: on_rank0(v, env)
+                                             for k, v in run.ema["weights"].items()})
     if not env.master:
         return None
     run.whole.load_state_dict(weights)
-    return replace(run, model=run.whole, opt=SimpleNamespace(state_dict=lambda: optim))
+    return replace(run, model=run.whole, opt=SimpleNamespace(state_dict=lambda: optim), ema=ema)
 
 
 def load_optimizer(run, state, env):
@@ -280,6 +286,59 @@ def check_and_gather(model, step, env):
     if not all(torch.equal(x, sums[0]) for x in sums):
         raise RuntimeError(f"DDP replicas diverged at step {step}: {[x.item() for x in sums]}")
     return rngs, " | replicas in sync"
+
+
+# ------------------------------------------------------------------------- the weights' average
+
+
+def ema_start(model, ckpt=None):
+    """--ema: AudioCraft's exponential moving average of the trained weights (optim/ema.py's
+    ModuleDictEMA, unbiased; MusicGen's solver updates it every 10 steps, decay 0.99) -> its state
+    {count, weights: {name: fp32 tensor}}: ckpt's on a resume (its shards under FSDP), else a copy
+    of the weights that the first update overwrites (count 0: its weight is 1)."""
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if ckpt and ckpt.get("ema"):
+        weights = {}
+        for n, x in ckpt["ema"]["weights"].items():
+            p = params[n]
+            if isinstance(p, DTensor):  # this rank's shard, as load_optimizer does
+                x = distribute_tensor(x.to(p.device), p.device_mesh, p.placements,
+                                      src_data_rank=None)
+            weights[n] = x.to(p.device)
+        return dict(count=ckpt["ema"]["count"], weights=weights)
+    return dict(count=0.0, weights={n: p.detach().float().clone() for n, p in params.items()})
+
+
+@torch.no_grad()
+def ema_update(ema, model, decay):
+    """count <- decay count + 1, ema <- ema + (w - ema) / count for each weight w: the average of
+    all updates so far, the update j back weighted decay^j (count: the weights' sum)."""
+    ema["count"] = decay * ema["count"] + 1
+    params = dict(model.named_parameters())
+    for n, avg in ema["weights"].items():
+        avg.lerp_(params[n].detach().float(), 1 / ema["count"])
+
+
+@torch.no_grad()
+def ema_load(model, ema):
+    """Copy the average's weights into model -> the weights they replaced {name: tensor}."""
+    params = dict(model.named_parameters())
+    own = {n: params[n].detach().clone() for n in ema["weights"]}
+    for n, avg in ema["weights"].items():
+        params[n].copy_(avg)
+    return own
+
+
+@contextmanager
+def ema_weights(model, ema):
+    """Inside, model holds the average's weights (eval, samples: AudioCraft swaps them in for its
+    valid, evaluate and generate stages); after, its own again. ema None: as it is."""
+    own = ema_load(model, ema) if ema else None
+    try:
+        yield model
+    finally:
+        if own:
+            ema_load(model, dict(weights=own))
 
 
 def load_resume(out_dir):

@@ -10,8 +10,9 @@ train_lm.py with the flag trains as without it. FSDP under torchrun, 2 CPU proce
 clips each, with checkpointing: the run exits 0 and writes ckpt.pt and the export; the weights and
 AdamW moments that rank 0 gathered into ckpt.pt, and the held-out loss, equal those of one process
 training on the same 4 clips per step (a frozen pretrained T5, which has no dropout: the loss does
-not depend on the split). LoRA under FSDP, stopped after a step and resumed (each rank takes its
-shard of the saved moments), ends where one process does. --fsdp without torchrun: one line.
+not depend on the split). LoRA under FSDP with an EMA of the adapters, stopped after a step and
+resumed (each rank takes its shard of the saved moments and average), ends where one process
+does. --fsdp without torchrun: one line.
 """
 
 import os
@@ -146,7 +147,7 @@ def torchrun(*args):
 
 
 def assert_same_checkpoint(path, reference):
-    """Two ckpt.pt: the same step, keys, weights and AdamW moments (up to float rounding: the
+    """Two ckpt.pt: the same step, keys, weights, EMA and AdamW moments (up to float rounding: the
     gradients are summed in another order)."""
     a, b = (torch.load(p, weights_only=True) for p in (path, reference))
     assert a["step"] == b["step"] and a["model"].keys() == b["model"].keys()
@@ -155,6 +156,11 @@ def assert_same_checkpoint(path, reference):
     assert (a["lora"] or {}).keys() == (b["lora"] or {}).keys()
     for k in a["lora"] or {}:
         assert torch.allclose(a["lora"][k], b["lora"][k], rtol=1e-4, atol=1e-6), k
+    assert (a["ema"] or {}).keys() == (b["ema"] or {}).keys()  # --ema: the average, gathered
+    if a["ema"]:
+        assert a["ema"]["count"] == b["ema"]["count"]
+        for k, v in a["ema"]["weights"].items():
+            assert torch.allclose(v, b["ema"]["weights"][k], rtol=1e-4, atol=1e-6), k
     oa, ob = a["optimizer"], b["optimizer"]
     assert oa["param_groups"] == ob["param_groups"] and oa["state"].keys() == ob["state"].keys()
     for i in oa["state"]:
@@ -180,8 +186,9 @@ def test_fsdp_two_cpu_processes_equal_one_process(codec_path, t5_dir, tmp_path, 
     assert_same_checkpoint(tmp_path / "fsdp" / "ckpt.pt", tmp_path / "one" / "ckpt.pt")
     assert sorted(os.listdir(tmp_path / "fsdp" / "export")) == ["codec.pt", "lm.pt",
                                                                 "tokenizer.model"]
-    # LoRA under FSDP, stopped after step 1 (the cosine still ends at step 2), then resumed
-    lora = ["--lora", "4", "--lr-decay-steps", "2"]
+    # LoRA and an EMA of the adapters under FSDP, stopped after step 1 (the cosine still ends at
+    # step 2), then resumed: each rank takes its shard of the saved average too
+    lora = ["--lora", "4", "--lr-decay-steps", "2", "--ema", "0.5", "--ema-every", "1"]
     one(tmp_path / "one_lora", *lora)
     torchrun(*common(codec_path, tmp_path / "lora", *flags, *lora, "--fsdp", "--steps", "1"))
     out = torchrun(*common(codec_path, tmp_path / "lora", *flags, *lora, "--fsdp", "--resume"))

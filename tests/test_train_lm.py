@@ -163,6 +163,49 @@ def test_batches_and_schedule():
     assert tl.get_lr(55, args) == pytest.approx(0.55) and tl.get_lr(100, args) == 0.1  # cosine midpoint, end
 
 
+
+def test_ema_is_the_decayed_average_of_the_updates():
+    """training.ema_update after n updates holds sum_j decay^(n-j) w_j / sum_j decay^(n-j) (AudioCraft's unbiased
+    EMA: the first update copies the weights); ema_weights swaps it in and gives the model its own back after."""
+    torch.manual_seed(0)
+    net, decay = torch.nn.Linear(3, 2), 0.8
+    net.bias.requires_grad_(False)  # frozen: not averaged
+    ema, seen = tl.training.ema_start(net), []
+    assert ema["weights"].keys() == {"weight"}
+    for _ in range(4):
+        with torch.no_grad():
+            net.weight.add_(torch.randn(2, 3))
+        seen.append(net.weight.detach().clone())
+        tl.training.ema_update(ema, net, decay)
+    w = torch.tensor([decay ** (len(seen) - 1 - j) for j in range(len(seen))])
+    expected = (w[:, None, None] * torch.stack(seen)).sum(0) / w.sum()
+    assert torch.allclose(ema["weights"]["weight"], expected, atol=1e-6)
+    own = net.weight.detach().clone()
+    with tl.training.ema_weights(net, ema) as m:
+        assert torch.equal(m.weight, ema["weights"]["weight"])
+    assert torch.equal(net.weight, own)
+
+
+def test_ema_resumes_exactly_and_is_exported(codecs, tmp_path, capsys):
+    """--ema: the eval reads the average, ckpt.pt keeps it beside the model's own weights, a run stopped at step 2
+    resumes to the uninterrupted run's average, and the export holds the average (fp16), not the last weights."""
+    ema = ["--ema", "0.5", "--ema-every", "1", "--eval-every", "2", "--lr", "3e-3"]
+    cache = tmp_path / "cache"
+    full = run(common(codecs[0], tmp_path / "a", cache, "--steps", "4", *ema))
+    assert re.search(r"eval step 4 .* held-out loss \(EMA\) [\d.]+ \|", capsys.readouterr().out)
+    run(common(codecs[0], tmp_path / "b", cache, "--steps", "2", "--lr-decay-steps", "4", *ema))
+    resumed = run(common(codecs[0], tmp_path / "b", cache, "--steps", "4", "--resume", *ema))
+    a, b = (torch.load(tmp_path / d / "ckpt.pt", weights_only=True) for d in "ab")
+    assert a["ema"]["count"] == b["ema"]["count"] == 1 + 0.5 + 0.25 + 0.125
+    for k, v in a["ema"]["weights"].items():
+        assert torch.equal(v, b["ema"]["weights"][k]), k
+    name = "lm.linears.0.weight"
+    average, last = a["ema"]["weights"][name], a["model"][name.removeprefix("lm.")]
+    assert not torch.allclose(average, last, atol=1e-3)
+    exported = torch.load(tmp_path / "a" / "export" / "lm.pt", weights_only=True)["model"]
+    assert torch.allclose(exported[name.removeprefix("lm.")].float(), average, atol=1e-3)
+    assert torch.equal(full.lm.linears[0].weight, resumed.lm.linears[0].weight)
+
 @pytest.mark.parametrize("fuse", ["prepend", "sum"])
 def test_melody_conditioning(codecs, tmp_path, capsys, fuse):
     """--melody: each music clip caches its own chroma (sound clips: the null melody, 0), the LM reads it as a
