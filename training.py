@@ -229,9 +229,8 @@ def gather(run, env):
     at a time, on the CPU; the weights go into rank 0's copy (run.whole, from shard). -> on rank 0
     run as a run without FSDP holds it: model the copy, opt whose state_dict() is the gathered
     one, in torch.optim's format (a checkpoint resumes with or without FSDP), ema's weights
-    gathered too; on the others None.
-    Without FSDP: run itself. Each tensor is gathered, moved to the CPU and dropped by the other
-    ranks at once (on_rank0)."""
+    gathered too; on the others None. Without FSDP: run itself. Each tensor is gathered, moved to
+    the CPU and dropped by the other ranks at once (on_rank0)."""
     if not env.fsdp:
         return run
     weights = {k: on_rank0(v, env) for k, v in run.model.state_dict().items()}
@@ -246,18 +245,22 @@ def gather(run, env):
     return replace(run, model=run.whole, opt=SimpleNamespace(state_dict=lambda: optim), ema=ema)
 
 
+def shard_like(x, p):
+    """A whole tensor saved for parameter p (a moment, an EMA weight: same shape as p) -> this
+    rank's shard of it, the DTensor laid out as p (distribute_tensor without communication,
+    src_data_rank None: every rank read it whole); anything else (step, a parameter FSDP left
+    whole) as it is."""
+    if isinstance(p, DTensor) and torch.is_tensor(x) and x.shape == p.shape:
+        return distribute_tensor(x.to(p.device), p.device_mesh, p.placements, src_data_rank=None)
+    return x
+
+
 def load_optimizer(run, state, env):
     """A checkpoint's optimizer state (torch.optim's format, saved with or without FSDP) into
     run.opt. Under FSDP every rank read it whole and keeps its own shard of each moment: the rows
-    its parameter's DTensor holds (distribute_tensor without communication, src_data_rank None)."""
+    its parameter's DTensor holds (shard_like)."""
     if env.fsdp:
         params = [p for group in run.opt.param_groups for p in group["params"]]
-
-        def shard_like(x, p):  # a moment [same shape as p] -> the DTensor laid out as p
-            if isinstance(p, DTensor) and torch.is_tensor(x) and x.shape == p.shape:
-                return distribute_tensor(x.to(p.device), p.device_mesh, p.placements,
-                                         src_data_rank=None)
-            return x  # step, or a parameter FSDP left whole
         state = dict(state, state={i: {k: shard_like(v, params[i]) for k, v in s.items()}
                                    for i, s in state["state"].items()})
     run.opt.load_state_dict(state)
@@ -297,14 +300,9 @@ def ema_start(model, ckpt=None):
     {count, weights: {name: fp32 tensor}}: ckpt's on a resume (its shards under FSDP), else a copy
     of the weights that the first update overwrites (count 0: its weight is 1)."""
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    if ckpt and ckpt.get("ema"):
-        weights = {}
-        for n, x in ckpt["ema"]["weights"].items():
-            p = params[n]
-            if isinstance(p, DTensor):  # this rank's shard, as load_optimizer does
-                x = distribute_tensor(x.to(p.device), p.device_mesh, p.placements,
-                                      src_data_rank=None)
-            weights[n] = x.to(p.device)
+    if ckpt and ckpt.get("ema"):  # under FSDP each rank keeps its shard (shard_like)
+        weights = {n: shard_like(x, params[n]).to(params[n].device)
+                   for n, x in ckpt["ema"]["weights"].items()}
         return dict(count=ckpt["ema"]["count"], weights=weights)
     return dict(count=0.0, weights={n: p.detach().float().clone() for n, p in params.items()})
 
