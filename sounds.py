@@ -214,15 +214,17 @@ def footsteps(rng, sr, who):
 
 def clock(rng, sr, who):
     """3-5 s of ticking at 1 or 2 Hz, alternating a tick and a lower tock: each a 3 ms ring of two
-    metal modes."""
+    metal modes. The first tick comes at a random point of the period, as a recording starts
+    anywhere in the clock's cycle (always at 0, a model learns ticks at fixed times, not a rate)."""
     f = min(2500 + 1500 * who[0], 0.4 * sr)
     rate = 1 + int(who[1] < 0.5)  # ticks per second
     tick = modes(sr, [f, 1.4 * f], [0.003, 0.002], [1, 0.5], 0.03)
     tock = modes(sr, [0.8 * f, 1.1 * f], [0.003, 0.002], [1, 0.5], 0.03)
     period = sr // rate
     y = np.zeros(int(sr * rng.uniform(3, 5)) + len(tick))
-    for j in range(len(y) // period):
-        y[j * period:j * period + len(tick)] += tick if j % 2 == 0 else tock
+    phase = int(rng.integers(period))  # samples before the first tick
+    for j, s in enumerate(range(phase, len(y) - len(tick) + 1, period)):
+        y[s:s + len(tick)] += tick if j % 2 == 0 else tock
     return y
 
 

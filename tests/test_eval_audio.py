@@ -555,9 +555,9 @@ def footstep_starts(rng, sr, who):
 
 def tick_starts(rng, sr, who):
     """sounds.clock's draws, replayed: the ticks' and tocks' starts in samples."""
-    period = sr // (1 + int(who[1] < 0.5))
-    n = int(sr * rng.uniform(3, 5)) + int(0.03 * sr)  # 3-5 s and one tick
-    return [j * period for j in range(n // period)]
+    period, tick = sr // (1 + int(who[1] < 0.5)), int(0.03 * sr)
+    n = int(sr * rng.uniform(3, 5)) + tick  # 3-5 s and one tick
+    return list(range(int(rng.integers(period)), n - tick + 1, period))  # from a random phase
 
 
 # source -> its events' starts in one call of its sound (samples), from a copy of its generator
