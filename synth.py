@@ -25,6 +25,7 @@ References:
    official code: audiocraft/data/music_dataset.py (sidecar .json: description, bpm, key, moods)
 """
 
+import hashlib
 import time
 
 import numpy as np
@@ -244,6 +245,17 @@ def make_clip(index, seed=0, duration=5.0, sample_rate=SAMPLE_RATE, kind=None):
     y = y * rng.uniform(0.5, 0.95) / (np.abs(y).max() + 1e-9)  # the peak varies from clip to clip
     tags, sentence = _caption(rng, labels)
     return dict(wav=y.astype(np.float32), tags=tags, sentence=sentence, labels=labels)
+
+
+def fingerprint():
+    """A hash of the built-in data's recipe (the source of this file and sounds.py): part of the
+    key of every cache built from make_clip (token_cache.cache_path, the evaluation's classifiers),
+    so that an edited sound or caption builds its cache anew rather than reusing a stale one."""
+    h = hashlib.sha256()
+    for path in (__file__, sounds.__file__):
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
 
 
 if __name__ == "__main__":  # python synth.py: a few clips' captions and labels, and how fast

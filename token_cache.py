@@ -34,7 +34,7 @@ import training
 from checkpoint import save_atomic
 from conditioners import MelodyConditioner, cfg_dropout, normalize_text, word_dropout
 from data import MIX_LEVEL_DB, MIX_MIN_OVERLAP, MIX_SNR_DB, VALID_SEED_OFFSET, mix_clips
-from synth import make_clip
+from synth import fingerprint, make_clip
 
 # ------------------------------------------------------------------------------------ the clips
 
@@ -125,14 +125,17 @@ def build_cache(args, codec, n_q, path, melody=None):
 
 def cache_path(args, codec_key, n_q, melody=None):
     """out_dir/cache/tokens_KEY.pt, KEY a hash of all that the cache holds: the codec's weights
-    (codec_key: checkpoint.codec_hash), n_q codebooks, the data and its flags away from their
-    defaults, the mixing, and the chroma's settings (melody: MelodyConditioner's)."""
+    (codec_key: checkpoint.codec_hash), n_q codebooks, the data (built-in: synth.fingerprint) and
+    its flags away from their defaults, the mixing, and the chroma's settings (melody:
+    MelodyConditioner's)."""
     data = os.path.abspath(args.data) if args.data else args.data
     settings = dict(codec=codec_key, n_q=n_q, data=data,
                     n_clips=args.n_clips, eval_clips=args.eval_clips, duration=args.duration,
                     seed=args.seed, **training.folder_options(args))
     if args.data:  # the files shuffled by seed before the hold-out and --n-clips (data.holdout)
         settings["order"] = "shuffled"
+    else:  # the built-in data: its recipe's source
+        settings["synth"] = fingerprint()
     if args.valid_data:
         settings["valid_data"] = os.path.abspath(args.valid_data)
     if args.aug_p > 0:

@@ -372,11 +372,11 @@ def per_class(preds, prompts):
 
 
 def classifier_settings(args, codec=None, n_q=None):
-    """What the classifier depends on (its cache key): sizes, clip length, seed, batch, learning
-    rate, and the codec (the hash of its weights, checkpoint.codec_hash) and number of codebooks its
-    training clips pass through."""
-    return dict(train_clips=args.train_clips, epochs=args.epochs, width=args.width,
-                duration=args.duration,
+    """What the classifier depends on (its cache key): the built-in data (synth.fingerprint), sizes,
+    clip length, seed, batch, learning rate, and the codec (the hash of its weights,
+    checkpoint.codec_hash) and number of codebooks its training clips pass through."""
+    return dict(synth=synth.fingerprint(), train_clips=args.train_clips, epochs=args.epochs,
+                width=args.width, duration=args.duration,
                 seed=args.seed, batch=32, lr=3e-3, held_out=args.held_out,
                 codec=None if codec is None else codec_hash(codec),
                 n_q=None if codec is None else n_q)

@@ -147,6 +147,7 @@ def test_classifier_learns(classifier, codec, out_dir):
     settings = metrics.classifier_settings(ea.parse_args(["--fast"]), *codec)
     assert settings["codec"] == codec_hash(codec[0]) and settings["n_q"] == 4
     assert metrics.classifier_settings(ea.parse_args(["--fast"]))["codec"] is None
+    assert settings["synth"] == synth.fingerprint()  # an edited built-in data: a new classifier
     again, acc2 = metrics.get_classifier(settings, str(out_dir), "cpu", codec[0],
                                          log=lambda *a: None)
     assert acc2 == acc and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),

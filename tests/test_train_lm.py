@@ -145,6 +145,17 @@ def test_cache_is_rebuilt_when_the_codec_changes(codecs, tmp_path, capsys):
         run(common(codecs[1], tmp_path / "a", cache, "--steps", "2", "--resume"))
 
 
+def test_cache_key_follows_the_built_in_data_recipe(tmp_path, monkeypatch):
+    """An edited synth.py or sounds.py (another synth.fingerprint) keys a new token cache for the
+    built-in data; a folder's cache does not depend on it."""
+    built_in, folder = tl.parser.parse_args([]), tl.parser.parse_args(["--data", str(tmp_path)])
+    before = [tc.cache_path(a, "codec", 4) for a in (built_in, folder)]
+    assert synth.fingerprint() == synth.fingerprint() and len(synth.fingerprint()) == 16
+    monkeypatch.setattr(tc, "fingerprint", lambda: "edited")
+    after = [tc.cache_path(a, "codec", 4) for a in (built_in, folder)]
+    assert after[0] != before[0] and after[1] == before[1]
+
+
 def test_batches_and_schedule():
     split = dict(codes=torch.arange(10, dtype=torch.int16)[:, None, None].expand(10, 4, 5),
                  captions=[["tag", "a sentence"], [""], ["the"]] + [["x"]] * 7)
