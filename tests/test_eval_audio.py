@@ -678,3 +678,13 @@ def test_events_fast(model, out_dir, capsys):
         assert r["real"]["counts"] == metrics.event_density(wav).tolist()
         assert len(r["codec"]["counts"]) == r["n_real"] == 2 * r["n"]
         assert r["ratio_tags"] == r["tags"]["mean"] / r["real"]["mean"]
+
+
+def test_events_read_more_clips():
+    """--events reads 32 clips per prompt and style unless told (a one-prompt source on 8 is
+    noise), the other modes 8; --n-per-prompt and --fast still set it."""
+    assert ea.parse_args(["--events"]).n_per_prompt == 32
+    assert ea.parse_args([]).n_per_prompt == ea.parse_args(["--two-source"]).n_per_prompt == 8
+    assert ea.parse_args(["--events", "--n-per-prompt", "8"]).n_per_prompt == 8
+    assert ea.parse_args(["--events", "--fast"]).n_per_prompt == 2
+    assert ea.parse_args(["--two-source"]).epochs == 36 and ea.parse_args(["--events"]).epochs == 12
