@@ -52,9 +52,9 @@ LM, the rest seconds.
    sound source in each of its scenes, and drums); the generated clips (3.) are compared with all
    2n real clips of the same prompts, and with them through the codec (the LM's ceiling: the
    codec may smear or drop an event). Reported per source: the mean and median count, and the
-   ratio of the generated mean to the real one. 32 clips per prompt and style by default (8 read
-   a one-prompt source, knocking or the clock, on 16 clips: too few). No classifier: about 4
-   minutes on 2 CPU cores.
+   ratio of the generated mean to the real one. 32 clips per prompt and style by default: 8 are
+   too few for a source with one prompt (knocking, the clock; v5's knocking read 1.72x, then
+   1.17x). No classifier: about 4 minutes on 2 CPU cores.
 
 Deviation: AudioGen and MusicGen measure FAD with VGGish embeddings and adherence as a KL divergence
 of PaSST's AudioSet labels [3]; both classifiers know real sounds. This one knows only the built-in
@@ -159,8 +159,7 @@ def parse_args(argv=None):
     one-line error."""
     args = parser.parse_args(argv)
     sizes = FAST if args.fast else DEFAULTS
-    # the modes' own sizes: the detector's epochs; --events reads a one-prompt source (knocking,
-    # clock) on n clips per style, and 8 are noise (v5's "knocking room": 1.72x, then 1.17x)
+    # the modes' own sizes: --two-source's detector epochs, --events' clips (why: 6. above)
     own = dict(epochs="detector_epochs" if args.two_source else "epochs",
                n_per_prompt="events_n_per_prompt" if args.events else "n_per_prompt")
     for k in ("duration", "n_per_prompt", "train_clips", "epochs", "width", "pairs"):
