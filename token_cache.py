@@ -12,7 +12,8 @@ Mixing, as AudioCraft's and not: a cached pool of n_clips mixes, not fresh ones 
 (AudioCraft draws B = 2 x batch_size clips and keeps batch_size = mix_p B: mixes of pairs with
 probability aug_p, else plain clips; here one coin picks the pool, so half the batches are mixes as
 there), pairs of two different clips (there: a clip meets itself with probability 1/B), an SNR,
-offset and level per mix (there: per batch).
+offset and level per mix (there: per batch), music mixed too unless --mix-sound (AudioGen's data is
+sound alone; MusicGen does not mix).
 
 References:
 1) AudioGen, Kreuk et al. 2022, arXiv:2209.15352 (one caption drawn per item, mixing, CFG dropout
@@ -63,15 +64,21 @@ def clips(args, split, n, sample_rate, channels):
         yield item["wav"], [item["text"]], item["labels"]
 
 
-def mixed_clips(items, seed):
+def mixed_clips(items, seed, sound_only=False):
     """Yield len(items) mixes for the cache: mix m = data.mix_clips(items[i], items[j]), clips i and
-    j != i, the SNR, offset and level all drawn from (seed, m). AudioCraft mixes within a step's
-    batch; a token cache encodes once."""
+    j != i, the SNR, offset and level all drawn from (seed, m). sound_only (--mix-sound): never a
+    clip of kind music (AudioGen mixes its sound data; MusicGen does not mix); a folder's clips have
+    no kind and all mix. AudioCraft mixes within a step's batch; a token cache encodes once."""
+    pool = [k for k, item in enumerate(items) if not sound_only or item[2].get("kind") != "music"]
+    if len(pool) < 2:
+        raise SystemExit(f"--mix-sound: {len(pool)} sound clip(s) among {len(items)}, a mix takes "
+                         "two: use more --n-clips, or mix all clips (no --mix-sound)")
     for m in range(len(items)):
         # "mix": a stream no clip or crop draws from
         rng = np.random.default_rng([seed, m, 0x6D6978])
-        i = int(rng.integers(len(items)))
-        j = (i + 1 + int(rng.integers(len(items) - 1))) % len(items)  # any other clip
+        a = int(rng.integers(len(pool)))
+        b = (a + 1 + int(rng.integers(len(pool) - 1))) % len(pool)  # any other clip of the pool
+        i, j = pool[a], pool[b]
         yield mix_clips(items[i], items[j], rng)
 
 
@@ -118,7 +125,7 @@ def build_cache(args, codec, n_q, path, melody=None):
         out[split] = encode_clips(split, items, n, codec, n_q, device, melody, music)
         # AudioGen's mixing augmentation: n mixes of n clips
         if split == "train" and args.aug_p > 0:
-            mixes = mixed_clips(items, args.seed)
+            mixes = mixed_clips(items, args.seed, args.mix_sound)
             out[split]["mix"] = encode_clips("mixes", mixes, n, codec, n_q, device, melody, music)
     save_atomic(out, path)
 
@@ -141,6 +148,8 @@ def cache_path(args, codec_key, n_q, melody=None):
     if args.aug_p > 0:
         settings["mix"] = dict(clips=args.n_clips, snr_db=MIX_SNR_DB, min_overlap=MIX_MIN_OVERLAP,
                                level_db=MIX_LEVEL_DB)
+        if args.mix_sound:  # (a key unchanged for the default: its caches are reused)
+            settings["mix"]["of"] = "sound"
     if melody:  # how the LM fuses the chroma (fuse) does not change the cache
         settings["melody"] = {k: v for k, v in melody.items() if k != "fuse"}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -89,8 +89,8 @@ parser.add_argument("--n-clips", type=int, default=2000, help="training clips (f
 parser.add_argument("--eval-clips", type=int, default=64, help="held-out clips for the eval loss")
 parser.add_argument("--duration", type=float, default=3.0, help="clip length, s (= max_duration)")
 parser.add_argument("--seed", type=int, default=0, help="seed of the data, the init, the batches")
-parser.add_argument("--aug-p", type=P, default=0.5, help="P(a step's batch is all mixed clips) "
-                    "(AudioGen's aug_p; 0 = no mixing); as many mixes as --n-clips are cached")
+parser.add_argument("--aug-p", type=P, default=0.5, help="P(a batch of mixes), 0: none")
+parser.add_argument("--mix-sound", action="store_true", help="mix sound clips only, as AudioGen")
 training.add_data_flags(parser, metadata_captions=True)
 parser.add_argument("--replay", type=P, default=None, help="P(a step's batch is built-in data): "
                     "against forgetting it (default: 0.5 when --init's model learnt it, else 0)")

@@ -254,7 +254,8 @@ def test_melody_conditioning(codecs, tmp_path, capsys, fuse):
 def test_mixing_cache_and_batches(codecs, tmp_path):
     """AudioGen's mixing (--aug-p, default 0.5 as audiogen_base_16khz.yaml): the cache holds n_clips mixes beside the
     clips, the codes of data.mix_clips of two different train clips drawn from (seed, m), captions joined, labels
-    united; its key has the mixing settings (--aug-p 0: another file, no mixes). One coin per step, a function of
+    united (--mix-sound: two sound clips, no music); its key has the mixing settings (--aug-p 0, --mix-sound:
+    another file). One coin per step, a function of
     (seed, step), takes the whole batch from the mixes: about aug_p of the batches, never part of one."""
     run(common(codecs[0], tmp_path / "a", tmp_path / "cache", "--steps", "1", "--n-samples", "0"))
     run(common(codecs[0], tmp_path / "b", tmp_path / "cache", "--steps", "1", "--n-samples", "0", "--aug-p", "0"))
@@ -272,6 +273,11 @@ def test_mixing_cache_and_batches(codecs, tmp_path):
         assert pairs and labels["mix"]["snr_db"] in range(-5, 5) and 0 <= labels["mix"]["start"] <= 8000
         i, j = pairs[0]
         assert labels["kind"] in (items[i][2]["kind"], [items[i][2]["kind"], items[j][2]["kind"]])  # the union
+    assert any("music" in str(labels["kind"]) for _, _, labels in mixes)  # music mixed by default
+    sound = list(tc.mixed_clips(items, 0, sound_only=True))  # --mix-sound: as AudioGen, no music
+    assert len(sound) == 8 and {labels["kind"] for _, _, labels in sound} == {"sfx"}
+    mix_sound = tl.parser.parse_args(common(codecs[0], tmp_path, tmp_path) + ["--mix-sound"])
+    assert tc.cache_path(mix_sound, "c", 4) != tc.cache_path(args, "c", 4)
     split = dict(codes=torch.zeros(10, 4, 5, dtype=torch.int16), captions=[["dog bark"]] * 10,
                  mix=dict(codes=torch.ones(10, 4, 5, dtype=torch.int16), captions=[["dog bark rain"]] * 10))
     args = tl.parser.parse_args(["--batch-size", "4"])
