@@ -255,8 +255,8 @@ def test_mixing_cache_and_batches(codecs, tmp_path):
     """AudioGen's mixing (--aug-p, default 0.5 as audiogen_base_16khz.yaml): the cache holds n_clips mixes beside the
     clips, the codes of data.mix_clips of two different train clips drawn from (seed, m), captions joined, labels
     united (--mix-sound: two sound clips, no music); its key has the mixing settings (--aug-p 0, --mix-sound:
-    another file). One coin per step, a function of
-    (seed, step), takes the whole batch from the mixes: about aug_p of the batches, never part of one."""
+    another file). One coin per step, a function of (seed, step), takes the whole batch from the mixes: about aug_p
+    of the batches, never part of one."""
     run(common(codecs[0], tmp_path / "a", tmp_path / "cache", "--steps", "1", "--n-samples", "0"))
     run(common(codecs[0], tmp_path / "b", tmp_path / "cache", "--steps", "1", "--n-samples", "0", "--aug-p", "0"))
     caches = [torch.load(f, weights_only=True)["train"] for f in sorted((tmp_path / "cache").iterdir())]
