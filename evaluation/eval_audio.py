@@ -102,6 +102,8 @@ parser.add_argument("--seed", type=int, default=0,
                     help="seeds the classifier, the held-out clips and sampling")
 parser.add_argument("--cfg-coef", type=float, default=3.0,
                     help="classifier-free guidance of the samples")
+parser.add_argument("--temperature", type=float, default=0.9,
+                    help="softmax temperature of the samples (sample.py's default)")
 parser.add_argument("--out-dir", default="runs/eval",
                     help="the classifier cache, results.json, table.md")
 parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
@@ -210,8 +212,8 @@ def compare(args, model, clf):
             ("real", len(A), real, real, fd_a, fd_a),
             (f"real through the codec ({n_q} codebooks)", len(A), cod, cod, fd_c, fd_c)]
     print(f"\nmodel {args.model}, {len(sets)} prompts x {n}, {args.duration:g} s, seed "
-          f"{args.seed}, cfg {args.cfg_coef:g}; FD to {len(R)} other real clips of the same "
-          "prompts\n")
+          f"{args.seed}, cfg {args.cfg_coef:g}, T {args.temperature:g}; FD to {len(R)} other real "
+          "clips of the same prompts\n")
     print(table(rows))
     print(f"\nper class, generated from tags: {per_class(pred_t, prompts)}")
     print(f"per class, generated from paraphrases: {per_class(pred_p, prompts)}")
@@ -271,14 +273,15 @@ def main_events(args, model, t0):
                               ("sentences", gen_p))}
     rows = event_rows(sets, n, counts)
     print(f"\nmodel {args.model}, {len(sets)} prompts x {n}, {args.duration:g} s, seed "
-          f"{args.seed}, cfg {args.cfg_coef:g}; events per clip (metrics.onsets), mean / median\n")
+          f"{args.seed}, cfg {args.cfg_coef:g}, T {args.temperature:g}; events per clip "
+          "(metrics.onsets), mean / median\n")
     md = events_table(rows, n_q)
     print(md)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "events.json"), "w") as f:
         json.dump(dict(model=args.model, n_per_prompt=n, duration=args.duration, seed=args.seed,
-                       cfg_coef=args.cfg_coef, detector=onset_settings(), rows=rows), f,
-                  indent=1)
+                       cfg_coef=args.cfg_coef, temperature=args.temperature,
+                       detector=onset_settings(), rows=rows), f, indent=1)
     with open(os.path.join(args.out_dir, "events.md"), "w") as f:
         f.write(md + "\n")
     print(f"\nwrote {args.out_dir}/events.json and events.md in {time.time() - t0:.0f} s")
@@ -300,7 +303,8 @@ def main(argv=None):
     clf, settings, acc = model_classifier(args, model)  # 1.
     rows = compare(args, model, clf)  # 2. to 4.
     results = dict(model=args.model, n_per_prompt=args.n_per_prompt, duration=args.duration,
-                   seed=args.seed, cfg_coef=args.cfg_coef, classifier=dict(settings, accuracy=acc),
+                   seed=args.seed, cfg_coef=args.cfg_coef, temperature=args.temperature,
+                   classifier=dict(settings, accuracy=acc),
                    rows=[dict(clips=r[0], n=r[1], tags=dict(what=r[2][0], scene=r[2][1]),
                               paraphrases=dict(what=r[3][0], scene=r[3][1]), fd_tags=r[4],
                               fd_paraphrases=r[5])

@@ -48,6 +48,8 @@ parser.add_argument("--seed", type=int, default=0,
                     help="seeds the held-out clips and sampling (default: %(default)s)")
 parser.add_argument("--cfg-coef", type=float, default=3.0,
                     help="classifier-free guidance of the samples (default: %(default)s)")
+parser.add_argument("--temperature", type=float, default=0.9,
+                    help="softmax temperature of the samples (sample.py's; default: %(default)s)")
 parser.add_argument("--batch", type=int, default=24,
                     help="prompts generated together (default: %(default)s)")
 
@@ -65,7 +67,8 @@ def generate_raw(model, texts, args):
     out = []
     for j, k in enumerate(range(0, len(texts), args.batch)):
         wav = model.generate(texts[k:k + args.batch], args.duration, args.cfg_coef,
-                             seed=1000 * args.seed + j, clamp=False)  # [b, C, T]
+                             temperature=args.temperature, seed=1000 * args.seed + j,
+                             clamp=False)  # [b, C, T]
         out.append(wav.mean(1, keepdim=True))  # [b, 1, T]: mono
         print(f"generated {min(k + args.batch, len(texts))}/{len(texts)}", file=sys.stderr)
     return torch.cat(out)
@@ -113,7 +116,7 @@ def main(argv=None):
         ceiling = 10 ** (-1 / 20) - 1e-6 if strategy == "clip" else FULL
         rows.append(row(f"generated, --normalize {strategy}", out, sr, ceiling))
     print(f"\nmodel {args.model}, {len(sets)} prompts x {args.n_per_prompt} clips of "
-          f"{args.duration:g} s, seed {args.seed}, cfg {args.cfg_coef:g}\n")
+          f"{args.duration:g} s, seed {args.seed}, cfg {args.cfg_coef:g}, T {args.temperature:g}\n")
     print(table(rows))
     over = (gen.abs().amax((1, 2)) > 1).float().mean().item()
     print(f"\n{100 * over:.0f} % of the generated clips overshoot [-1, 1] somewhere; the largest "

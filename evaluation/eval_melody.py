@@ -42,7 +42,7 @@ import torch
 
 import audio
 import synth
-from evaluation.metrics import EVAL_SEED, HEADS, SR, classify, model_classifier
+from evaluation.metrics import EVAL_SEED, HEADS, SR, classify, model_classifier, sampling
 
 TIMBRES = ("square lead", "whistle", "sung vowel", "sawtooth strings")  # none is built in
 # MIDI of the lowest tonic
@@ -116,20 +116,21 @@ def music_clips(n, seed, duration, sample_rate):
 
 
 @torch.no_grad()
-def melody_agreement(model, clips, seed, duration, cfg_coef):
+def melody_agreement(model, clips, seed, duration, sampling):
     """Part 1: for each held-out music clip (music_clips), the clip's tags as the prompt and its own
     waveform as --melody, the share of chroma frames (each frame's dominant pitch class) of the
     generated clip equal to the clip's; the same with the null melody (same prompts, seeds); the
     clip through the codec (the LM's n_q codebooks: the ceiling); each real clip vs the next one
-    (chance) -> dict(melody=, null_melody=, real_through_codec=, other_clip=) shares in [0, 1]."""
+    (chance) -> dict(melody=, null_melody=, real_through_codec=, other_clip=) shares in [0, 1].
+    sampling: TextToAudio.generate's keyword arguments (metrics.sampling)."""
     lm, melody, codec = model.lm, model.melody, model.codec
     # [C, T] each
     wavs = [torch.from_numpy(c["wav"])[None].repeat(codec.channels, 1) for c in clips]
     ref = melody.chroma(wavs)  # [n, chroma_len]
     out = {}
     for name, use in (("melody", True), ("null_melody", False)):
-        gen = [model.generate([c["tags"]], duration, cfg_coef, seed=1000 * seed + i,
-                              melody_wav=w if use else None)[0]
+        gen = [model.generate([c["tags"]], duration, seed=1000 * seed + i,
+                              melody_wav=w if use else None, **sampling)[0]
                for i, (c, w) in enumerate(zip(clips, wavs))]
         out[name] = (melody.chroma(gen) == ref).float().mean().item()
     # the ceiling
@@ -163,7 +164,7 @@ def agreement(melody, wavs, sample_rate, ref, voiced):
 
 
 @torch.no_grad()
-def new_tunes(model, clf, seed, duration, cfg_coef):
+def new_tunes(model, clf, seed, duration, sampling):
     """Parts 2 and 3: every (timbre, rests, level) reference as the melody of the four PROMPTS, and
     the same prompts and seeds with the null melody -> rows [dict(timbre, rests, level, melody=,
     null_melody=)] of agreement over the voiced frames, and {prompt: (recognised with the melody,
@@ -173,15 +174,15 @@ def new_tunes(model, clf, seed, duration, cfg_coef):
     instrument = {p: HEADS["instrument"].index(p) for p in PROMPTS}
     for i, (timbre, rests) in enumerate((t, r) for t in TIMBRES for r in (False, True)):
         # [4, C, T], the null melody
-        plain = model.generate(list(PROMPTS), duration, cfg_coef, seed=1000 * seed + i)
+        plain = model.generate(list(PROMPTS), duration, seed=1000 * seed + i, **sampling)
         for level in LEVELS_DB:
             wav = reference_tune(i, seed, duration, sr, timbre, rests, level)
             ref = melody.chroma([torch.from_numpy(wav)], sr)  # [1, chroma_len]
             voiced = voiced_frames(melody, wav, ref.shape[1])
             voiced = voiced if voiced.any() else torch.ones_like(voiced)
             tune = torch.from_numpy(wav)[None].repeat(model.codec.channels, 1)  # [C, T]
-            gen = model.generate(list(PROMPTS), duration, cfg_coef, seed=1000 * seed + i,
-                                 melody_wav=tune)
+            gen = model.generate(list(PROMPTS), duration, seed=1000 * seed + i,
+                                 melody_wav=tune, **sampling)
             rows.append(dict(timbre=timbre, rests=rests, level=level,
                              melody=agreement(melody, gen, sr, ref, voiced),
                              null_melody=agreement(melody, plain, sr, ref, voiced)))
@@ -201,12 +202,12 @@ def main_melody(args, model, t0):
                          f"conditioner; train one with train_lm.py --melody")
     n_clips = 8 * args.n_per_prompt
     clips = music_clips(n_clips, args.seed, args.duration, model.codec.sample_rate)
-    res = melody_agreement(model, clips, args.seed, args.duration, args.cfg_coef)
+    res = melody_agreement(model, clips, args.seed, args.duration, sampling(args))
     res.update(melody_gain(model, clips))
     clf = model_classifier(args, model)[0]
-    rows, instruments = new_tunes(model, clf, args.seed, args.duration, args.cfg_coef)
+    rows, instruments = new_tunes(model, clf, args.seed, args.duration, sampling(args))
     print(f"model {args.model}, {n_clips} held-out music clips of {args.duration:g} s, seed "
-          f"{args.seed}, cfg {args.cfg_coef:g}\n")
+          f"{args.seed}, cfg {args.cfg_coef:g}, T {args.temperature:g}\n")
     print("| built-in tunes: chroma frames equal to the reference's | share |\n|---|---|")
     print("\n".join(f"| {k.replace('_', ' ')} | {100 * res[k]:.0f}% |"
                     for k in ("melody", "null_melody", "real_through_codec", "other_clip")))

@@ -233,13 +233,15 @@ def main_two_source(args, model, t0):
     rows = [(name, len(mixes), presence(detect(det, w), idx))
             for name, w in zip(names, (wav_m, wav_c, gen_t, gen_p))]
     print(f"\nmodel {args.model}, {len(pairs)} two-source prompts x {n}, {args.duration:g} s, seed "
-          f"{args.seed}, cfg {args.cfg_coef:g}; present: sigmoid > {THRESHOLD:g}\n")
+          f"{args.seed}, cfg {args.cfg_coef:g}, T {args.temperature:g}; present: sigmoid > "
+          f"{THRESHOLD:g}\n")
     md = two_source_table(rows)
     print(md)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "two_source.json"), "w") as f:
         json.dump(dict(model=args.model, pairs=pairs, n_per_prompt=n, duration=args.duration,
-                       seed=args.seed, cfg_coef=args.cfg_coef, threshold=THRESHOLD,
+                       seed=args.seed, cfg_coef=args.cfg_coef, temperature=args.temperature,
+                       threshold=THRESHOLD,
                        detector=dict(settings, accuracy=acc),
                        rows=[dict(clips=name, n=k, **p) for name, k, p in rows]), f, indent=1)
     with open(os.path.join(args.out_dir, "two_source.md"), "w") as f:

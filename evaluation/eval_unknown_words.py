@@ -43,7 +43,7 @@ import numpy as np
 import synth
 from conditioners import normalize_text
 from evaluation.metrics import (adherence, classify, eval_sets, generate, model_classifier,
-                                per_class, set_a, token_counts)
+                                per_class, sampling, set_a, token_counts)
 
 UNKNOWN_WORDS = ("scruffy", "furiously", "yesterday", "neighbour", "lovely", "ancient", "purple",
                  "enormous", "suddenly", "gently", "grumpy", "tuesday", "honestly", "curious",
@@ -149,7 +149,7 @@ def unknown_rows(args, model, clf, A, prompts):
         n_plain = sum(counts[name])  # tokens, eos included
         for k, (row, lengths) in enumerate(counts.items()):
             wav = generate(model, texts[row], lengths, args.duration, args.seed + s + 2 * k,
-                           args.cfg_coef)
+                           sampling(args))
             pred = classify(clf, wav)[1]
             what, scene = adherence(pred, prompts)
             rows.append(dict(prompts=row, n=len(A), what=what, scene=scene,
@@ -171,7 +171,7 @@ def main_unknown_words(args, model, t0):
         warnings.filterwarnings("ignore", message="unknown words")
         rows, texts = unknown_rows(args, model, clf, A, prompts)
     print(f"\nmodel {args.model}, {len(sets)} prompts x {n}, {args.duration:g} s, seed "
-          f"{args.seed}, cfg {args.cfg_coef:g}; e.g.")
+          f"{args.seed}, cfg {args.cfg_coef:g}, T {args.temperature:g}; e.g.")
     for name, t in texts.items():
         print(f"  {name}: {t[0]!r}")
     md = unknown_table(rows)
@@ -181,7 +181,8 @@ def main_unknown_words(args, model, t0):
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "unknown_words.json"), "w") as f:
         json.dump(dict(model=args.model, n_per_prompt=n, duration=args.duration, seed=args.seed,
-                       cfg_coef=args.cfg_coef, unknown_words=UNKNOWN_WORDS,
+                       cfg_coef=args.cfg_coef, temperature=args.temperature,
+                       unknown_words=UNKNOWN_WORDS,
                        classifier=dict(settings, accuracy=acc), rows=rows, prompts=texts),
                   f, indent=1)
     with open(os.path.join(args.out_dir, "unknown_words.md"), "w") as f:

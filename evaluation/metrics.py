@@ -297,13 +297,14 @@ def token_counts(text, texts, batch=64):
 
 
 @torch.no_grad()
-def generate(model, texts, lengths, duration, seed, cfg_coef, batch=48, log=print):
-    """One clip per text with TextToAudio.generate (sample.py's sampling and defaults, cfg_coef from
-    the flags): model = model.load_model's TextToAudio, texts [N], their lengths in text tokens [N]
-    -> wav [N, T] at 16 kHz. An LM without cross_attention_mask attends to the zeroed positions of a
-    padded prompt (as AudioCraft), so padding changes what it generates: there a batch holds prompts
-    of one length only, so that each clip is conditioned as `sample.py --prompt TEXT` alone
-    conditions it. Batches of at most `batch` prompts; batch j samples with seed 1000 * seed + j."""
+def generate(model, texts, lengths, duration, seed, sampling, batch=48, log=print):
+    """One clip per text with TextToAudio.generate (sample.py's sampling; sampling: the keyword
+    arguments that the flags set, sampling(args)): model = model.load_model's TextToAudio, texts
+    [N], their lengths in text tokens [N] -> wav [N, T] at 16 kHz. An LM without
+    cross_attention_mask attends to the zeroed positions of a padded prompt (as AudioCraft), so
+    padding changes what it generates: there a batch holds prompts of one length only, so that
+    each clip is conditioned as `sample.py --prompt TEXT` alone conditions it. Batches of at most
+    `batch` prompts; batch j samples with seed 1000 * seed + j."""
     T, out, t0 = round(duration * SR), [None] * len(texts), time.time()
     if model.lm.config.cross_attention_mask:  # padding is masked: any prompts may share a batch
         lengths = [0] * len(texts)
@@ -311,7 +312,7 @@ def generate(model, texts, lengths, duration, seed, cfg_coef, batch=48, log=prin
     # [[index into texts]]
     chunks = [g[k:k + batch] for g in groups for k in range(0, len(g), batch)]
     for j, chunk in enumerate(chunks):
-        wav = model.generate([texts[i] for i in chunk], duration, cfg_coef, seed=1000 * seed + j)
+        wav = model.generate([texts[i] for i in chunk], duration, seed=1000 * seed + j, **sampling)
         wav = audio.resample(wav.mean(1), model.codec.sample_rate, SR)  # [b, T'] (mono, 16 kHz)
         for i, w in zip(chunk, wav):
             out[i] = F.pad(w, (0, max(0, T - len(w))))[:T]
@@ -320,11 +321,16 @@ def generate(model, texts, lengths, duration, seed, cfg_coef, batch=48, log=prin
     return torch.stack(out)
 
 
+def sampling(args):
+    """The flags' sampling settings -> TextToAudio.generate's keyword arguments."""
+    return dict(cfg_coef=args.cfg_coef, temperature=args.temperature)
+
+
 def generate_styles(model, tags, sentences, args):
     """One clip per prompt from its tags (seed: args.seed) and one from its sentence (args.seed +
-    1), by generate with args.duration and args.cfg_coef -> (wav [N, T], wav [N, T]) at 16 kHz."""
+    1), by generate with args.duration and sampling(args) -> (wav [N, T], wav [N, T]) at 16 kHz."""
     return tuple(generate(model, texts, token_counts(model.conditioner, texts), args.duration,
-                          args.seed + k, args.cfg_coef)
+                          args.seed + k, sampling(args))
                  for k, texts in enumerate((tags, sentences)))
 
 

@@ -224,7 +224,8 @@ def test_generate_batches(masked):
     model = types.SimpleNamespace(lm=lm, codec=types.SimpleNamespace(sample_rate=16000),
                                   generate=fake_generate)
     texts, lengths = ["aa", "bbbb", "cc", "dddd", "ee"], [1, 2, 1, 2, 1]
-    wav = metrics.generate(model, texts, lengths, 0.2, 0, 3.0, batch=2, log=lambda *a: None)
+    wav = metrics.generate(model, texts, lengths, 0.2, 0, dict(cfg_coef=3.0), batch=2,
+                           log=lambda *a: None)
     if masked:
         assert calls == [["aa", "bbbb"], ["cc", "dddd"], ["ee"]]
     else:
@@ -473,6 +474,18 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(SystemExit, match="--seed -1 must be in"):
         ea.main(["--fast", "--seed", "-1"])
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_sampling_follows_sample_py():
+    """The evaluations sample as `sample.py` does by default (cfg_coef 3, temperature 0.9), and
+    metrics.sampling hands the flags to TextToAudio.generate as its keyword arguments."""
+    import sample
+    from evaluation import eval_loudness
+    for name in ("cfg_coef", "temperature"):
+        want = sample.parser.get_default(name)
+        assert ea.parser.get_default(name) == want == eval_loudness.parser.get_default(name), name
+    args = ea.parser.parse_args(["--cfg-coef", "2", "--temperature", "0.7"])
+    assert metrics.sampling(args) == dict(cfg_coef=2.0, temperature=0.7)
 
 # -----------------------------------------------------------------------------
 # the onset detector (events per clip) and --events

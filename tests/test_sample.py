@@ -175,8 +175,9 @@ def test_normalize_sees_the_decoders_overshoot(model, tmp_path, monkeypatch):
     decode = m.codec.decode
     m.codec.decode = lambda codes: 40 * decode(codes)
     monkeypatch.setattr(sample, "load_model", lambda *a: m)
-    raw = m.generate(["dog bark park"], 1.0, clamp=False)[0, 0]  # [T]
-    clamped = m.generate(["dog bark park"], 1.0)[0, 0]
+    t = sample.parser.get_default("temperature")  # sample.py's sampling
+    raw = m.generate(["dog bark park"], 1.0, temperature=t, clamp=False)[0, 0]  # [T]
+    clamped = m.generate(["dog bark park"], 1.0, temperature=t)[0, 0]
     assert raw.abs().max() > 1.5 and (raw.abs() > 1).float().mean() > 0.01
     assert torch.equal(clamped, raw.clamp(-1, 1))
     out = str(tmp_path / "x.wav")
@@ -228,7 +229,7 @@ def test_help_shows_defaults_and_the_seed_terms(model, tmp_path, capsys):
     blocks = re.split(r"\n  (?=-)", sample.parser.format_help())
     flags = {b.split()[0]: " ".join(b.split()) for b in blocks}
     defaults = [("--duration", "5.0"), ("--cfg-coef", "3.0"), ("--top-k", "250"),
-                ("--top-p", "0.0"), ("--temperature", "1.0"), ("--seed", "0"),
+                ("--top-p", "0.0"), ("--temperature", "0.9"), ("--seed", "0"),
                 ("--device", sample.parser.get_default("device")), ("--normalize", "peak")]
     for flag, default in defaults:
         assert f"(default: {default}" in flags[flag], flags[flag]
@@ -439,22 +440,25 @@ def test_shipped_model(tmp_path):
 @pytest.mark.skipif(not (SHIPPED / "lm.pt").exists(), reason="no shipped model in checkpoints/")
 def test_shipped_model_follows_a_melody(tmp_path):
     """The default model is a melody model: sample.py --prompt "organ" --melody tune.wav plays the
-    tune. A tune it never heard (a whistled scale walk, 4 notes a second, at -20 dBFS): the pitch
-    classes of the output's chroma frames equal the tune's far more often than without --melody
-    (the same prompt and seed)."""
+    tune. A tune it never heard (a whistled scale walk, 4 notes a second, at -20 dBFS): over three
+    seeds, the pitch classes of the output's chroma frames equal the tune's far more often than
+    without --melody (the same prompt and seeds). One clip is too few: over seeds 0-5 the share
+    of one clip ranges from 0.29 to 0.58 (chance: about 1 / 12)."""
     from conditioners import MelodyConditioner
     sr, notes = 16000, [60, 62, 64, 67, 69, 67, 64, 62, 60, 65, 69, 72]  # MIDI, 0.25 s each: 3 s
     t = np.arange(int(0.25 * sr)) / sr
     tune = np.concatenate([0.1 * np.sin(2 * np.pi * 440 * 2 ** ((n - 69) / 12) * t) for n in notes])
     sf.write(tmp_path / "tune.wav", tune, sr)
-    args = ["--model", str(SHIPPED), "--prompt", "organ", "--duration", "3"]
-    sample.main([*args, "--melody", str(tmp_path / "tune.wav"),
-                 "--out", str(tmp_path / "with.wav")])
-    sample.main([*args, "--out", str(tmp_path / "without.wav")])
     chroma = MelodyConditioner(8, sample_rate=sr, radix2_exp=13, duration=3.0).chroma
     ref = chroma([torch.from_numpy(tune).float()])
-    share = {}
-    for k in ("with", "without"):
-        out = torch.from_numpy(sf.read(tmp_path / f"{k}.wav")[0]).float()
-        share[k] = (chroma([out]) == ref).float().mean().item()
-    assert share["with"] > 0.4 and share["with"] > share["without"] + 0.25, share
+    share = {"with": [], "without": []}
+    for seed in range(3):
+        args = ["--model", str(SHIPPED), "--prompt", "organ", "--duration", "3", "--seed", str(seed)]
+        sample.main([*args, "--melody", str(tmp_path / "tune.wav"),
+                     "--out", str(tmp_path / "with.wav")])
+        sample.main([*args, "--out", str(tmp_path / "without.wav")])
+        for k in share:
+            out = torch.from_numpy(sf.read(tmp_path / f"{k}.wav")[0]).float()
+            share[k].append((chroma([out]) == ref).float().mean().item())
+    mean = {k: sum(v) / len(v) for k, v in share.items()}
+    assert mean["with"] > 0.3 and mean["with"] > mean["without"] + 0.25, share

@@ -196,7 +196,7 @@ def recognised(model, prompts):
     """The share of clips generated for the prompts that the check recognises, and the clips [N, T]."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the default model's <unk> warning, once per prompt
-        wav = generate(model, prompts, token_counts(model.conditioner, prompts), GEN_S, 0, 3.0, log=lambda *a: None)
+        wav = generate(model, prompts, token_counts(model.conditioner, prompts), GEN_S, 0, dict(cfg_coef=3.0), log=lambda *a: None)
     return float(np.mean([is_whistle(w) for w in wav])), wav
 
 
