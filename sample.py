@@ -52,7 +52,7 @@ parser.add_argument("--bf16", action="store_true",
                     help="LM weights in bfloat16: faster on a CPU with bf16 instructions "
                          "(evaluation/bench_lm.py), a few tokens differ from fp32")
 # Sampling: AudioCraft's defaults (top-k 250, cfg_coef 3), but temperature 0.9, not 1: at 1 the
-# default model's knocks, clock ticks and footsteps come 1.2-1.5x as often as in real clips,
+# default model's knocks, footsteps and clock ticks come up to 1.5x as often as in real clips,
 # at 0.9 within 25% of them (RESULTS.md, "LM: sampling temperature")
 parser.add_argument("--prompt", action="append", default=[],
                     help="text prompt; repeat it for a batch")
