@@ -86,7 +86,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from evaluation import eval_melody, eval_two_source, eval_unknown_words  # noqa: E402
 from evaluation.metrics import (adherence, classify, eval_sets, event_density,  # noqa: E402
                                 fad, generate_styles, model_classifier, onset_settings,
-                                per_class, set_a, through_codec)
+                                per_class, sampling, set_a, through_codec)
 from model import load_model  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Prompt adherence and Frechet distance of a "
@@ -280,8 +280,7 @@ def main_events(args, model, t0):
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "events.json"), "w") as f:
         json.dump(dict(model=args.model, n_per_prompt=n, duration=args.duration, seed=args.seed,
-                       cfg_coef=args.cfg_coef, temperature=args.temperature,
-                       detector=onset_settings(), rows=rows), f, indent=1)
+                       **sampling(args), detector=onset_settings(), rows=rows), f, indent=1)
     with open(os.path.join(args.out_dir, "events.md"), "w") as f:
         f.write(md + "\n")
     print(f"\nwrote {args.out_dir}/events.json and events.md in {time.time() - t0:.0f} s")
@@ -303,8 +302,7 @@ def main(argv=None):
     clf, settings, acc = model_classifier(args, model)  # 1.
     rows = compare(args, model, clf)  # 2. to 4.
     results = dict(model=args.model, n_per_prompt=args.n_per_prompt, duration=args.duration,
-                   seed=args.seed, cfg_coef=args.cfg_coef, temperature=args.temperature,
-                   classifier=dict(settings, accuracy=acc),
+                   seed=args.seed, **sampling(args), classifier=dict(settings, accuracy=acc),
                    rows=[dict(clips=r[0], n=r[1], tags=dict(what=r[2][0], scene=r[2][1]),
                               paraphrases=dict(what=r[3][0], scene=r[3][1]), fd_tags=r[4],
                               fd_paraphrases=r[5])

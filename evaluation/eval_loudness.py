@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from audio import STRATEGIES, loudness, normalize_audio  # noqa: E402
-from evaluation.metrics import SR, eval_sets, set_a  # noqa: E402
+from evaluation.metrics import SR, eval_sets, sampling, set_a  # noqa: E402
 from model import load_model  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Clipping and loudness of generated and real clips.")
@@ -66,9 +66,8 @@ def generate_raw(model, texts, args):
                          "use --batch 1")
     out = []
     for j, k in enumerate(range(0, len(texts), args.batch)):
-        wav = model.generate(texts[k:k + args.batch], args.duration, args.cfg_coef,
-                             temperature=args.temperature, seed=1000 * args.seed + j,
-                             clamp=False)  # [b, C, T]
+        wav = model.generate(texts[k:k + args.batch], args.duration, seed=1000 * args.seed + j,
+                             clamp=False, **sampling(args))  # [b, C, T]
         out.append(wav.mean(1, keepdim=True))  # [b, 1, T]: mono
         print(f"generated {min(k + args.batch, len(texts))}/{len(texts)}", file=sys.stderr)
     return torch.cat(out)

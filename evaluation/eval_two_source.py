@@ -43,7 +43,7 @@ import data
 import synth
 from evaluation.metrics import (HELD_OUT_SEED, N_MELS, TRAIN_SEED, Classifier,
                                 classifier_settings, fit, generate_styles, get_classifier,
-                                mel_power, through_codec, to_features)
+                                mel_power, sampling, through_codec, to_features)
 
 DETECTOR_HEADS = {"present": synth.SOURCES}  # one sigmoid per sound source
 # + --seed: the held-out clips of the two-source prompts
@@ -240,8 +240,7 @@ def main_two_source(args, model, t0):
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "two_source.json"), "w") as f:
         json.dump(dict(model=args.model, pairs=pairs, n_per_prompt=n, duration=args.duration,
-                       seed=args.seed, cfg_coef=args.cfg_coef, temperature=args.temperature,
-                       threshold=THRESHOLD,
+                       seed=args.seed, **sampling(args), threshold=THRESHOLD,
                        detector=dict(settings, accuracy=acc),
                        rows=[dict(clips=name, n=k, **p) for name, k, p in rows]), f, indent=1)
     with open(os.path.join(args.out_dir, "two_source.md"), "w") as f:

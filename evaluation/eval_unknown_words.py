@@ -181,8 +181,7 @@ def main_unknown_words(args, model, t0):
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "unknown_words.json"), "w") as f:
         json.dump(dict(model=args.model, n_per_prompt=n, duration=args.duration, seed=args.seed,
-                       cfg_coef=args.cfg_coef, temperature=args.temperature,
-                       unknown_words=UNKNOWN_WORDS,
+                       **sampling(args), unknown_words=UNKNOWN_WORDS,
                        classifier=dict(settings, accuracy=acc), rows=rows, prompts=texts),
                   f, indent=1)
     with open(os.path.join(args.out_dir, "unknown_words.md"), "w") as f:
